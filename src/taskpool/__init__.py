@@ -1,0 +1,58 @@
+"""taskpool: a typed, crash-proof process pool.
+
+Public names are re-exported here; every module whose name starts with an underscore is private.
+"""
+
+from __future__ import annotations
+
+from ._errors import (
+    InitializerError as InitializerError,
+)
+from ._errors import (
+    JobTimeoutError as JobTimeoutError,
+)
+from ._errors import (
+    PoolClosedError as PoolClosedError,
+)
+from ._errors import (
+    RemoteTraceback as RemoteTraceback,
+)
+from ._errors import (
+    SerializationError as SerializationError,
+)
+from ._errors import (
+    TaskpoolError as TaskpoolError,
+)
+from ._errors import (
+    WorkerCrashedError as WorkerCrashedError,
+)
+from ._events import Event as Event
+from ._events import EventKind as EventKind
+from ._future import JobFuture as JobFuture
+from ._job import JobOptions as JobOptions
+from ._pool import IMapIterator as IMapIterator
+from ._pool import PoolState as PoolState
+from ._pool import PoolView as PoolView
+from ._pool import TaskPool as TaskPool
+from ._retry import Retry as Retry
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "Event",
+    "EventKind",
+    "IMapIterator",
+    "InitializerError",
+    "JobFuture",
+    "JobOptions",
+    "JobTimeoutError",
+    "PoolClosedError",
+    "PoolState",
+    "PoolView",
+    "RemoteTraceback",
+    "Retry",
+    "SerializationError",
+    "TaskPool",
+    "TaskpoolError",
+    "WorkerCrashedError",
+)

@@ -1,0 +1,170 @@
+"""The exception hierarchy.
+
+Every class here pickles (it may cross a process boundary: a worker builds some of them, and the CLI or a
+Dask client may receive them), and builds its message in ``__init__`` so that ``str(err)`` is the same on both
+sides. One class per condition; every message names the job where there is one and says what to do next.
+
+A job's *own* exception is never wrapped: it comes back as itself, with ``__cause__`` set to a
+`RemoteTraceback` that carries the traceback text from the worker.
+"""
+
+from __future__ import annotations
+
+import signal as _signal
+
+__all__ = [
+    "InitializerError",
+    "JobTimeoutError",
+    "PoolClosedError",
+    "RemoteTraceback",
+    "SerializationError",
+    "TaskpoolError",
+    "WorkerCrashedError",
+]
+
+
+class TaskpoolError(Exception):
+    """Base class of every error that taskpool itself raises."""
+
+
+class PoolClosedError(TaskpoolError, ValueError):
+    """A job was submitted to a pool that is closed or terminated.
+
+    It is also a `ValueError`, which is what `multiprocessing.Pool` raises in the same situation.
+    """
+
+    def __init__(self, state: str = "closed") -> None:
+        self.state = state
+        super().__init__(
+            f"the pool is {state}; it takes no new jobs. Submit before close(), or create a new pool"
+        )
+
+    def __reduce__(self) -> tuple[type[PoolClosedError], tuple[str]]:
+        return (type(self), (self.state,))
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return _signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+class WorkerCrashedError(TaskpoolError):
+    """The worker process running a job died before the job finished.
+
+    Attributes:
+        pid: the worker's process id.
+        exitcode: the process exit code as `multiprocessing` reports it (negative for a signal), or None.
+        signal: the signal number that killed the worker, or None.
+        job: the name of the job that was running, or None.
+    """
+
+    def __init__(
+        self, pid: int | None, exitcode: int | None, job: str | None = None, detail: str = ""
+    ) -> None:
+        self.pid = pid
+        self.exitcode = exitcode
+        self.signal = -exitcode if exitcode is not None and exitcode < 0 else None
+        self.job = job
+        self.detail = detail
+        if self.signal is not None:
+            how = f"was killed by {_signal_name(self.signal)}"
+            if self.signal == _signal.SIGKILL:
+                how += " (the kernel's OOM killer sends SIGKILL when memory runs out)"
+        elif exitcode is None:
+            how = "stopped answering"
+        else:
+            how = f"exited with code {exitcode}"
+        what = f"job {job!r}" if job else "a job"
+        msg = f"the worker process (pid {pid}) running {what} {how}"
+        if detail:
+            msg += f"; {detail}"
+        msg += ". The pool replaced the worker; other jobs are unaffected. Retry with Retry(on_crash=True) if the job is safe to rerun"
+        super().__init__(msg)
+
+    def __reduce__(
+        self,
+    ) -> tuple[type[WorkerCrashedError], tuple[int | None, int | None, str | None, str]]:
+        return (type(self), (self.pid, self.exitcode, self.job, self.detail))
+
+
+class JobTimeoutError(TaskpoolError, TimeoutError):
+    """A job ran longer than its timeout; its worker was stopped and replaced.
+
+    It is also a builtin `TimeoutError`.
+    """
+
+    def __init__(self, timeout: float, job: str | None = None) -> None:
+        self.timeout = timeout
+        self.job = job
+        what = f"job {job!r}" if job else "the job"
+        super().__init__(
+            f"{what} ran longer than its timeout of {timeout:g} s; its worker was stopped and replaced. "
+            "Raise the timeout with pool.options(timeout=...) if the job needs longer"
+        )
+
+    def __reduce__(self) -> tuple[type[JobTimeoutError], tuple[float, str | None]]:
+        return (type(self), (self.timeout, self.job))
+
+
+class SerializationError(TaskpoolError):
+    """A part of a job could not be pickled or unpickled.
+
+    Attributes:
+        part: which part failed: ``"function"``, ``"arguments"``, ``"result"`` or ``"exception"``.
+        stage: ``"pickle"`` or ``"unpickle"``.
+        where: ``"parent"`` or ``"worker"``: the process in which it failed.
+        job: the job's name, or None.
+    """
+
+    def __init__(
+        self, part: str, stage: str, where: str, job: str | None = None, reason: str = ""
+    ) -> None:
+        self.part = part
+        self.stage = stage
+        self.where = where
+        self.job = job
+        self.reason = reason
+        what = f"job {job!r}" if job else "the job"
+        msg = f"could not {stage} the {part} of {what} in the {where}"
+        if reason:
+            msg += f": {reason}"
+        msg += (
+            ". Everything that crosses to a worker and back must pickle: use module-level functions and"
+            " classes, or values without locks, sockets, open files or generators"
+        )
+        super().__init__(msg)
+
+    def __reduce__(
+        self,
+    ) -> tuple[type[SerializationError], tuple[str, str, str, str | None, str]]:
+        return (type(self), (self.part, self.stage, self.where, self.job, self.reason))
+
+
+class InitializerError(TaskpoolError):
+    """The pool's ``initializer`` raised in a worker, so the pool cannot run jobs.
+
+    The pool does not respawn workers in a loop: it fails the pending jobs with this error and refuses new ones.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(
+            f"the pool's initializer failed in a worker: {reason}. The pool stopped its workers and "
+            "fails every job; fix the initializer and create a new pool"
+        )
+
+    def __reduce__(self) -> tuple[type[InitializerError], tuple[str]]:
+        return (type(self), (self.reason,))
+
+
+class RemoteTraceback(Exception):
+    """The traceback text of an exception raised in a worker; set as that exception's ``__cause__``."""
+
+    def __init__(self, tb: str) -> None:
+        self.tb = tb
+        super().__init__(tb)
+
+    def __str__(self) -> str:
+        return self.tb

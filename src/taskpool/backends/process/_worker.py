@@ -1,0 +1,301 @@
+"""The worker process: runs jobs in the order it receives them and sends back outcomes.
+
+Process model: this module's `worker_main` is the whole life of one worker process. Its main thread blocks on
+its *jobs* pipe, runs each job in order, and writes outcomes to its *results* pipe. Jobs it receives in one
+batch run back to back; their outcomes are sent together when the batch is done, when `FLUSH_INTERVAL` has
+passed, or around a job flagged FLAG_SYNC (one with a deadline), so tiny jobs cost one write per batch and a
+lone job is answered at once.
+
+Before each job it writes the job's id to a shared slot (and 0 after), so that if the process dies, the parent
+knows which job was running: that one fails with `WorkerCrashedError`; the others it held never started (or
+their outcomes were lost with the process) and run again elsewhere.
+
+Threads a job starts may log and print: the `Outbox` lock serializes writes to the results pipe within this
+process. No lock is shared with other processes, so a killed worker cannot leave one held.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import io
+import itertools
+import logging
+import os
+import select
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..._errors import SerializationError
+from ..._job import CALL, CHUNK
+from ..._serialize import dumps, loads_checked
+from ._protocol import (
+    FLAG_STARTED,
+    FLAG_SYNC,
+    OP_DEFINE,
+    OP_INIT_FAILED,
+    OP_LOG,
+    OP_OUTPUT,
+    OP_QUIT,
+    OP_READY,
+    OP_RESULT,
+    OP_RUN,
+    OP_STARTED,
+    read_frame,
+    wrap,
+    write_frame,
+)
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
+# How long messages (outcomes of finished jobs, start reports, log records, printed lines) may wait to be
+# batched with later ones while the main thread is busy. Longer: fewer writes for tiny jobs; shorter: results
+# (and the refill of this worker's queue) arrive sooner.
+FLUSH_INTERVAL = 0.002
+
+# The job this process is running (job id, name), for log records; (0, None) between jobs.
+current_job: list[Any] = [0, None]
+
+
+class Outbox:
+    """Messages waiting to go to the parent. Any thread of the worker may add to it.
+
+    The main thread flushes when it runs out of jobs; `arm` asks a helper thread to flush within
+    FLUSH_INTERVAL, so that messages made while the main thread is busy in a long job still go out.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.messages: list[Any] = []
+        self.lock = threading.Lock()
+        self._armed = False
+        self._wakeup = threading.Event()
+        self._flusher: threading.Thread | None = None
+
+    def flush(self) -> None:
+        with self.lock:
+            if self.messages:
+                messages, self.messages = self.messages, []
+                write_frame(self.fd, messages)
+
+    def add(self, message: Any) -> None:
+        with self.lock:
+            self.messages.append(message)
+
+    def arm(self) -> None:
+        if not self._armed:
+            self._armed = True
+            if self._flusher is None:
+                self._flusher = threading.Thread(target=self._flush_later, name="taskpool-flusher", daemon=True)
+                self._flusher.start()
+            self._wakeup.set()
+
+    def _flush_later(self) -> None:
+        while True:
+            self._wakeup.wait()
+            time.sleep(FLUSH_INTERVAL)  # the batching window, not a wait for some state
+            self._wakeup.clear()
+            self._armed = False
+            try:
+                self.flush()
+            except OSError:
+                return  # the parent is gone; the main thread will find out too
+
+    def add_from_any_thread(self, message: Any) -> None:
+        self.add(message)
+        self.arm()
+
+
+class LineForwarder(io.TextIOBase):
+    """Replaces sys.stdout/sys.stderr in a worker: sends whole lines to the parent, which prints them."""
+
+    def __init__(self, outbox: Outbox, stream: str) -> None:
+        super().__init__()
+        self._outbox = outbox
+        self._stream = stream
+        self._partial = ""
+        self._lock = threading.Lock()
+
+    @property
+    def encoding(self) -> str:
+        return "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        with self._lock:
+            text = self._partial + s
+            cut = text.rfind("\n") + 1
+            self._partial = text[cut:]
+        if cut:
+            self._outbox.add_from_any_thread((OP_OUTPUT, self._stream, text[:cut]))
+        return len(s)
+
+    def flush(self) -> None:
+        with self._lock:
+            text, self._partial = self._partial, ""
+        if text:
+            self._outbox.add_from_any_thread((OP_OUTPUT, self._stream, text))
+
+
+class RecordForwarder(logging.Handler):
+    """Sends log records made in the worker to the parent, whole, tagged with the running job."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        super().__init__(logging.NOTSET)
+        self._outbox = outbox
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            # Make the record picklable the way logging.handlers.QueueHandler does: format the message and
+            # the traceback into text here, where the arguments and the exception still exist.
+            record.message = record.getMessage()
+            if record.exc_info and not record.exc_text:
+                record.exc_text = logging.Formatter().formatException(record.exc_info)
+            record.msg, record.args, record.exc_info = record.message, None, None
+            if not hasattr(record, "job_id"):
+                record.job_id, record.job_name = current_job
+            data = dumps(record, "log record", "worker")
+        except Exception:
+            self.handleError(record)
+            return
+        self._outbox.add_from_any_thread((OP_LOG, current_job[0], data))
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent dies, so no worker outlives a killed pool."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass  # a safety net only; the jobs pipe closing also ends the worker
+
+
+def _format_tb(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+def _encode_error(exc: BaseException, name: str | None) -> tuple[Any, str]:
+    tb = _format_tb(exc)
+    # Drop the traceback: it does not pickle, and its text travels separately.
+    exc.__traceback__ = None
+    try:
+        return wrap(dumps(exc, "exception", "worker", name)), tb
+    except SerializationError as err:
+        reason = f"{err.reason}; the job raised {type(exc).__name__}: {exc}"
+        return dumps(SerializationError("exception", "pickle", "worker", name, reason), "exception", "worker"), tb
+
+
+def worker_main(
+    jobs: Connection,
+    results: Connection,
+    slot: Any,
+    initializer: Callable[..., object] | None,
+    initargs: tuple[Any, ...],
+    log_level: int,
+    capture_output: bool,
+) -> None:
+    """Entry point of a worker process (runs in the worker, main thread)."""
+    # Ctrl-C in a terminal goes to the whole process group; the parent decides what it means.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
+    jobs_fd, results_fd = jobs.fileno(), results.fileno()
+    outbox = Outbox(results_fd)
+
+    root = logging.getLogger()
+    for handler in list(root.handlers):  # handlers inherited through fork would write from here directly
+        root.removeHandler(handler)
+    root.addHandler(RecordForwarder(outbox))
+    root.setLevel(log_level)
+    if capture_output:
+        sys.stdout = LineForwarder(outbox, "stdout")
+        sys.stderr = LineForwarder(outbox, "stderr")
+
+    if initializer is not None:
+        try:
+            initializer(*initargs)
+        except BaseException as exc:
+            outbox.add((OP_INIT_FAILED, f"{type(exc).__name__}: {exc}\n{_format_tb(exc)}"))
+            outbox.flush()
+            return
+    outbox.add((OP_READY, os.getpid()))
+    outbox.flush()
+
+    functions: dict[int, Any] = {}
+    local: deque[Any] = deque()
+    poller = select.poll()
+    poller.register(jobs_fd, select.POLLIN)
+    perf = time.perf_counter
+
+    while True:
+        if not local:
+            try:
+                if outbox.messages:
+                    outbox.flush()
+                local.extend(read_frame(jobs_fd))
+            except (EOFError, OSError):
+                return  # the parent closed our pipe: it is gone or shutting down
+            continue
+        op = local.popleft()
+        code = op[0]
+        if code == OP_RUN:
+            _, job_id, key, kind, payload, flags, name = op
+            if flags & FLAG_SYNC:
+                outbox.add((OP_STARTED, job_id))
+                outbox.flush()
+            elif flags & FLAG_STARTED:
+                outbox.add((OP_STARTED, job_id))
+                outbox.arm()
+            current_job[0], current_job[1] = job_id, name
+            slot.value = job_id
+            t0 = perf()
+            try:
+                fn = functions[key]
+                if isinstance(fn, SerializationError):
+                    raise fn
+                args = loads_checked(payload, "arguments", "worker", name)
+                if kind == CALL:
+                    value = fn(*args[0], **args[1])
+                elif kind == CHUNK:
+                    value = list(map(fn, args))
+                else:
+                    value = list(itertools.starmap(fn, args))
+                result = (OP_RESULT, job_id, True, wrap(dumps(value, "result", "worker", name)), None, 0.0)
+            except BaseException as exc:
+                data, tb = _encode_error(exc, name)
+                result = (OP_RESULT, job_id, False, data, tb, 0.0)
+            duration = perf() - t0
+            slot.value = 0
+            current_job[0], current_job[1] = 0, None
+            if capture_output:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            outbox.add((*result[:5], duration))
+            if not local and poller.poll(0):
+                try:
+                    local.extend(read_frame(jobs_fd))
+                except (EOFError, OSError):
+                    outbox.flush()
+                    return
+            if not local or flags & FLAG_SYNC:
+                outbox.flush()
+            else:
+                outbox.arm()
+        elif code == OP_DEFINE:
+            _, key, data = op
+            try:
+                functions[key] = loads_checked(data, "function", "worker")
+            except SerializationError as exc:
+                functions[key] = exc
+        elif code == OP_QUIT:
+            outbox.flush()
+            return

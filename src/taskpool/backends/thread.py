@@ -1,0 +1,111 @@
+"""The thread backend: jobs run in threads of the parent process, for I/O-bound work.
+
+Threads: ``workers`` job threads, started on demand, each taking jobs from one shared queue and reporting
+each outcome to the sink as soon as it has it. Jobs share the parent's memory, so nothing is pickled, and
+lambdas, closures and unpicklable arguments all work.
+
+What it cannot do: a running thread cannot be stopped from outside in CPython, so this backend enforces no
+timeouts (a pool with the thread backend refuses ``timeout=`` when it is configured, rather than pretending)
+and cannot stop a running job. A job that crashes the interpreter takes the whole process with it.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .._errors import InitializerError
+from .._job import run_here
+from . import BROKEN, FAILED, SKIPPED, STARTED, SUCCEEDED, WORKER_DOWN, WORKER_UP, Sink
+
+if TYPE_CHECKING:
+    from .._job import Job
+
+__all__ = ["ThreadBackend"]
+
+
+class ThreadBackend:
+    """Runs jobs in a fixed set of threads in the parent process."""
+
+    name = "thread"
+    supports_timeout = False
+    supports_stop = False
+
+    def __init__(
+        self, workers: int, *, initializer: Callable[..., object] | None = None, initargs: tuple[Any, ...] = ()
+    ) -> None:
+        self.workers = workers
+        self._initializer = initializer
+        self._initargs = initargs
+        self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()  # guards _threads: caller threads start job threads on demand
+        self._idle = 0
+        self._sink: Sink = lambda reports: None
+        self._want_started = False
+        self._broken = False
+
+    def start(self, sink: Sink) -> None:
+        self._sink = sink
+
+    def submit(self, job: Job) -> None:
+        self._queue.put(job)
+        if self._idle <= 0 and len(self._threads) < self.workers:
+            with self._lock:
+                if len(self._threads) < self.workers:
+                    wid = len(self._threads) + 1
+                    thread = threading.Thread(
+                        target=self._work, args=(wid,), name=f"taskpool-thread-{wid}", daemon=True
+                    )
+                    self._threads.append(thread)
+                    thread.start()
+
+    def stop(self, job: Job) -> bool:
+        return False
+
+    def want_started(self, enabled: bool) -> None:
+        self._want_started = enabled
+
+    def shutdown(self, wait: bool) -> None:
+        with self._lock:
+            threads = list(self._threads)
+        for _ in threads:
+            self._queue.put(None)
+        if wait:
+            for thread in threads:
+                if thread is not threading.current_thread():
+                    thread.join(10.0)
+
+    def _work(self, wid: int) -> None:
+        """A job thread's life: run the initializer, then jobs until told to stop."""
+        sink = self._sink
+        sink([(WORKER_UP, None, wid, None, None)])
+        if self._initializer is not None:
+            try:
+                self._initializer(*self._initargs)
+            except Exception as exc:
+                self._broken = True
+                error = InitializerError(f"{type(exc).__name__}: {exc}")
+                error.__cause__ = exc
+                sink([(BROKEN, None, error, None, None)])
+        while True:
+            self._idle += 1
+            job = self._queue.get()
+            self._idle -= 1
+            if job is None:
+                break
+            if job.attempt == 1 and not job.future.set_running_or_notify_cancel():
+                sink([(SKIPPED, job, None, None, None)])
+                continue
+            if self._want_started:
+                sink([(STARTED, job, wid, None, None)])
+            try:
+                value = run_here(job)
+            except BaseException as exc:
+                sink([(FAILED, job, exc, wid, None)])
+            else:
+                sink([(SUCCEEDED, job, value, wid, None)])
+            del job
+        sink([(WORKER_DOWN, None, wid, None, 0)])
