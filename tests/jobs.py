@@ -1,0 +1,122 @@
+"""Job functions for the tests: at module level, so that workers started with spawn or forkserver import them.
+
+Each runs in a worker (process or thread) unless its docstring says otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+def identity(x: Any) -> Any:
+    return x
+
+
+def echo_kwargs(*args: Any, **kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return args, kwargs
+
+
+def noop() -> None:
+    return None
+
+
+def raise_value_error(x: Any) -> None:
+    raise ValueError("bad value", x)
+
+
+def raise_if_negative(x: int) -> int:
+    if x < 0:
+        raise ValueError(x)
+    return x
+
+
+def getpid(_: Any = None) -> int:
+    return os.getpid()
+
+
+def exit_worker(code: int = 3) -> None:
+    os._exit(code)
+
+
+def kill_self(sig: int = signal.SIGKILL) -> None:
+    os.kill(os.getpid(), sig)
+
+
+def segfault() -> None:
+    import ctypes
+
+    ctypes.string_at(0)
+
+
+def sleep_for(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def wait_for_event(event: Any, timeout: float = 30.0) -> bool:
+    """Block until ``event`` (a multiprocessing/Manager Event) is set; returns whether it was."""
+    return bool(event.wait(timeout))
+
+
+class Unpicklable:
+    """Fails to pickle (in the parent or a worker)."""
+
+    def __reduce__(self) -> Any:
+        raise TypeError("this object refuses to be pickled")
+
+
+def _boom_on_load() -> Any:
+    raise RuntimeError("this object refuses to be unpickled")
+
+
+class FailsToUnpickle:
+    """Pickles fine, fails when unpickled."""
+
+    def __reduce__(self) -> Any:
+        return (_boom_on_load, ())
+
+
+def return_unpicklable() -> Unpicklable:
+    return Unpicklable()
+
+
+def return_fails_to_unpickle() -> FailsToUnpickle:
+    return FailsToUnpickle()
+
+
+class NeedsKeywordError(Exception):
+    """An exception that pickles but cannot be rebuilt from its args (CPython gh-79492)."""
+
+    def __init__(self, message: str, *, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def raise_unrebuildable() -> None:
+    raise NeedsKeywordError("cannot rebuild me", code=7)
+
+
+class UnpicklableError(Exception):
+    def __reduce__(self) -> Any:
+        raise TypeError("this exception refuses to be pickled")
+
+
+def raise_unpicklable_error() -> None:
+    raise UnpicklableError("nope")
+
+
+def print_lines(tag: str, n: int) -> int:
+    for i in range(n):
+        print(f"{tag}:{i}")
+    return n
