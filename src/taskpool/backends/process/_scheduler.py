@@ -282,6 +282,10 @@ class ProcessBackend:
                 reports: list[Report] = []
                 for key, _mask in sel.select(self._select_timeout()):
                     tag, w = key.data
+                    if w is not None and self._workers.get(w.wid) is not w:
+                        # Its sentinel came first in this round: _on_exit read what was left and closed
+                        # its pipes, so this key's fd is closed (or already another worker's).
+                        continue
                     if tag == _RESULTS:
                         self._read(w, reports)
                     elif tag == _SENTINEL:
