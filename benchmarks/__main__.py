@@ -1,0 +1,13 @@
+"""Entry point: ``python -m benchmarks [--quick] [--only NAMES] [--repeats N] [--out DIR]``.
+
+Runs in the harness parent; see `benchmarks._harness` for what happens where.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from benchmarks._harness import main
+
+if __name__ == "__main__":
+    sys.exit(main())

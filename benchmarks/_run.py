@@ -1,0 +1,301 @@
+"""Child runner: one contender, one scenario, one sample, in a fresh process.
+
+The harness parent starts ``python -m benchmarks._run --contender NAME --scenario NAME --params JSON
+--result-file PATH`` once per sample, in a new session (process group) of its own so that the parent can kill
+the runner together with every worker it started. This process builds the contender's adapter, times the
+scenario, and writes one JSON object to the result file (stdout and stderr belong to the libraries under test
+and are only kept for diagnostics):
+
+    {"status": "ok", "rows": [{"variant": "", "metrics": {...}, "n": 20000, "note": ""}], "peak_rss_mb": 41.2}
+    {"status": "skipped" | "failed", "reason": "..."}
+
+The pool's workers are this process's children (or, for Dask, its nanny's); the peak RSS reported is this
+process's own (`resource.getrusage`), i.e. the parent side of the pool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from benchmarks import _jobs
+from benchmarks._contenders import CONTENDERS, WAIT_S, Adapter, Skip, Taskpool, Unsupported
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+Row = dict[str, Any]
+Params = dict[str, Any]
+
+
+def _row(metrics: dict[str, float], n: int, variant: str = "", note: str = "") -> Row:
+    return {"variant": variant, "metrics": metrics, "n": n, "note": note}
+
+
+def _peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    # ru_maxrss is in KiB on Linux (bytes on macOS).
+    scale = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(who).ru_maxrss * scale / 2**20
+
+
+@contextlib.contextmanager
+def _opened(adapter: Adapter, warm: bool = True) -> Iterator[Adapter]:
+    adapter.open()
+    try:
+        if warm:
+            adapter.warm()
+        yield adapter
+    finally:
+        adapter.close()
+
+
+def _taskpool(adapter: Adapter) -> Taskpool:
+    if not isinstance(adapter, Taskpool):
+        raise Unsupported("taskpool only")
+    return adapter
+
+
+def tiny(adapter: Adapter, p: Params) -> list[Row]:
+    n = int(p["jobs"])
+    args: list[tuple[Any, ...]] = [()] * n
+    rows = []
+    with _opened(adapter):
+        for variant, submit in adapter.tiny_variants().items():
+            t0 = time.perf_counter()
+            submit(args)
+            elapsed = time.perf_counter() - t0
+            rows.append(_row({"us_per_job": elapsed / n * 1e6}, n, variant))
+    return rows
+
+
+def map_(adapter: Adapter, p: Params) -> list[Row]:
+    items = list(range(int(p["items"])))
+    with _opened(adapter):
+        t0 = time.perf_counter()
+        out = adapter.map(_jobs.square, items)
+        elapsed = time.perf_counter() - t0
+    if len(out) != len(items) or out[-1] != items[-1] ** 2:
+        raise AssertionError("map returned wrong results")
+    return [_row({"items_per_s": len(items) / elapsed}, len(items))]
+
+
+def cpu(adapter: Adapter, p: Params) -> list[Row]:
+    n, loop, serial_s = int(p["jobs"]), int(p["loop"]), float(p["serial_s"])
+    with _opened(adapter):
+        t0 = time.perf_counter()
+        adapter.submit_all(_jobs.cpu_loop, [(loop,)] * n)
+        elapsed = time.perf_counter() - t0
+    return [_row({"speedup": serial_s / elapsed, "elapsed_s": elapsed}, n)]
+
+
+def startup(adapter: Adapter, p: Params) -> list[Row]:
+    # The library is already imported (the adapter was built): only the pool's own cost is timed.
+    t0 = time.perf_counter()
+    with _opened(adapter, warm=False):
+        adapter.call(_jobs.noop)
+    elapsed = time.perf_counter() - t0
+    return [_row({"ms": elapsed * 1e3}, 1)]
+
+
+def large(adapter: Adapter, p: Params) -> list[Row]:
+    n, mb = int(p["jobs"]), int(p["mb"])
+    payload = os.urandom(mb * 2**20)
+    with _opened(adapter):
+        t0 = time.perf_counter()
+        out = adapter.submit_all(_jobs.length, [(payload,)] * n)
+        elapsed = time.perf_counter() - t0
+    if out != [len(payload)] * n:
+        raise AssertionError("length returned wrong results")
+    return [_row({"mb_per_s": n * mb / elapsed}, n)]
+
+
+def imap10m(adapter: Adapter, p: Params) -> list[Row]:
+    n, chunksize = int(p["items"]), int(p["chunksize"])
+    before = _peak_rss_mb()
+    with _opened(adapter):
+        t0 = time.perf_counter()
+        count = 0
+        for _ in adapter.imap(_jobs.square, (i for i in range(n)), chunksize):
+            count += 1
+        elapsed = time.perf_counter() - t0
+    if count != n:
+        raise AssertionError(f"imap yielded {count} of {n} results")
+    peak = _peak_rss_mb()
+    return [
+        _row({"peak_rss_mb": peak, "items_per_s": n / elapsed, "rss_growth_mb": peak - before}, n)
+    ]
+
+
+class _Counter:
+    """An event handler that counts calls and lets the runner wait until it has seen `target` of them."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.count = 0
+        self.cond = threading.Condition()
+
+    def __call__(self, event: object) -> None:
+        with self.cond:
+            self.count += 1
+            if self.count >= self.target:
+                self.cond.notify_all()
+
+    def wait(self, timeout: float) -> bool:
+        with self.cond:
+            return self.cond.wait_for(lambda: self.count >= self.target, timeout)
+
+
+def events(adapter: Adapter, p: Params) -> list[Row]:
+    tp = _taskpool(adapter)
+    n = int(p["jobs"])
+    args: list[tuple[Any, ...]] = [()] * n
+    rows = []
+    with _opened(tp):
+        t0 = time.perf_counter()
+        tp.submit_all(_jobs.noop, args)
+        rows.append(_row({"us_per_job": (time.perf_counter() - t0) / n * 1e6}, n))
+        counter = _Counter(2 * n)
+        tp.pool.on("job_started", counter)
+        tp.pool.on("job_succeeded", counter)
+        t0 = time.perf_counter()
+        tp.submit_all(_jobs.noop, args)
+        # Handlers may still be running when the last future resolves; their cost is what this measures.
+        if not counter.wait(WAIT_S):
+            raise AssertionError(f"handlers saw {counter.count} of {2 * n} events")
+        rows.append(_row({"us_per_job": (time.perf_counter() - t0) / n * 1e6}, n, "+events"))
+    return rows
+
+
+def progress(adapter: Adapter, p: Params) -> list[Row]:
+    tp = _taskpool(adapter)
+    items = list(range(int(p["items"])))
+    n = len(items)
+    rows = []
+    with _opened(tp), open(os.devnull, "w") as devnull:
+        t0 = time.perf_counter()
+        tp.map(_jobs.square, items)
+        rows.append(_row({"us_per_item": (time.perf_counter() - t0) / n * 1e6}, n))
+        # The bar is drawn (disable=False: stderr is no terminal here) into devnull, so that the bar's own
+        # bookkeeping is timed, not terminal I/O.
+        t0 = time.perf_counter()
+        tp.map_progress(_jobs.square, items, devnull)
+        elapsed = time.perf_counter() - t0
+        rows.append(_row({"us_per_item": elapsed / n * 1e6}, n, "+progress"))
+    return rows
+
+
+def crash(adapter: Adapter, p: Params) -> list[Row]:
+    n = int(p["crashes"])
+    samples = []
+    name = ""
+    with _opened(adapter):
+        for _ in range(n):
+            t0 = time.perf_counter()
+            name = adapter.crash_and_recover()
+            samples.append(time.perf_counter() - t0)
+            adapter.warm()
+    return [_row({"ms": statistics.median(samples) * 1e3}, n, note=f"fails with {name}")]
+
+
+def latency(adapter: Adapter, p: Params) -> list[Row]:
+    n = int(p["calls"])
+    samples = []
+    with _opened(adapter):
+        for _ in range(max(20, n // 20)):
+            adapter.call(_jobs.noop)
+        for _ in range(n):
+            t0 = time.perf_counter()
+            adapter.call(_jobs.noop)
+            samples.append(time.perf_counter() - t0)
+    return [_row({"us": statistics.median(samples) * 1e6}, n)]
+
+
+def _cli_command() -> list[str]:
+    try:
+        importlib.import_module("taskpool.cli")
+    except Exception as exc:
+        raise Skip(f"the taskpool CLI does not import yet: {type(exc).__name__}: {exc}") from exc
+    # Prefer the installed console script, which is exactly what users type; fall back to the module.
+    script = shutil.which("taskpool", path=str(Path(sys.executable).parent))
+    if script:
+        return [script]
+    return [sys.executable, "-c", "import sys; from taskpool.cli import main; sys.exit(main())"]
+
+
+def cli(adapter: Adapter, p: Params) -> list[Row]:
+    stop = int(p["stop"])
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp, "out.txt")
+        cmd = [*_cli_command(), "run", "benchmarks._jobs:square", "--range", "0", str(stop)]
+        cmd += ["-o", str(out)]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=WAIT_S, check=False)
+        elapsed = time.perf_counter() - t0
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            raise AssertionError(f"taskpool run exited with {proc.returncode}: {' | '.join(tail)}")
+        if not out.exists() or out.stat().st_size == 0:
+            raise AssertionError("taskpool run wrote no output")
+    # RUSAGE_CHILDREN covers every waited-for descendant: the CLI process and the workers it reaped.
+    rss = _peak_rss_mb(resource.RUSAGE_CHILDREN)
+    return [_row({"wall_s": elapsed, "peak_rss_mb": rss, "items_per_s": stop / elapsed}, stop)]
+
+
+SCENARIO_FUNCS: dict[str, Callable[[Adapter, Params], list[Row]]] = {
+    "tiny": tiny,
+    "map": map_,
+    "cpu": cpu,
+    "startup": startup,
+    "large": large,
+    "imap10m": imap10m,
+    "events": events,
+    "progress": progress,
+    "crash": crash,
+    "latency": latency,
+    "cli": cli,
+}
+
+
+def run(contender: str, scenario: str, params: Params) -> dict[str, Any]:
+    """Build the adapter, run the scenario once, and describe the outcome as a JSON-able dict."""
+    try:
+        adapter = CONTENDERS[contender].make()
+        rows = SCENARIO_FUNCS[scenario](adapter, params)
+    except Skip as exc:
+        return {"status": "skipped", "reason": str(exc)}
+    except Unsupported as exc:
+        return {"status": "skipped", "reason": f"not applicable: {exc}"}
+    except Exception as exc:
+        traceback.print_exc()
+        return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+    return {"status": "ok", "rows": rows, "peak_rss_mb": _peak_rss_mb()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks._run")
+    parser.add_argument("--contender", required=True, choices=sorted(CONTENDERS))
+    parser.add_argument("--scenario", required=True, choices=sorted(SCENARIO_FUNCS))
+    parser.add_argument("--params", default="{}", help="the scenario's sizes as a JSON object")
+    parser.add_argument("--result-file", required=True, type=Path)
+    args = parser.parse_args(argv)
+    outcome = run(args.contender, args.scenario, json.loads(args.params))
+    args.result_file.write_text(json.dumps(outcome))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""What each scenario measures, in which units, at which sizes: plain data shared by both processes.
+
+The harness parent (`benchmarks._harness`) reads these specs to plan runs, pass sizes and timeouts to each
+child, and label and compare results; the child runner (`benchmarks._run`) reads the same spec to know what to
+report. Nothing here starts a process or imports a pool library.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ["BASELINE", "SCENARIOS", "Metric", "Scenario"]
+
+#: The contender every ratio is taken against: the stdlib pool with the start method it uses by default on
+#: Linux before Python 3.14, i.e. what most code that taskpool replaces runs on today.
+BASELINE = "mp.Pool-fork"
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """One number a scenario reports for each contender."""
+
+    name: str
+    unit: str
+    higher_is_better: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """One benchmark scenario.
+
+    Attributes:
+        name: what `--only` and the result files call it.
+        title: a short human title for tables and charts.
+        description: what is measured, in one or two sentences.
+        metrics: the reported metrics; the first is the one charted and compared by default.
+        full: sizes for a full run (passed to the child as its parameters).
+        quick: sizes for `--quick`.
+        timeout_s: the child's wall-clock limit in a full run; `quick_timeout_s` in a quick one.
+        baseline: "mp" compares with `BASELINE`; "self" compares a contender's variants with its own plain
+            row (variant ""); None reports no ratio.
+    """
+
+    name: str
+    title: str
+    description: str
+    metrics: tuple[Metric, ...]
+    full: dict[str, int] = field(default_factory=dict)
+    quick: dict[str, int] = field(default_factory=dict)
+    timeout_s: float = 120.0
+    quick_timeout_s: float = 30.0
+    baseline: Literal["mp", "self"] | None = "mp"
+
+    @property
+    def primary(self) -> Metric:
+        return self.metrics[0]
+
+    def params(self, quick: bool) -> dict[str, int]:
+        return dict(self.quick if quick else self.full)
+
+    def timeout(self, quick: bool) -> float:
+        return self.quick_timeout_s if quick else self.timeout_s
+
+
+_US_PER_JOB = Metric("us_per_job", "µs/job", higher_is_better=False)
+
+_ALL = (
+    Scenario(
+        "tiny",
+        "Tiny jobs, one async submit each",
+        "Submit N no-op jobs one by one (each its own async call), then wait for all: the per-job "
+        "overhead of the pool. joblib batches automatically.",
+        (_US_PER_JOB,),
+        full={"jobs": 20_000},
+        quick={"jobs": 2_000},
+        timeout_s=180.0,
+    ),
+    Scenario(
+        "map",
+        "map over 1M ints",
+        "map a trivial function over a list of ints with each library's automatic chunksize (the "
+        "multiprocessing.Pool rule where a library has none).",
+        (Metric("items_per_s", "items/s", higher_is_better=True),),
+        full={"items": 1_000_000},
+        quick={"items": 200_000},
+        timeout_s=180.0,
+    ),
+    Scenario(
+        "cpu",
+        "CPU-bound jobs, speedup over serial",
+        "Run pure-Python loops calibrated in the parent to a fixed serial duration each, one job per "
+        "loop; speedup = serial time / pool time (ideal: 2.0 with 2 workers).",
+        (Metric("speedup", "x serial", higher_is_better=True),),
+        full={"jobs": 8, "job_ms": 250},
+        quick={"jobs": 4, "job_ms": 100},
+        timeout_s=90.0,
+    ),
+    Scenario(
+        "startup",
+        "Start + 1 job + shutdown",
+        "Create the pool, run one no-op job to completion, shut the pool down and wait for it; "
+        "libraries are imported before the clock starts.",
+        (Metric("ms", "ms", higher_is_better=False),),
+        timeout_s=60.0,
+    ),
+    Scenario(
+        "large",
+        "Large arguments (8 MB each)",
+        "Submit jobs that each take an 8 MB bytes argument (random, so nothing compresses it) and "
+        "return its length; throughput of argument data.",
+        (Metric("mb_per_s", "MB/s", higher_is_better=True),),
+        full={"jobs": 50, "mb": 8},
+        quick={"jobs": 10, "mb": 8},
+    ),
+    Scenario(
+        "imap10m",
+        "Lazy imap over 10M items",
+        "imap a trivial function over a generator of ints with chunksize 1000, consuming results as "
+        "they come; the child's peak RSS shows whether the input or the results pile up in memory.",
+        (
+            Metric("peak_rss_mb", "MB", higher_is_better=False),
+            Metric("items_per_s", "items/s", higher_is_better=True),
+        ),
+        full={"items": 10_000_000, "chunksize": 1000},
+        quick={"items": 1_000_000, "chunksize": 1000},
+        timeout_s=300.0,
+        quick_timeout_s=60.0,
+    ),
+    Scenario(
+        "events",
+        "Event handlers: per-job overhead",
+        "taskpool submit of N no-op jobs without handlers, then with a job_started and a "
+        "job_succeeded handler subscribed (waiting until the handlers saw every event).",
+        (_US_PER_JOB,),
+        full={"jobs": 20_000},
+        quick={"jobs": 2_000},
+        baseline="self",
+    ),
+    Scenario(
+        "progress",
+        "Progress bar: per-item overhead",
+        "taskpool map over N ints without and with progress=True (the bar writes to os.devnull).",
+        (Metric("us_per_item", "µs/item", higher_is_better=False),),
+        full={"items": 200_000},
+        quick={"items": 50_000},
+        baseline="self",
+    ),
+    Scenario(
+        "crash",
+        "Cost of a worker crash",
+        "From submitting a job that calls os._exit(1) until its future has failed AND a following "
+        "no-op job has completed (the pool is usable again); median over several crashes.",
+        (Metric("ms", "ms", higher_is_better=False),),
+        full={"crashes": 5},
+        quick={"crashes": 1},
+        timeout_s=90.0,
+        baseline=None,
+    ),
+    Scenario(
+        "latency",
+        "Round trip of a lone job",
+        "One blocking call of a no-op on an idle, warmed-up pool; median of many calls.",
+        (Metric("us", "µs", higher_is_better=False),),
+        full={"calls": 2_000},
+        quick={"calls": 300},
+        timeout_s=90.0,
+    ),
+    Scenario(
+        "cli",
+        "taskpool run over a range",
+        "`taskpool run benchmarks._jobs:square --range 0 N -o OUT` as a subprocess: wall time and the "
+        "peak RSS of the largest process of its tree.",
+        (
+            Metric("wall_s", "s", higher_is_better=False),
+            Metric("peak_rss_mb", "MB", higher_is_better=False),
+        ),
+        full={"stop": 1_000_000},
+        quick={"stop": 200_000},
+        timeout_s=180.0,
+        baseline=None,
+    ),
+)
+
+#: Every scenario by name, in the order they run and are reported.
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in _ALL}
