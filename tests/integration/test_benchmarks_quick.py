@@ -1,0 +1,69 @@
+"""The benchmark harness end to end: a quick run of a few cheap contenders and scenarios.
+
+The test process only starts ``python -m benchmarks`` and reads what it writes; the harness starts its own
+child runners and pools. No timing is asserted (the machine may be busy): only that the run finishes in
+bounded time and that the results have the documented shape.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTENDERS = ("mp.Pool-fork", "PPE-fork", "taskpool-forkserver")
+SCENARIOS = ("tiny", "startup")
+#: Contenders that must produce numbers; taskpool's own row may be failed or skipped while the core is
+#: changing, and the harness must still report it.
+MUST_RUN = ("mp.Pool-fork", "PPE-fork")
+
+
+def _run_quick(out: Path) -> subprocess.CompletedProcess[str]:
+    only = ",".join((*CONTENDERS, *SCENARIOS))
+    cmd = [sys.executable, "-m", "benchmarks", "--quick", "--only", only, "--out", str(out)]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+def test_quick_run_writes_results(tmp_path: Path) -> None:
+    proc = _run_quick(tmp_path)
+    assert proc.returncode == 0, proc.stderr
+
+    results: dict[str, Any] = json.loads((tmp_path / "latest.json").read_text())
+    meta = results["meta"]
+    for key in ("date", "python", "platform", "cpu_count", "repeats", "baseline", "versions"):
+        assert key in meta
+    assert meta["quick"] is True
+    assert meta["repeats"] == 1
+    assert list(results["scenarios"]) == list(SCENARIOS)
+
+    for name, section in results["scenarios"].items():
+        assert section["metrics"], name
+        entries = section["results"]
+        assert {e["contender"] for e in entries.values()} == set(CONTENDERS)
+        for label, entry in entries.items():
+            assert entry["status"] in ("ok", "skipped", "failed"), label
+            if entry["status"] != "ok":
+                assert entry["reason"], label
+                continue
+            assert len(entry["samples"]) == 1
+            assert entry["median"] == entry["samples"][0]
+            assert entry["unit"] == section["metrics"][0]["unit"]
+        for contender in MUST_RUN:
+            entry = entries[contender]
+            assert entry["status"] == "ok", entry["reason"]
+            assert entry["ratio"] is not None
+        assert entries["mp.Pool-fork"]["ratio"] == pytest.approx(1.0)
+
+    assert (tmp_path / "latest.md").read_text().startswith("# Benchmark results")
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (tmp_path / "summary.png").stat().st_size > 0
+        for name in SCENARIOS:
+            assert (tmp_path / f"{name}.png").stat().st_size > 0
