@@ -404,7 +404,8 @@ class ProcessBackend:
                 if not pending:
                     break
                 job = pending.popleft()
-                if job.attempt == 1 and not job.future.set_running_or_notify_cancel():
+                # A job put back after its worker died is RUNNING already: asking again would raise.
+                if job.attempt == 1 and not job.future.running() and not job.future.set_running_or_notify_cancel():
                     reports.append((SKIPPED, job, None, None, None))
                     continue
                 key, payload = job.payload
