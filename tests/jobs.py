@@ -120,3 +120,11 @@ def print_lines(tag: str, n: int) -> int:
     for i in range(n):
         print(f"{tag}:{i}")
     return n
+
+
+def set_env(name: str, value: str) -> None:
+    os.environ[name] = value
+
+
+def get_env(name: str) -> str | None:
+    return os.environ.get(name)

@@ -380,14 +380,17 @@ class ProcessBackend:
             return
         open_workers = [w for w in self._workers.values() if not w.quitting and w.kill_reason is None]
         if len(open_workers) < self.workers:
-            # Start a worker only when the ones there are have no room: a pool that gets one job starts one
-            # process, not all of them.
-            room = sum(self._room(w) for w in open_workers)
-            for _ in range(min(self.workers - len(open_workers), max(0, len(pending) - room))):
-                open_workers.append(self._spawn())
-                room += self._room(open_workers[-1])
-                if room >= len(pending):
-                    break
+            # Start a worker for each job that would otherwise wait behind another: a pool that gets one
+            # job starts one process, not all of them, and two jobs never share a worker while one is missing.
+            idle = sum(1 for w in open_workers if not w.inflight)
+            for _ in range(min(self.workers - len(open_workers), len(pending) - idle)):
+                try:
+                    open_workers.append(self._spawn())
+                except Exception as exc:  # the initializer or its arguments do not pickle, or no fork
+                    self._break(
+                        InitializerError(f"could not start a worker process: {type(exc).__name__}: {exc}"), reports
+                    )
+                    return
         open_workers.sort(key=lambda w: len(w.inflight))
         flags = FLAG_STARTED if self._want_started else 0
         for i, w in enumerate(open_workers):
