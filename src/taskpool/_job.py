@@ -142,8 +142,14 @@ class Job:
 
 def run_here(job: Job) -> Any:
     """Run ``job`` in the calling thread and return its value (the thread and inline backends use this)."""
-    if job.kind == CALL:
-        return job.fn(*job.args, **job.kwargs)
-    if job.kind == CHUNK:
-        return list(map(job.fn, job.args[0]))
-    return [job.fn(*item) for item in job.args[0]]
+    from ._logging import current_job
+
+    token = current_job.set((job.id, job.name))  # log records made by the job carry its id
+    try:
+        if job.kind == CALL:
+            return job.fn(*job.args, **job.kwargs)
+        if job.kind == CHUNK:
+            return list(map(job.fn, job.args[0]))
+        return [job.fn(*item) for item in job.args[0]]
+    finally:
+        current_job.reset(token)
