@@ -566,9 +566,15 @@ class TaskPool(_Submitter):
         _live_pools.discard(self)
 
     def __enter__(self) -> TaskPool:
+        from ._task import enter_pool
+
+        enter_pool(self)  # inside the block, @task functions submit to this pool
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        from ._task import exit_pool
+
+        exit_pool(self)
         if exc_type is not None and not issubclass(exc_type, Exception):
             self.terminate()  # Ctrl-C or SystemExit: the user wants out now, not after the jobs finish
             return
