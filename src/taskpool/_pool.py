@@ -753,9 +753,9 @@ class IMapIterator(Generic[R]):
         self._current: Iterator[R] = iter(())
         self._bar: Any = None
         if progress:
-            from ._progress import make_bar
+            from ._progress import track
 
-            self._bar = make_bar(progress, total=None)
+            self._bar = track((), progress, total=None)
         self._fill()
 
     def _fill(self) -> None:
@@ -771,8 +771,7 @@ class IMapIterator(Generic[R]):
                 return
             future = self._pool._submit(self._fn, (chunk,), {}, self._opts, self._kind, None, None, len(chunk))
             if self._bar is not None:
-                bar, n = self._bar, len(chunk)
-                future.add_done_callback(lambda f: bar.update(n))
+                self._bar.add(future)  # counts the chunk's items, even if its callback comes after close
             if self._done is not None:
                 future.add_done_callback(self._done.put)
             self._futures.append(future)
