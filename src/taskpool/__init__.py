@@ -30,11 +30,15 @@ from ._events import Event as Event
 from ._events import EventKind as EventKind
 from ._future import JobFuture as JobFuture
 from ._job import JobOptions as JobOptions
+from ._logging import get_logger as get_logger
 from ._pool import IMapIterator as IMapIterator
 from ._pool import PoolState as PoolState
 from ._pool import PoolView as PoolView
 from ._pool import TaskPool as TaskPool
+from ._progress import as_completed as as_completed
 from ._retry import Retry as Retry
+from ._task import Task as Task
+from ._task import task as task
 
 __version__ = "0.1.0"
 
@@ -52,7 +56,11 @@ __all__ = (
     "RemoteTraceback",
     "Retry",
     "SerializationError",
+    "Task",
     "TaskPool",
     "TaskpoolError",
     "WorkerCrashedError",
+    "as_completed",
+    "get_logger",
+    "task",
 )
