@@ -446,6 +446,9 @@ class DaskBackend:
                     processes=True,
                     host="127.0.0.1",
                     dashboard_address=None,
+                    # No dashboard, but the scheduler still serves HTTP (health, metrics): on a free port, as
+                    # its default 8787 is taken as soon as two pools run at once.
+                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                 )
             try:
                 self._client = distributed.Client(self._cluster, set_as_default=False)
