@@ -166,4 +166,5 @@ class EventThread:
                     heapq.heappop(timers)[2]()
             except Exception:  # a bug in the pool's own handling: say so, keep serving the other jobs
                 log.critical("taskpool's event thread failed to process reports", exc_info=True)
-            del process
+            # Hold no report while idle: it would keep the last jobs' arguments and results alive.
+            del process, item
