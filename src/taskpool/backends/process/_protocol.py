@@ -218,6 +218,8 @@ class FrameReader:
                 except (BlockingIOError, InterruptedError):
                     return frames
                 if k == 0:
+                    if frames:  # hand these over first; the pipe stays at EOF, so the next call raises
+                        return frames
                     raise EOFError("the worker closed its results pipe in the middle of a frame")
                 self._got += k
                 if self._got == len(big):
@@ -229,6 +231,8 @@ class FrameReader:
             except (BlockingIOError, InterruptedError):
                 return frames
             if not chunk:
+                if frames:  # a worker that wrote its last frames and exited: those frames still count
+                    return frames
                 raise EOFError("the worker closed its results pipe")
             buf = self._buf
             buf += chunk
