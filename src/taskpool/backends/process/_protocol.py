@@ -218,7 +218,8 @@ class FrameReader:
                 except (BlockingIOError, InterruptedError):
                     return frames
                 if k == 0:
-                    if frames:  # hand these over first; the pipe stays at EOF, so the next call raises
+                    # Hand these over first; the pipe stays at EOF, so the next call raises.
+                    if frames:
                         return frames
                     raise EOFError("the worker closed its results pipe in the middle of a frame")
                 self._got += k
@@ -231,7 +232,8 @@ class FrameReader:
             except (BlockingIOError, InterruptedError):
                 return frames
             if not chunk:
-                if frames:  # a worker that wrote its last frames and exited: those frames still count
+                # A worker that wrote its last frames and exited: those frames still count.
+                if frames:
                     return frames
                 raise EOFError("the worker closed its results pipe")
             buf = self._buf
