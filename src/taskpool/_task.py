@@ -39,7 +39,6 @@ __all__ = ["Task", "active_pool", "enter_pool", "exit_pool", "shutdown_default_p
 
 P = ParamSpec("P")
 R = TypeVar("R")
-T = TypeVar("T")
 
 # The pools whose ``with`` block is active in this context, innermost last. A tuple, so a context that copies
 # the stack (a new task, a new thread's context) can never change the caller's.
@@ -155,6 +154,8 @@ class Task(Generic[P, R]):
     """
 
     __wrapped__: Callable[P, R]
+    __name__: str
+    __qualname__: str
 
     def __init__(
         self,
@@ -221,12 +222,15 @@ class Task(Generic[P, R]):
         return self._pool().submit(self._root, *args, **kwargs)
 
     def map(
-        self: Task[[T], R],
-        items: Iterable[T],
+        self,
+        items: Iterable[Any],
         chunksize: int | None = None,
         progress: bool | str | Mapping[str, Any] = False,
     ) -> list[R]:
-        """Run the function on every item on the active pool; results in input order (see `TaskPool.map`)."""
+        """Run the function on every item on the active pool; results in input order (see `TaskPool.map`).
+
+        The items' type is not checked statically (a ParamSpec cannot be narrowed to one parameter).
+        """
         return self._pool().map(self._root, items, chunksize=chunksize, progress=progress)
 
     def options(
