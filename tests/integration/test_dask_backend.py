@@ -146,6 +146,20 @@ def backend() -> Iterator[tuple[DaskBackend, Sink]]:
         yield b, sink
 
 
+def gone(pid: int, timeout: float = 10.0) -> bool:
+    """Whether process ``pid`` ends (or is a zombie) within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -273,11 +287,12 @@ def test_timeout_fails_the_job_on_time_and_the_pool_goes_on(
     t0 = time.monotonic()
     slow = make_job(jobs.nap, 3.0, timeout=0.5)
     b.submit(slow)
-    kind, _, error, _, _ = sink.outcome(slow)
+    kind, _, error, _, pid = sink.outcome(slow)
     elapsed = time.monotonic() - t0
     assert kind == FAILED
     assert isinstance(error, JobTimeoutError)
     assert 0.5 <= elapsed < 2.5
+    assert gone(pid)  # the worker running it was killed (its nanny starts a new one)
     fast = make_job(jobs.double, 21, timeout=10)
     b.submit(fast)
     assert sink.outcome(fast)[:3] == (SUCCEEDED, fast, 42)
@@ -294,8 +309,13 @@ def test_stop_a_running_job(backend: tuple[DaskBackend, Sink]) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.01)
     assert b.stop(job)
-    assert sink.outcome(job)[:2] == (STOPPED, job)
+    kind, _, _, _, pid = sink.outcome(job)
+    assert kind == STOPPED
     assert not b.stop(job)  # already stopped
+    assert gone(pid)
+    after = make_job(jobs.double, 3)
+    b.submit(after)
+    assert sink.outcome(after)[:3] == (SUCCEEDED, after, 6)
 
 
 def test_a_cancelled_job_is_skipped(backend: tuple[DaskBackend, Sink]) -> None:

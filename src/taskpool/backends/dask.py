@@ -20,10 +20,12 @@ attempt gets exactly one terminal report.
 
 What differs from the process backend (docs/scaling-out.md has the table):
 
-* **Timeouts and stop** end the job's *future* on time (JobTimeoutError, or STOPPED) and cancel the Dask task.
-  A task that has not started never runs; a task already running cannot be interrupted (Dask runs it in a
-  thread of the worker process), so it runs to its end on the worker and its result is thrown away. The clock
-  of a timeout starts when the job starts on a worker (reported through the scheduler), not at submission.
+* **Timeouts and stop** end the job's *future* on time (JobTimeoutError, or STOPPED) and cancel the Dask task,
+  so a task that has not started never runs. A running task cannot be interrupted inside Dask (it runs in a
+  thread of the worker process): on a cluster started here, whose workers run one job each, the worker process
+  is killed and its nanny starts a new one, as the process backend does; on an existing cluster the task runs
+  to its end on the worker and its result is thrown away. The clock of a timeout starts when the job starts
+  on a worker (reported through the scheduler), not at submission.
 * **Crashes**: a worker that dies while running a job fails it with `WorkerCrashedError` (pid of the Dask
   worker, exit code unknown). A cluster started here fails the job at the first death (Dask's
   ``allowed-failures`` is set to 0, and each worker holds one task at a time, so queued jobs are not hit);
@@ -52,6 +54,7 @@ import itertools
 import logging
 import os
 import pickle
+import signal
 import sys
 import threading
 import time
@@ -594,8 +597,8 @@ class DaskBackend:
     def stop(self, job: Job) -> bool:
         """Stop ``job``: its future ends STOPPED at once and its Dask task is cancelled (any thread).
 
-        A task already running on a worker runs to its end there (Dask cannot interrupt it); its result is
-        dropped.
+        A running job's worker is killed on a cluster started here; on an existing cluster the task runs to
+        its end there (Dask cannot interrupt it) and its result is dropped.
         """
         with self._lock:
             key = self._by_job.get(job.id)
@@ -603,8 +606,7 @@ class DaskBackend:
         if attempt is None or attempt.job is not job or self._settle(attempt.key) is None:
             return False
         self._emit([(STOPPED, job, None, attempt.worker, attempt.pid)])
-        if attempt.future is not None:
-            self._cancel([attempt.future])
+        self._halt([attempt])
         return True
 
     def shutdown(self, wait: bool) -> None:
@@ -636,6 +638,14 @@ class DaskBackend:
             # A cluster we leave running must not keep running our initializer on the workers that join.
             _bounded(lambda: client.unregister_worker_plugin(self._plugin_name), CLOSE_TIMEOUT)
         if self._cluster is not None:
+            if not wait:
+                # A running task holds its worker process until the task returns; terminate does not wait.
+                for pid, nanny in self._local_worker_pids().items():
+                    with contextlib.suppress(Exception):
+                        nanny.close_gracefully(
+                            reason="taskpool-terminate"
+                        )  # so it starts no new worker
+                        os.kill(pid, signal.SIGKILL)
             with contextlib.suppress(Exception):
                 self._cluster.close(timeout=CLUSTER_CLOSE_TIMEOUT)
 
@@ -666,6 +676,27 @@ class DaskBackend:
         data = dumps_function(job.fn, job.name)
         self._fn_cache = (job.fn, data)
         return data
+
+    def _halt(self, attempts: list[_Attempt]) -> None:
+        """Cancel attempts that timed out or were stopped, and kill the workers running them (any thread).
+
+        Only the worker processes of a cluster started here are killed (their nannies start new ones): each
+        runs one job at a time, so nothing else is lost. On an existing cluster a running task runs on.
+        """
+        self._cancel([a.future for a in attempts if a.future is not None])
+        pids = {a.pid for a in attempts if a.pid is not None}
+        if pids and self._cluster is not None:
+            for pid in pids & set(self._local_worker_pids()):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+
+    def _local_worker_pids(self) -> dict[int, Any]:
+        """The worker processes of the cluster started here, by pid, with their nannies."""
+        found: dict[int, Any] = {}
+        for nanny in list(getattr(self._cluster, "workers", {}).values()):
+            with contextlib.suppress(AttributeError):  # a nanny still starting has no process yet
+                found[int(nanny.process.process.pid)] = nanny
+        return found
 
     def _cancel(self, futures: list[Any]) -> None:
         """Cancel Dask futures without waiting for the scheduler (any thread).
@@ -855,7 +886,7 @@ class DaskBackend:
             except Exception:
                 logging.getLogger(__name__).exception("the pool's sink failed")
             if expired:
-                self._cancel([a.future for a in expired if a.future is not None])
+                self._halt(expired)
 
 
 def _is_cancelled(error: BaseException) -> bool:
