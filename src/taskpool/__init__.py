@@ -26,6 +26,9 @@ from ._errors import (
 from ._errors import (
     WorkerCrashedError as WorkerCrashedError,
 )
+from ._compat import AsyncResult as AsyncResult
+from ._compat import MapResult as MapResult
+from ._compat import Pool as Pool
 from ._events import Event as Event
 from ._events import EventKind as EventKind
 from ._future import JobFuture as JobFuture
@@ -43,6 +46,7 @@ from ._task import task as task
 __version__ = "0.1.0"
 
 __all__ = (
+    "AsyncResult",
     "Event",
     "EventKind",
     "IMapIterator",
@@ -50,6 +54,8 @@ __all__ = (
     "JobFuture",
     "JobOptions",
     "JobTimeoutError",
+    "MapResult",
+    "Pool",
     "PoolClosedError",
     "PoolState",
     "PoolView",
