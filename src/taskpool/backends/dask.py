@@ -34,7 +34,8 @@ What differs from the process backend (docs/scaling-out.md has the table):
 * **Logs and prints** made in the job's own thread are captured on the worker and reported when the job ends
   (not live), log records before the outcome.
 * **STARTED** is reported when the worker begins the task: the worker sends a Dask event through the
-  scheduler; it costs one small message per job and is only sent while someone listens (or for a timeout).
+  scheduler (one small message per job, sent always: it also arms timeouts and tells a crashed job from the
+  jobs that were only waiting on the same worker).
 * **Shared state** (`pool.shared`) is not available: the Manager lives on the parent's machine. Use Dask's own
   ``distributed.Lock``, ``Variable`` or ``Queue``.
 * Workers are Dask's: their ids in reports are Dask worker addresses (``"tcp://host:port"``). There are no
@@ -522,7 +523,7 @@ class DaskBackend:
             self._defer([(BROKEN, None, self._init_error, None, None)])
 
     def want_started(self, enabled: bool) -> None:
-        """Whether jobs submitted from now on report STARTED (any thread)."""
+        """Whether to report STARTED from now on (any thread); workers announce every job anyway."""
         self._want_started = enabled
 
     def submit(self, job: Job) -> None:
