@@ -135,3 +135,9 @@ def retry_then(marker: str, fails: int, value: int) -> int:
     if calls <= fails:
         raise ValueError(f"attempt {calls}")
     return value
+
+
+def getpid_after_log(message: str) -> int:
+    """Log ``message`` and return this process's id."""
+    log.warning("%s", message)
+    return os.getpid()
