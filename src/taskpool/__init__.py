@@ -40,6 +40,8 @@ from ._pool import PoolView as PoolView
 from ._pool import TaskPool as TaskPool
 from ._progress import as_completed as as_completed
 from ._retry import Retry as Retry
+from ._spawn import Spawner as Spawner
+from ._spawn import spawn as spawn
 from ._task import Task as Task
 from ._task import task as task
 
@@ -62,11 +64,13 @@ __all__ = (
     "RemoteTraceback",
     "Retry",
     "SerializationError",
+    "Spawner",
     "Task",
     "TaskPool",
     "TaskpoolError",
     "WorkerCrashedError",
     "as_completed",
     "get_logger",
+    "spawn",
     "task",
 )
