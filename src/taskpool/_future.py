@@ -115,6 +115,11 @@ class JobFuture(cf.Future[R], Generic[R]):
                     waiter.add_cancelled(self)
                 self._condition.notify_all()  # type: ignore[attr-defined]
         if not running:
-            return self.cancel()
+            if not self.cancel():
+                return False
+            # cancel() leaves a pending future CANCELLED, which cf.wait and as_completed count as done only
+            # once set_running_or_notify_cancel() is called; no worker will take this job to call it.
+            self.set_running_or_notify_cancel()
+            return True
         self._invoke_callbacks()  # type: ignore[attr-defined]
         return True
