@@ -261,7 +261,8 @@ def worker_main(
             try:
                 fn = functions[key]
                 if isinstance(fn, SerializationError):
-                    raise fn
+                    # Unpickled once per worker, before any job had it: name the job that needs it now.
+                    raise SerializationError(fn.part, fn.stage, fn.where, name, fn.reason)
                 args = loads_checked(payload, "arguments", "worker", name)
                 if kind == CALL:
                     value = fn(*args[0], **args[1])
