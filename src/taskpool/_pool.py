@@ -612,6 +612,11 @@ class TaskPool(_Submitter):
                     future.set_result(a)
                 self._finished(job)
             elif kind == FAILED:
+                if b is not None and "job_started" in by_kind and job.future.attempts < job.attempt:
+                    # A worker that died at once had no time to send its start report, yet the job ran there:
+                    # keep the promise that job_started comes before the terminal event.
+                    job.future.attempts = job.attempt
+                    self._emit("job_started", job, worker=b, pid=c)
                 self._failed(job, a, b, c)
             elif kind == STARTED:
                 job.future.attempts = job.attempt
