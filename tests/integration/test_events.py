@@ -136,7 +136,8 @@ def test_a_raising_handler_is_logged_with_the_job_id_and_isolated(
     with caplog.at_level(logging.ERROR, logger="taskpool"):
         futures = [any_pool.submit(basic.square, i) for i in range(3)]
         assert [f.result(TIMEOUT) for f in futures] == [0, 1, 4]
-    assert sorted(e or 0 for e in seen) == [f.job_id for f in futures]  # the next handler still ran, for every job
+    # The next handler still ran, for every job.
+    assert sorted(e or 0 for e in seen) == [f.job_id for f in futures]
     errors = [r for r in caplog.records if r.name == "taskpool" and "handler" in r.getMessage()]
     assert len(errors) == 3
     messages = sorted(m.getMessage() for m in errors)
