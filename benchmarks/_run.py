@@ -33,7 +33,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchmarks import _jobs
-from benchmarks._contenders import CONTENDERS, WAIT_S, Adapter, Skip, Taskpool, Unsupported
+from benchmarks._contenders import (
+    CONTENDERS,
+    WAIT_S,
+    WORKERS,
+    Adapter,
+    Skip,
+    Taskpool,
+    Unsupported,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -237,11 +245,11 @@ def _cli_command() -> list[str]:
 
 
 def cli(adapter: Adapter, p: Params) -> list[Row]:
-    stop = int(p["stop"])
+    stop, chunksize = int(p["stop"]), int(p.get("chunksize", 100))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp, "out.txt")
         cmd = [*_cli_command(), "run", "benchmarks._jobs:square", "--range", "0", str(stop)]
-        cmd += ["-o", str(out)]
+        cmd += ["-o", str(out), "--workers", str(WORKERS), "--chunksize", str(chunksize)]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=WAIT_S, check=False)
         elapsed = time.perf_counter() - t0
