@@ -780,7 +780,7 @@ def _server_init(socket_dir: str | None) -> None:
     # shut down in order (the stdlib also ignores SIGINT here; this does not rely on it).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = parent_process()
-    if parent is None and False:
+    if parent is not None:
         threading.Thread(
             target=_exit_with_parent,
             args=(parent.sentinel, socket_dir),
