@@ -59,6 +59,7 @@ from collections.abc import (
 )
 from multiprocessing import connection as _connection
 from multiprocessing import parent_process
+from multiprocessing import util as _mp_util
 from multiprocessing.managers import BaseManager, BaseProxy, Namespace
 
 # RebuildProxy is the stdlib's unpickler for proxies: besides rebuilding the proxy it recognises a proxy that
@@ -779,6 +780,13 @@ def _server_init(socket_dir: str | None) -> None:
     # Ctrl-C goes to the whole foreground process group. The server must outlive it so that the parent can
     # shut down in order (the stdlib also ignores SIGINT here; this does not rely on it).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if socket_dir is not None:
+        # A graceful stop (the manager's own finalizer, at the parent's exit or when it is garbage collected)
+        # ends in the server's exit-time finalizers: remove the directory there, after the listener has
+        # unlinked its socket (finalizers with priority 0 run before this one).
+        _mp_util.Finalize(
+            None, shutil.rmtree, args=(socket_dir,), kwargs={"ignore_errors": True}, exitpriority=-1
+        )
     parent = parent_process()
     if parent is not None:
         threading.Thread(

@@ -7,6 +7,7 @@ sleeps to order events: order comes from barriers, events, queues and joins, eac
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import select
@@ -154,6 +155,19 @@ def test_shutdown_is_idempotent_and_bounded(ctx: Context) -> None:
         assert not os.path.exists(os.path.dirname(address))
 
 
+def test_dropped_without_shutdown_stops_the_server(ctx: Context) -> None:
+    """Garbage collection (or interpreter exit) stops the server gracefully; it removes its directory itself."""
+    state = SharedState(ctx)
+    state.counter().add()
+    address = state.address
+    assert address is not None
+    del state
+    gc.collect()
+    assert multiprocessing.active_children() == []
+    if sys.platform != "win32":
+        assert not os.path.exists(os.path.dirname(address))
+
+
 def test_use_after_shutdown_raises_pool_closed_promptly(ctx: Context) -> None:
     state = SharedState(ctx)
     state.dict()
@@ -197,6 +211,8 @@ def test_server_exits_when_its_parent_is_killed(ctx: Context) -> None:
             assert parent.exitcode == -signal.SIGKILL
             # A pidfd becomes readable when its process exits.
             readable, _, _ = select.select([pidfd], [], [], TIMEOUT)
+            if not readable:
+                os.kill(pid, signal.SIGKILL)  # do not leave an orphan behind a failed test
             assert readable == [pidfd]
         finally:
             os.close(pidfd)
