@@ -560,6 +560,8 @@ def test_separate_processes_killed_worker_and_lost_scheduler(tmp_path: Path) -> 
         pool = taskpool.TaskPool(backend="dask", address=address)
         try:
             assert pool.workers == 2
+            assert pool.map(jobs.double, range(40), chunksize=4) == [2 * i for i in range(40)]
+            assert pool.submit(lambda: "by value").result(timeout=TIMEOUT) == "by value"
             outcomes: dict[int, list[str]] = {}
             lock = threading.Lock()
 

@@ -695,8 +695,10 @@ class DaskBackend:
         """The worker processes of the cluster started here, by pid, with their nannies."""
         found: dict[int, Any] = {}
         for nanny in list(getattr(self._cluster, "workers", {}).values()):
-            with contextlib.suppress(AttributeError):  # a nanny still starting has no process yet
-                found[int(nanny.process.process.pid)] = nanny
+            # A nanny (re)starting its worker has no process, or one without a pid yet.
+            pid = getattr(getattr(getattr(nanny, "process", None), "process", None), "pid", None)
+            if isinstance(pid, int):
+                found[pid] = nanny
         return found
 
     def _cancel(self, futures: list[Any]) -> None:
