@@ -128,6 +128,8 @@ def machine_info(quick: bool, repeats: int) -> dict[str, Any]:
         "cpu_model": cpu_model,
         "memory_gb": memory_gb,
         "workers": WORKERS,
+        # Others' load skews every number on a shared machine: record it so that a reader can judge.
+        "loadavg_start": _loadavg(),
         "quick": quick,
         "repeats": repeats,
         "baseline": BASELINE,
@@ -135,6 +137,13 @@ def machine_info(quick: bool, repeats: int) -> dict[str, Any]:
         "(faster, more throughput, or less memory), whatever the unit's direction",
         "versions": versions,
     }
+
+
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def calibrate(params: dict[str, Any]) -> None:
@@ -383,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
             scenario, contenders, args.quick, repeats
         )
     meta["total_seconds"] = round(time.perf_counter() - t0, 1)
+    meta["loadavg_end"] = _loadavg()
     paths = write_reports(results, args.out, charts=not args.no_charts)
     _say(f"done in {meta['total_seconds']} s; wrote {', '.join(str(p) for p in paths)}")
     return 0

@@ -72,6 +72,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"- Machine: {meta['cpu_count']} CPUs ({meta['cpu_model'] or 'unknown model'}), "
         f"{meta['memory_gb']} GB RAM, {meta['platform']}",
         f"- Python {meta['python']} ({meta['implementation']}), {meta['workers']} workers per pool",
+        f"- Load average (1, 5, 15 min) at start: {meta.get('loadavg_start')}, at end: "
+        f"{meta.get('loadavg_end')}; total {meta.get('total_seconds')} s",
         f"- Command: `{meta['command']}` ({meta['repeats']} repeat(s); medians reported)",
         f"- Ratios: {meta['ratio_meaning']}; baseline `{meta['baseline']}` unless a section says "
         "otherwise.",
