@@ -97,7 +97,6 @@ __all__ = [
 K = TypeVar("K")
 V = TypeVar("V")
 T = TypeVar("T")
-_S = TypeVar("_S")
 
 # A sentinel for "no default given", so that None stays a valid default.
 _MISSING: Any = object()
