@@ -189,6 +189,10 @@ def write_charts(results: dict[str, Any], out: Path) -> list[Path]:
             ax.barh(labels, values, xerr=errors, color=colors, capsize=2)
             ax.invert_yaxis()
             arrow = "higher is better" if metric["higher_is_better"] else "lower is better"
+            # Dask's milliseconds next to microseconds would flatten every other bar: go logarithmic.
+            if min(values) > 0 and max(values) / min(values) > 20:
+                ax.set_xscale("log")
+                arrow += "; log scale"
             ax.set_xlabel(f"{metric['unit']} ({arrow})")
             for y, (_, m) in enumerate(rows):
                 ratio = f"  {fmt_ratio(m['ratio'])}" if m["ratio"] is not None else ""
