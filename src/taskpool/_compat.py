@@ -19,6 +19,7 @@ Threads:
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import functools
 import itertools
 import logging
@@ -141,7 +142,9 @@ class AsyncResult(Generic[R]):
 
     def wait(self, timeout: float | None = None) -> None:
         """Block the calling thread until the result is ready or ``timeout`` seconds have passed."""
-        cf.wait((self._future,), timeout)
+        # Future.exception() waits on the future's condition and counts every cancelled state as done.
+        with contextlib.suppress(cf.TimeoutError, cf.CancelledError):
+            self._future.exception(timeout)
 
     def get(self, timeout: float | None = None) -> R:
         """Return the result, or raise the job's exception (calling thread).
