@@ -800,7 +800,13 @@ class IMapIterator(Generic[R]):
                 raise StopIteration
             if self._ordered:
                 future = self._futures[0]
-                chunk = self._result(future, timeout)
+                try:
+                    chunk = self._result(future, timeout)
+                except BaseException:
+                    if future.done():  # its job failed: raise that once, then go on with the results after it
+                        self._futures.popleft()
+                        self._fill()
+                    raise
                 self._futures.popleft()
             else:
                 future = self._next_done(timeout)
