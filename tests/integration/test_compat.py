@@ -250,6 +250,25 @@ def test_imap_raises_the_jobs_exception_with_the_stdlib_traceback(pool: Pool) ->
     assert type(info.value.__cause__) is StdlibRemoteTraceback
 
 
+def test_imap_goes_on_after_a_failed_job(pool: Pool) -> None:
+    # As the stdlib's: the failed job's exception is raised once, then the results after it come.
+    for ordered in (True, False):
+        make = pool.imap if ordered else pool.imap_unordered
+        it = make(jobs.raise_if_negative, [1, -1, 2, 3])
+        outcomes: list[object] = []
+        for _ in range(5):
+            try:
+                outcomes.append(it.next(timeout=TIMEOUT))
+            except StopIteration:
+                break
+            except ValueError as exc:
+                outcomes.append(exc.args)
+        if ordered:
+            assert outcomes == [1, (-1,), 2, 3]
+        else:
+            assert sorted(map(str, outcomes)) == ["(-1,)", "1", "2", "3"]
+
+
 def test_unpicklable_arguments_raise_the_picklers_error(pool: Pool) -> None:
     # As the stdlib does: the pickler's own exception, not a wrapper.
     with pytest.raises(TypeError, match="refuses to be pickled"):
