@@ -13,14 +13,25 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import logging
 import multiprocessing
+import threading
 from collections.abc import Callable, Generator
-from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED, RUNNING
+from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING, RUNNING
 from typing import Any, Generic, TypeVar
 
 __all__ = ["JobFuture"]
 
 R = TypeVar("R")
+
+
+_DONE = frozenset((CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED))
+_CANCELLED = frozenset((CANCELLED, CANCELLED_AND_NOTIFIED))
+
+# Guards the transitions out of PENDING (to RUNNING, CANCELLED or FINISHED) of every JobFuture, so that
+# cancel() and the scheduler's set_running_or_notify_cancel() cannot both win. One uncontended C lock is far
+# cheaper than a Condition per future, which is made only when some thread has to wait (see `_condition`).
+_transition = threading.Lock()
 
 
 class JobFuture(cf.Future[R], Generic[R]):
@@ -30,17 +41,152 @@ class JobFuture(cf.Future[R], Generic[R]):
         job_id: the pool-unique id of the job.
         name: the job's name (its function's qualified name unless given with ``options(name=...)``).
         attempts: how many times the job has been started so far (1 after a run without retries).
+
+    How it differs inside from `concurrent.futures.Future` (not in behaviour): a pool makes one future per
+    job, so the per-future `threading.Condition` is made lazily, by the first thread that has to block
+    (`result`, `exception`, `wait`, `concurrent.futures.wait`, `as_completed`, `add_done_callback` on a pending
+    future). The completing side writes the new state first and then, if the Condition exists, takes it to
+    notify; a waiter takes the Condition and then reads the state. Either the waiter sees the new state, or it
+    was already waiting when the completer took the Condition: no wake-up is lost.
     """
 
-    # __weakref__ and __dict__ come from cf.Future; only plain attributes are added here.
     def __init__(self, job_id: int = 0, name: str = "") -> None:
-        super().__init__()
+        # Deliberately not super().__init__(): it makes the Condition eagerly; these are its other fields.
+        self._state = PENDING
+        self._result: Any = None
+        self._exception: BaseException | None = None
+        self._waiters: list[Any] = []
+        self._done_callbacks: list[Callable[[JobFuture[R]], object]] = []
         self.job_id = job_id
         self.name = name
         self.attempts = 0
         self._items = 1  # how many input items the job covers (a map chunk covers several)
         # Set by the pool: asks the backend to stop the job's worker. None where nothing can be stopped.
         self._stopper: Callable[[JobFuture[Any]], bool] | None = None
+
+    @property
+    def _condition(self) -> threading.Condition:  # type: ignore[override]
+        cond: threading.Condition | None = self.__dict__.get("_cond")
+        if cond is None:
+            # setdefault is atomic: if two threads race here, both get the one that was stored first.
+            cond = self.__dict__.setdefault("_cond", threading.Condition())
+        return cond
+
+    def _notify(self, how: str | None) -> None:
+        """Wake every waiter, after the state changed (any thread)."""
+        cond: threading.Condition | None = self.__dict__.get("_cond")
+        if cond is not None:
+            with cond:
+                if how is not None:
+                    for waiter in self._waiters:
+                        getattr(waiter, how)(self)
+                cond.notify_all()
+
+    # -- concurrent.futures.Future, with lock-free fast paths ------------------------------------------
+    def done(self) -> bool:
+        return self._state in _DONE
+
+    def cancelled(self) -> bool:
+        return self._state in _CANCELLED
+
+    def running(self) -> bool:
+        return self._state == RUNNING
+
+    def cancel(self) -> bool:
+        with _transition:
+            state = self._state
+            if state == RUNNING or state == FINISHED:
+                return False
+            if state in _CANCELLED:
+                return True
+            self._state = CANCELLED
+        self._notify(None)
+        self._invoke_callbacks()
+        return True
+
+    def set_running_or_notify_cancel(self) -> bool:
+        with _transition:
+            state = self._state
+            if state == PENDING:
+                self._state = RUNNING
+                return True
+            if state != CANCELLED:
+                raise RuntimeError(f"future in unexpected state: {state}")
+            self._state = CANCELLED_AND_NOTIFIED
+        self._notify("add_cancelled")
+        return False
+
+    def set_result(self, result: R) -> None:
+        with _transition:
+            if self._state in _DONE:
+                raise cf.InvalidStateError(f"{self._state}: {self!r}")
+            self._result = result
+            self._state = FINISHED
+        self._notify("add_result")
+        self._invoke_callbacks()
+
+    def set_exception(self, exception: BaseException | None) -> None:
+        with _transition:
+            if self._state in _DONE:
+                raise cf.InvalidStateError(f"{self._state}: {self!r}")
+            self._exception = exception
+            self._state = FINISHED
+        self._notify("add_exception")
+        self._invoke_callbacks()
+
+    def _invoke_callbacks(self) -> None:
+        for callback in self._done_callbacks:
+            try:
+                callback(self)
+            except Exception:
+                logging.getLogger("concurrent.futures").exception("exception calling callback for %r", self)
+
+    def _outcome(self) -> R:
+        if self._exception is not None:
+            try:
+                raise self._exception
+            finally:
+                self = None  # type: ignore[assignment]  # break the cycle through the traceback
+        return self._result  # type: ignore[no-any-return]
+
+    def result(self, timeout: float | None = None) -> R:
+        state = self._state
+        if state == FINISHED:
+            return self._outcome()
+        if state in _CANCELLED:
+            raise cf.CancelledError()
+        with self._condition:
+            if self._state not in _DONE:
+                self._condition.wait(timeout)
+            state = self._state
+        if state == FINISHED:
+            return self._outcome()
+        if state in _CANCELLED:
+            raise cf.CancelledError()
+        raise cf.TimeoutError()
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        if self._state not in _DONE:
+            with self._condition:
+                if self._state not in _DONE:
+                    self._condition.wait(timeout)
+        state = self._state
+        if state in _CANCELLED:
+            raise cf.CancelledError()
+        if state != FINISHED:
+            raise cf.TimeoutError()
+        return self._exception
+
+    def add_done_callback(self, fn: Callable[[cf.Future[R]], object]) -> None:
+        if self._state not in _DONE:
+            with self._condition:
+                if self._state not in _DONE:
+                    self._done_callbacks.append(fn)
+                    return
+        try:
+            fn(self)
+        except Exception:
+            logging.getLogger("concurrent.futures").exception("exception calling callback for %r", self)
 
     def __repr__(self) -> str:
         return f"<JobFuture {self.job_id} {self.name!r} {super().__repr__()[1:-1]}>"
@@ -76,9 +222,11 @@ class JobFuture(cf.Future[R], Generic[R]):
 
     def wait(self, timeout: float | None = None) -> None:
         """Block the calling thread until the job finishes or ``timeout`` seconds pass."""
-        with self._condition:  # type: ignore[attr-defined]
-            if not self.done():
-                self._condition.wait(timeout)  # type: ignore[attr-defined]
+        if self._state in _DONE:
+            return
+        with self._condition:
+            if self._state not in _DONE:
+                self._condition.wait(timeout)
 
     def __await__(self) -> Generator[Any, None, R]:
         """Await the job from a coroutine: ``result = await pool.submit(fn)``."""
@@ -100,26 +248,18 @@ class JobFuture(cf.Future[R], Generic[R]):
         return stopper(self) if stopper is not None else False
 
     def _force_cancel(self) -> bool:
-        """Move a *running* future to the cancelled state (event thread only).
+        """Move a pending or running future to the cancelled state (event thread only).
 
-        `concurrent.futures.Future.cancel` refuses running futures; a job whose worker we killed on request
-        is cancelled all the same, so this does what `cancel` does, for a running future.
+        `concurrent.futures.Future.cancel` refuses running futures; a job whose worker we killed on request,
+        or that `terminate` cut short, is cancelled all the same. The state goes straight to
+        CANCELLED_AND_NOTIFIED, since no worker will call `set_running_or_notify_cancel` for it.
         """
-        with self._condition:  # type: ignore[attr-defined]
-            if self._state == FINISHED or self._state == CANCELLED_AND_NOTIFIED:  # type: ignore[attr-defined]
+        with _transition:
+            state = self._state
+            if state == FINISHED or state == CANCELLED_AND_NOTIFIED:
                 return False
-            running = self._state == RUNNING  # type: ignore[attr-defined]
-            if running:
-                self._state = CANCELLED_AND_NOTIFIED
-                for waiter in self._waiters:  # type: ignore[attr-defined]
-                    waiter.add_cancelled(self)
-                self._condition.notify_all()  # type: ignore[attr-defined]
-        if not running:
-            if not self.cancel():
-                return False
-            # cancel() leaves a pending future CANCELLED, which cf.wait and as_completed count as done only
-            # once set_running_or_notify_cancel() is called; no worker will take this job to call it.
-            self.set_running_or_notify_cancel()
-            return True
-        self._invoke_callbacks()  # type: ignore[attr-defined]
+            self._state = CANCELLED_AND_NOTIFIED
+        self._notify("add_cancelled")
+        if state != CANCELLED:  # a CANCELLED future ran its callbacks when cancel() put it there
+            self._invoke_callbacks()
         return True

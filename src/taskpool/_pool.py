@@ -415,7 +415,7 @@ class TaskPool(_Submitter):
         if chunksize is None:
             # As multiprocessing.Pool does: about four chunks per worker, so that uneven jobs even out.
             chunksize, extra = divmod(len(items), self.workers * 4)
-            if extra:
+            if extra or not chunksize:
                 chunksize += 1
         return [items[i : i + chunksize] for i in range(0, len(items), chunksize)]
 
