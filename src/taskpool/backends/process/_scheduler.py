@@ -544,9 +544,11 @@ class ProcessBackend:
                     w.discard.add(job.id)
                     reports.append((STOPPED, job, None, w.wid, w.pid))
                 return
-        with contextlib.suppress(ValueError):
+        if job in self._pending:
             self._pending.remove(job)
-            reports.append((STOPPED, job, None, None, None))
+        # Not found anywhere, the job is between two attempts (the pool waits to retry it): it is stopped
+        # all the same, and the pool drops the retry when it finds the future done.
+        reports.append((STOPPED, job, None, None, None))
 
     def _kill(self, w: _Worker) -> None:
         with contextlib.suppress(Exception):
