@@ -707,6 +707,12 @@ def run_command(args: argparse.Namespace) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
+    except (
+        OSError
+    ) as exc:  # the output cannot be written (disk full, ...): what was flushed is kept
+        raise UsageError(
+            f"stopped: {exc}; the lines written so far are kept (finish with --resume)"
+        ) from None
     finally:
         if old_sigterm is not None:
             signal.signal(signal.SIGTERM, old_sigterm)
@@ -759,7 +765,10 @@ def demo_command(args: argparse.Namespace, stdout: IO[str]) -> int:
         start = time.perf_counter()
         parallel = pool.map(count_primes, [limit] * jobs, chunksize=1)
         parallel_time = time.perf_counter() - start
-        assert parallel == serial, "the pool computed something else than the serial run"
+        if parallel != serial:
+            raise RuntimeError(
+                f"the pool computed {parallel}, the serial run {serial}: please report this"
+            )
         speedup = serial_time / parallel_time
         say(
             f"  on TaskPool({workers}):          {parallel_time:6.2f} s   (starting {len(pids)} workers took "

@@ -57,6 +57,7 @@ def start(*args: str, stderr: Path) -> subprocess.Popen[bytes]:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=err,
+            start_new_session=True,  # its own process group, as a terminal's foreground job has
         )
 
 
@@ -440,7 +441,7 @@ def test_ctrl_c_keeps_finished_lines_and_exits_130(tmp_path: Path) -> None:
     try:
         seen = wait_for_lines(out, 10, proc)
         workers = descendants(proc.pid)
-        proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C does: to the command and its workers alike
         assert proc.wait(timeout=TIMEOUT) == 130, err.read_text()
     finally:
         if proc.poll() is None:
