@@ -16,7 +16,9 @@ import pytest
 
 from taskpool import TaskPool
 
-START_METHODS = [m for m in ("fork", "forkserver", "spawn") if m in multiprocessing.get_all_start_methods()]
+START_METHODS = [
+    m for m in ("fork", "forkserver", "spawn") if m in multiprocessing.get_all_start_methods()
+]
 
 # A pool's workers, scheduler and event threads must all be gone this soon after join() or terminate().
 SHUTDOWN_BOUND = 10.0

@@ -112,7 +112,11 @@ class Handlers:
             try:
                 handler(event)
             except Exception:
-                log.exception("an event handler for %s (job %s) raised; the pool goes on", event.kind, event.job_id)
+                log.exception(
+                    "an event handler for %s (job %s) raised; the pool goes on",
+                    event.kind,
+                    event.job_id,
+                )
 
 
 class EventThread:
@@ -125,7 +129,7 @@ class EventThread:
         self.put = self._queue.put  # the backend's sink: any thread, never blocks
         owner = getattr(process, "__self__", None)
         ref: Callable[[], Callable[[list[Any]], None] | None]
-        ref = weakref.WeakMethod(process) if owner is not None else (lambda: process)  # type: ignore[arg-type,assignment]
+        ref = weakref.WeakMethod(process) if owner is not None else (lambda: process)
         self._thread = threading.Thread(target=self._run, args=(ref,), name=name, daemon=True)
         self._thread.start()
 
@@ -148,10 +152,7 @@ class EventThread:
         timers = self._timers
         while True:
             try:
-                if timers:
-                    item = get(timeout=max(0.0, timers[0][0] - time.monotonic()))
-                else:
-                    item = get()
+                item = get(timeout=max(0.0, timers[0][0] - time.monotonic())) if timers else get()
             except queue.Empty:
                 item = []
             if item is None:
@@ -164,7 +165,9 @@ class EventThread:
                     process(item)
                 while timers and timers[0][0] <= time.monotonic():
                     heapq.heappop(timers)[2]()
-            except Exception:  # a bug in the pool's own handling: say so, keep serving the other jobs
+            except (
+                Exception
+            ):  # a bug in the pool's own handling: say so, keep serving the other jobs
                 log.critical("taskpool's event thread failed to process reports", exc_info=True)
             # Hold no report while idle: it would keep the last jobs' arguments and results alive.
             del process, item

@@ -95,7 +95,7 @@ class JobFuture(cf.Future[R], Generic[R]):
     def cancel(self) -> bool:
         with _transition:
             state = self._state
-            if state == RUNNING or state == FINISHED:
+            if state in (RUNNING, FINISHED):
                 return False
             if state in _CANCELLED:
                 return True
@@ -139,7 +139,9 @@ class JobFuture(cf.Future[R], Generic[R]):
             try:
                 callback(self)
             except Exception:
-                logging.getLogger("concurrent.futures").exception("exception calling callback for %r", self)
+                logging.getLogger("concurrent.futures").exception(
+                    "exception calling callback for %r", self
+                )
 
     def _outcome(self) -> R:
         if self._exception is not None:
@@ -186,7 +188,9 @@ class JobFuture(cf.Future[R], Generic[R]):
         try:
             fn(self)
         except Exception:
-            logging.getLogger("concurrent.futures").exception("exception calling callback for %r", self)
+            logging.getLogger("concurrent.futures").exception(
+                "exception calling callback for %r", self
+            )
 
     def __repr__(self) -> str:
         return f"<JobFuture {self.job_id} {self.name!r} {super().__repr__()[1:-1]}>"
@@ -256,7 +260,7 @@ class JobFuture(cf.Future[R], Generic[R]):
         """
         with _transition:
             state = self._state
-            if state == FINISHED or state == CANCELLED_AND_NOTIFIED:
+            if state in (FINISHED, CANCELLED_AND_NOTIFIED):
                 return False
             self._state = CANCELLED_AND_NOTIFIED
         self._notify("add_cancelled")

@@ -29,7 +29,9 @@ def check_timeout(timeout: float | None) -> float | None:
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
         raise TypeError(f"timeout must be a number of seconds or None, not {timeout!r}")
     if math.isnan(timeout) or timeout <= 0:
-        raise ValueError(f"timeout must be a positive number of seconds (or None for no timeout), not {timeout!r}")
+        raise ValueError(
+            f"timeout must be a positive number of seconds (or None for no timeout), not {timeout!r}"
+        )
     return None if math.isinf(timeout) else float(timeout)
 
 
@@ -132,8 +134,12 @@ class Job:
         self.error_callback = error_callback
         self.name = future.name
         self.attempt = 1
-        self.started = 0.0  # time.monotonic() of the first attempt, set when the first attempt is dispatched
-        self.size = size  # how many input items the job covers (progress bars count items, not chunks)
+        self.started = (
+            0.0  # time.monotonic() of the first attempt, set when the first attempt is dispatched
+        )
+        self.size = (
+            size  # how many input items the job covers (progress bars count items, not chunks)
+        )
         self.payload: Any = None  # a backend's cache of the pickled arguments, reused by retries
 
     def __repr__(self) -> str:

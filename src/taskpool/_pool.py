@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures as cf
+import contextlib
 import enum
 import itertools
 import logging
@@ -60,7 +61,9 @@ T = TypeVar("T")
 
 log = logging.getLogger("taskpool")
 
-_SUBMITTED = 100  # a report kind of the pool's own: job_submitted, routed through the event thread for order
+_SUBMITTED = (
+    100  # a report kind of the pool's own: job_submitted, routed through the event thread for order
+)
 _TERMINATE = 101  # cancel every outstanding job (terminate)
 
 
@@ -101,8 +104,12 @@ def _register_exit_hook() -> None:
 
 
 def _check_chunksize(chunksize: int | None) -> None:
-    if chunksize is not None and (not isinstance(chunksize, int) or isinstance(chunksize, bool) or chunksize < 1):
-        raise ValueError(f"chunksize must be a whole number >= 1 (or None to choose), not {chunksize!r}")
+    if chunksize is not None and (
+        not isinstance(chunksize, int) or isinstance(chunksize, bool) or chunksize < 1
+    ):
+        raise ValueError(
+            f"chunksize must be a whole number >= 1 (or None to choose), not {chunksize!r}"
+        )
 
 
 class _Submitter:
@@ -120,12 +127,16 @@ class _Submitter:
         """
         return self._core._submit(fn, args, kwargs, self._opts, CALL, None, None, 1)
 
-    def apply(self, fn: Callable[..., R], args: Iterable[Any] = (), kwds: Mapping[str, Any] | None = None) -> R:
+    def apply(
+        self, fn: Callable[..., R], args: Iterable[Any] = (), kwds: Mapping[str, Any] | None = None
+    ) -> R:
         """Run ``fn(*args, **kwds)`` on the pool and return its result, blocking the caller, like `Pool.apply`.
 
         The job's own exception is raised here as itself, with the worker's traceback as ``__cause__``.
         """
-        future = self._core._submit(fn, tuple(args), dict(kwds or {}), self._opts, CALL, None, None, 1)
+        future: JobFuture[R] = self._core._submit(
+            fn, tuple(args), dict(kwds or {}), self._opts, CALL, None, None, 1
+        )
         return self._core._wait(future)
 
     def apply_async(
@@ -278,11 +289,19 @@ class TaskPool(_Submitter):
         if initializer is not None and not callable(initializer):
             raise TypeError(f"initializer must be callable, not {initializer!r}")
         if max_tasks_per_worker is not None and (
-            isinstance(max_tasks_per_worker, bool) or not isinstance(max_tasks_per_worker, int) or max_tasks_per_worker < 1
+            isinstance(max_tasks_per_worker, bool)
+            or not isinstance(max_tasks_per_worker, int)
+            or max_tasks_per_worker < 1
         ):
-            raise ValueError(f"max_tasks_per_worker must be a whole number >= 1 or None, not {max_tasks_per_worker!r}")
-        if max_pending is not None and (isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1):
-            raise ValueError(f"max_pending must be a whole number >= 1 or None, not {max_pending!r}")
+            raise ValueError(
+                f"max_tasks_per_worker must be a whole number >= 1 or None, not {max_tasks_per_worker!r}"
+            )
+        if max_pending is not None and (
+            isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1
+        ):
+            raise ValueError(
+                f"max_pending must be a whole number >= 1 or None, not {max_pending!r}"
+            )
         if start_method is not None:
             import multiprocessing
 
@@ -317,6 +336,7 @@ class TaskPool(_Submitter):
         self._handlers = Handlers()
         self._shared: SharedState | None = None
         self._joined = False
+        self._stopper = self._stop_future  # bound once: every future gets the same one
         self._events = EventThread(self._process)
         self._backend.start(self._events.put)
         _live_pools.add(self)
@@ -370,6 +390,7 @@ class TaskPool(_Submitter):
             self._check_options(opts)
         if self._slots is not None:
             self._acquire_slot()
+        # This is the hot path of every submit: keep it lean.
         with self._lock:
             if self._state is not PoolState.RUNNING:
                 if self._slots is not None:
@@ -377,16 +398,20 @@ class TaskPool(_Submitter):
                 raise self._closed_error()
             job_id = next(self._ids)
             future: JobFuture[Any] = JobFuture(job_id, opts.name or job_name(fn))
-            future._items = size
             job = Job(job_id, fn, args, kwargs, opts, future, kind, callback, error_callback, size)
             self._outstanding[job_id] = job
-        job.started = time.monotonic()
-        future._stopper = self._stop_future
+        if size != 1:
+            future._items = size
+        if opts.retry is not None:
+            job.started = time.monotonic()  # what stop_after_delay counts from
+        future._stopper = self._stopper
         if "job_submitted" in self._handlers.by_kind:
             self._events.put([(_SUBMITTED, job, None, None, None)])
         try:
             self._backend.submit(job)
-        except TaskpoolError as exc:  # it cannot be sent (it does not pickle): that job fails, nothing else
+        except (
+            TaskpoolError
+        ) as exc:  # it cannot be sent (it does not pickle): that job fails, nothing else
             self._events.put([(FAILED, job, exc, None, None)])
         return future
 
@@ -397,7 +422,7 @@ class TaskPool(_Submitter):
             if self._state is not PoolState.RUNNING:
                 raise self._closed_error()
 
-    def _wait(self, future: JobFuture[R]) -> R:
+    def _wait(self, future: JobFuture[T]) -> T:
         """Wait for a future the pool made for a blocking call; Ctrl-C terminates the pool."""
         try:
             return future.result()
@@ -420,7 +445,12 @@ class TaskPool(_Submitter):
         return [items[i : i + chunksize] for i in range(0, len(items), chunksize)]
 
     def _map_futures(
-        self, fn: Callable[..., Any], iterable: Iterable[Any], chunksize: int | None, kind: int, opts: JobOptions,
+        self,
+        fn: Callable[..., Any],
+        iterable: Iterable[Any],
+        chunksize: int | None,
+        kind: int,
+        opts: JobOptions,
         callback: Callable[[Any], object] | None = None,
         error_callback: Callable[[BaseException], object] | None = None,
     ) -> list[JobFuture[list[Any]]]:
@@ -453,7 +483,8 @@ class TaskPool(_Submitter):
         results: list[Any] = []
         try:
             for future in futures:
-                results.extend(self._wait(future))
+                chunk: list[Any] = self._wait(future)
+                results.extend(chunk)
         finally:
             if bar is not None:
                 bar.close()
@@ -535,7 +566,9 @@ class TaskPool(_Submitter):
         if self._state is PoolState.RUNNING:
             raise ValueError("join() needs close() or terminate() first: the pool still takes jobs")
         if threading.get_ident() == self._events.ident:
-            raise RuntimeError("join() cannot be called from a callback or event handler of the same pool")
+            raise RuntimeError(
+                "join() cannot be called from a callback or event handler of the same pool"
+            )
         if self._joined:
             return True
         if not self._drained.wait(timeout):
@@ -571,7 +604,9 @@ class TaskPool(_Submitter):
         enter_pool(self)  # inside the block, @task functions submit to this pool
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
         from ._task import exit_pool
 
         exit_pool(self)
@@ -582,11 +617,11 @@ class TaskPool(_Submitter):
         self.join()
 
     def __del__(self) -> None:
-        if getattr(self, "_state", None) is PoolState.RUNNING and not getattr(self, "_joined", True):
-            try:
+        if getattr(self, "_state", None) is PoolState.RUNNING and not getattr(
+            self, "_joined", True
+        ):
+            with contextlib.suppress(Exception):
                 self.terminate()
-            except Exception:
-                pass
 
     # -- concurrent.futures.Executor -------------------------------------------------------------------
     def as_executor(self) -> cf.Executor:
@@ -624,7 +659,7 @@ class TaskPool(_Submitter):
                     self._emit("job_started", job, worker=a, pid=b)
             elif kind == _SUBMITTED:
                 self._emit("job_submitted", job)
-            elif kind == STOPPED or kind == SKIPPED:
+            elif kind in (STOPPED, SKIPPED):
                 job.future._force_cancel()
                 if "job_cancelled" in by_kind:
                     self._emit("job_cancelled", job, worker=b, pid=c)
@@ -643,7 +678,9 @@ class TaskPool(_Submitter):
                     self._handlers.emit(Event("worker_started", time.time(), worker=a, pid=b))
             elif kind == WORKER_DOWN:
                 if "worker_exited" in by_kind:
-                    self._handlers.emit(Event("worker_exited", time.time(), worker=a, pid=b, exitcode=c))
+                    self._handlers.emit(
+                        Event("worker_exited", time.time(), worker=a, pid=b, exitcode=c)
+                    )
             elif kind == BROKEN:
                 self._break(a)
             elif kind == _TERMINATE:
@@ -654,11 +691,30 @@ class TaskPool(_Submitter):
                     self._finished(job)
 
     def _emit(
-        self, kind: EventKind, job: Job, *, worker: int | None = None, pid: int | None = None,
-        result: Any = None, exception: BaseException | None = None, delay: float | None = None,
+        self,
+        kind: EventKind,
+        job: Job,
+        *,
+        worker: int | None = None,
+        pid: int | None = None,
+        result: Any = None,
+        exception: BaseException | None = None,
+        delay: float | None = None,
     ) -> None:
         self._handlers.emit(
-            Event(kind, time.time(), job.id, job.name, job.attempt, worker, pid, result, exception, None, delay)
+            Event(
+                kind,
+                time.time(),
+                job.id,
+                job.name,
+                job.attempt,
+                worker,
+                pid,
+                result,
+                exception,
+                None,
+                delay,
+            )
         )
 
     def _run_callback(self, callback: Callable[[Any], object], arg: Any, job: Job) -> None:
@@ -674,7 +730,9 @@ class TaskPool(_Submitter):
             delay = policy.decide(job.attempt, error, job.started)
             if delay is not None and self._broken is None:
                 if "job_retrying" in self._handlers.by_kind:
-                    self._emit("job_retrying", job, worker=worker, pid=pid, exception=error, delay=delay)
+                    self._emit(
+                        "job_retrying", job, worker=worker, pid=pid, exception=error, delay=delay
+                    )
                 job.attempt += 1
                 if delay > 0:
                     self._events.call_later(delay, lambda: self._resubmit(job))
@@ -774,9 +832,13 @@ class IMapIterator(Generic[R]):
             if not chunk:
                 self._exhausted = True
                 return
-            future = self._pool._submit(self._fn, (chunk,), {}, self._opts, self._kind, None, None, len(chunk))
+            future = self._pool._submit(
+                self._fn, (chunk,), {}, self._opts, self._kind, None, None, len(chunk)
+            )
             if self._bar is not None:
-                self._bar.add(future)  # counts the chunk's items, even if its callback comes after close
+                self._bar.add(
+                    future
+                )  # counts the chunk's items, even if its callback comes after close
             if self._done is not None:
                 future.add_done_callback(self._done.put)
             self._futures.append(future)
@@ -803,7 +865,9 @@ class IMapIterator(Generic[R]):
                 try:
                     chunk = self._result(future, timeout)
                 except BaseException:
-                    if future.done():  # its job failed: raise that once, then go on with the results after it
+                    if (
+                        future.done()
+                    ):  # its job failed: raise that once, then go on with the results after it
                         self._futures.popleft()
                         self._fill()
                     raise

@@ -66,9 +66,17 @@ class Retry:
             )
         if self.attempts is not None:
             if isinstance(self.attempts, float) and math.isinf(self.attempts):
-                raise ValueError("Retry(attempts=inf) would retry forever; give a whole number >= 1")
-            if not isinstance(self.attempts, int) or isinstance(self.attempts, bool) or self.attempts < 1:
-                raise ValueError(f"Retry(attempts=...) must be a whole number >= 1, not {self.attempts!r}")
+                raise ValueError(
+                    "Retry(attempts=inf) would retry forever; give a whole number >= 1"
+                )
+            if (
+                not isinstance(self.attempts, int)
+                or isinstance(self.attempts, bool)
+                or self.attempts < 1
+            ):
+                raise ValueError(
+                    f"Retry(attempts=...) must be a whole number >= 1, not {self.attempts!r}"
+                )
         if isinstance(self.on, type):
             object.__setattr__(self, "on", (self.on,))
         for exc_type in self.on:
@@ -77,12 +85,16 @@ class Retry:
         wait = self.wait
         if isinstance(wait, (int, float)):
             if isinstance(wait, bool) or not math.isfinite(wait) or wait < 0:
-                raise ValueError(f"Retry(wait=...) must be a finite number of seconds >= 0, not {wait!r}")
+                raise ValueError(
+                    f"Retry(wait=...) must be a finite number of seconds >= 0, not {wait!r}"
+                )
             object.__setattr__(self, "_wait", tenacity.wait_fixed(float(wait)))
         elif callable(wait):
             object.__setattr__(self, "_wait", wait)
         else:
-            raise TypeError(f"Retry(wait=...) takes seconds or a tenacity wait strategy, not {wait!r}")
+            raise TypeError(
+                f"Retry(wait=...) takes seconds or a tenacity wait strategy, not {wait!r}"
+            )
 
     def _retryable(self, exc: BaseException, state: tenacity.RetryCallState) -> bool:
         if isinstance(exc, WorkerCrashedError):
@@ -95,7 +107,9 @@ class Retry:
             return bool(self.retry(state))
         return isinstance(exc, self.on)
 
-    def decide(self, attempt: int, exc: BaseException, started: float, now: float | None = None) -> float | None:
+    def decide(
+        self, attempt: int, exc: BaseException, started: float, now: float | None = None
+    ) -> float | None:
         """Whether attempt number ``attempt`` (1-based), which raised ``exc``, gets another attempt.
 
         Runs on the pool's event thread (or in a test, anywhere: it is a pure function of its arguments and

@@ -28,7 +28,9 @@ class InlineBackend:
     supports_timeout = False
     supports_stop = False
 
-    def __init__(self, *, initializer: Callable[..., object] | None = None, initargs: tuple[Any, ...] = ()) -> None:
+    def __init__(
+        self, *, initializer: Callable[..., object] | None = None, initargs: tuple[Any, ...] = ()
+    ) -> None:
         self._initializer = initializer
         self._initargs = initargs
         self._sink: Sink = lambda reports: None

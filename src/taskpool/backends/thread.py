@@ -34,7 +34,11 @@ class ThreadBackend:
     supports_stop = False
 
     def __init__(
-        self, workers: int, *, initializer: Callable[..., object] | None = None, initargs: tuple[Any, ...] = ()
+        self,
+        workers: int,
+        *,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
     ) -> None:
         self.workers = workers
         self._initializer = initializer

@@ -241,7 +241,9 @@ class FrameReader:
             while len(buf) >= _HEAD.size:
                 total, nbuf = _HEAD.unpack_from(buf)
                 if len(buf) >= total:
-                    frame = bytes(buf[_HEAD.size : total])  # a copy, so that buf can shrink under it
+                    frame = bytes(
+                        buf[_HEAD.size : total]
+                    )  # a copy, so that buf can shrink under it
                     del buf[:total]
                     frames.append(decode(memoryview(frame), nbuf, total))
                 elif total > _READ_CHUNK:

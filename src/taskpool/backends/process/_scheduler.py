@@ -36,6 +36,7 @@ import itertools
 import logging
 import multiprocessing
 import os
+import pickle
 import selectors
 import sys
 import threading
@@ -80,6 +81,7 @@ from ._protocol import (
     OP_RESULT,
     OP_RUN,
     OP_STARTED,
+    OUT_OF_BAND_MIN,
     FrameReader,
     FrameWriter,
     enlarge_pipe,
@@ -109,6 +111,7 @@ QUIT_GRACE = 5.0
 
 _WAKE, _RESULTS, _SENTINEL, _JOBS = 0, 1, 2, 3
 _STOP = object()  # the kill reason of a job stopped on request
+_NO_ARGUMENTS = pickle.dumps(((), {}), protocol=5)
 
 
 def default_start_method() -> str:
@@ -138,8 +141,14 @@ class _Worker:
     )
 
     def __init__(
-        self, wid: int, process: Any, reader: FrameReader, writer: FrameWriter, slot: Any,
-        results: Connection, writer_conn: Connection,
+        self,
+        wid: int,
+        process: Any,
+        reader: FrameReader,
+        writer: FrameWriter,
+        slot: Any,
+        results: Connection,
+        writer_conn: Connection,
     ) -> None:
         self.wid = wid
         self.process = process
@@ -222,38 +231,43 @@ class ProcessBackend:
             with contextlib.suppress(BlockingIOError, OSError):
                 os.write(self._wake_w, b"\0")
 
-    def _function_key(self, fn: Callable[..., Any], name: str) -> int:
-        try:
-            key = self._fn_keys.get(fn)
-        except TypeError:  # an unhashable callable: pickled for every job
-            key, hashable = None, False
-        else:
-            hashable = True
-        if key is not None:
-            return key
+    def _new_function_key(self, fn: Callable[..., Any], name: str) -> int:
         data = dumps_function(fn, name)
         with self._fn_lock:
             key = next(self._fn_counter)
             self._fn_data[key] = data
-            if hashable:
+            with contextlib.suppress(
+                TypeError
+            ):  # an unhashable callable: pickled again for every job
                 self._fn_keys[fn] = key
         return key
 
     def submit(self, job: Job) -> None:
         """Queue one attempt of ``job`` (any thread). Pickles it here, in the caller's thread.
 
+        This is the hot path of every submit: keep it lean.
+
         Raises:
             SerializationError: the function or the arguments do not pickle.
         """
         if job.payload is None:
-            key = self._function_key(job.fn, job.name)
-            if job.kind == CALL:
+            fn = job.fn
+            try:
+                key = self._fn_keys.get(fn)
+            except TypeError:
+                key = None
+            if key is None:
+                key = self._new_function_key(fn, job.name)
+            if job.kind != CALL:
+                payload = dumps(job.args[0], "arguments", "parent", job.name)
+            elif job.args or job.kwargs:
                 payload = dumps((job.args, job.kwargs), "arguments", "parent", job.name)
             else:
-                payload = dumps(job.args[0], "arguments", "parent", job.name)
-            job.payload = (key, wrap(payload))
+                payload = _NO_ARGUMENTS
+            job.payload = (key, payload if len(payload) < OUT_OF_BAND_MIN else wrap(payload))
         self._inbox.append(job)
-        self._wake()
+        if not self._wake_pending:
+            self._wake()
 
     def stop(self, job: Job) -> bool:
         """Ask the scheduler to stop ``job`` (any thread): it kills the worker if the job is running."""
@@ -281,8 +295,17 @@ class ProcessBackend:
             while True:
                 reports: list[Report] = []
                 for key, _mask in sel.select(self._select_timeout()):
-                    tag, w = key.data
-                    if w is not None and self._workers.get(w.wid) is not w:
+                    tag: int = key.data[0]
+                    if tag == _WAKE:
+                        # Drain first, then clear the flag: a submit that sees the flag still set has
+                        # appended its job before the clear, so _take_inbox below finds it.
+                        with contextlib.suppress(BlockingIOError, OSError):
+                            while os.read(self._wake_r, 4096):
+                                pass
+                        self._wake_pending = False
+                        continue
+                    w: _Worker = key.data[1]
+                    if self._workers.get(w.wid) is not w:
                         # Its sentinel came first in this round: _on_exit read what was left and closed
                         # its pipes, so this key's fd is closed (or already another worker's).
                         continue
@@ -290,15 +313,8 @@ class ProcessBackend:
                         self._read(w, reports)
                     elif tag == _SENTINEL:
                         self._on_exit(w, reports)
-                    elif tag == _JOBS:
-                        self._flush(w)
                     else:
-                        # Drain first, then clear the flag: a submit that sees the flag still set has
-                        # appended its job before the clear, so _take_inbox below finds it.
-                        with contextlib.suppress(BlockingIOError, OSError):
-                            while os.read(self._wake_r, 4096):
-                                pass
-                        self._wake_pending = False
+                        self._flush(w)
                 self._take_inbox(reports)
                 if self._deadlines:
                     self._check_deadlines()
@@ -308,10 +324,22 @@ class ProcessBackend:
                     self._sink(reports)
                 if self._quit is not None and self._quitting_done():
                     break
-        except BaseException as exc:  # a bug here must reach the futures, not vanish with this thread
+        except (
+            BaseException
+        ) as exc:  # a bug here must reach the futures, not vanish with this thread
             log.critical("taskpool scheduler thread failed", exc_info=True)
             with contextlib.suppress(BaseException):
-                self._sink([(BROKEN, None, TaskpoolError(f"the pool's scheduler thread failed: {exc!r}"), None, None)])
+                self._sink(
+                    [
+                        (
+                            BROKEN,
+                            None,
+                            TaskpoolError(f"the pool's scheduler thread failed: {exc!r}"),
+                            None,
+                            None,
+                        )
+                    ]
+                )
             self._kill_all()
         finally:
             self._reap_all()
@@ -368,7 +396,15 @@ class ProcessBackend:
         process.start()
         jobs_r.close()
         results_w.close()
-        w = _Worker(wid, process, FrameReader(results_r.fileno()), FrameWriter(jobs_w.fileno()), slot, results_r, jobs_w)
+        w = _Worker(
+            wid,
+            process,
+            FrameReader(results_r.fileno()),
+            FrameWriter(jobs_w.fileno()),
+            slot,
+            results_r,
+            jobs_w,
+        )
         self._workers[wid] = w
         self._selector.register(w.reader.fd, selectors.EVENT_READ, (_RESULTS, w))
         self._selector.register(process.sentinel, selectors.EVENT_READ, (_SENTINEL, w))
@@ -378,7 +414,9 @@ class ProcessBackend:
         pending = self._pending
         if not pending:
             return
-        open_workers = [w for w in self._workers.values() if not w.quitting and w.kill_reason is None]
+        open_workers = [
+            w for w in self._workers.values() if not w.quitting and w.kill_reason is None
+        ]
         if len(open_workers) < self.workers:
             # Start a worker for each job that would otherwise wait behind another: a pool that gets one
             # job starts one process, not all of them, and two jobs never share a worker while one is missing.
@@ -386,9 +424,14 @@ class ProcessBackend:
             for _ in range(min(self.workers - len(open_workers), len(pending) - idle)):
                 try:
                     open_workers.append(self._spawn())
-                except Exception as exc:  # the initializer or its arguments do not pickle, or no fork
+                except (
+                    Exception
+                ) as exc:  # the initializer or its arguments do not pickle, or no fork
                     self._break(
-                        InitializerError(f"could not start a worker process: {type(exc).__name__}: {exc}"), reports
+                        InitializerError(
+                            f"could not start a worker process: {type(exc).__name__}: {exc}"
+                        ),
+                        reports,
                     )
                     return
         open_workers.sort(key=lambda w: len(w.inflight))
@@ -408,7 +451,11 @@ class ProcessBackend:
                     break
                 job = pending.popleft()
                 # A job put back after its worker died is RUNNING already: asking again would raise.
-                if job.attempt == 1 and not job.future.running() and not job.future.set_running_or_notify_cancel():
+                if (
+                    job.attempt == 1
+                    and not job.future.running()
+                    and not job.future.set_running_or_notify_cancel()
+                ):
                     reports.append((SKIPPED, job, None, None, None))
                     continue
                 key, payload = job.payload
@@ -439,7 +486,9 @@ class ProcessBackend:
         except OSError:
             done = True  # the worker is gone; its sentinel will say so
             w.writer.pending.clear()
-        key = self._selector.get_key(w.writer.fd) if w.writer.fd in self._selector.get_map() else None
+        key = (
+            self._selector.get_key(w.writer.fd) if w.writer.fd in self._selector.get_map() else None
+        )
         if not done and key is None:
             self._selector.register(w.writer.fd, selectors.EVENT_WRITE, (_JOBS, w))
         elif done and key is not None:
@@ -470,7 +519,9 @@ class ProcessBackend:
                     try:
                         reports.append((SUCCEEDED, job, loads(payload), wid, pid))
                     except Exception as exc:
-                        err = SerializationError("result", "unpickle", "parent", job.name, f"{type(exc).__name__}: {exc}")
+                        err = SerializationError(
+                            "result", "unpickle", "parent", job.name, f"{type(exc).__name__}: {exc}"
+                        )
                         reports.append((FAILED, job, err, wid, pid))
                     continue
                 try:
@@ -478,7 +529,11 @@ class ProcessBackend:
                 except Exception as exc:
                     last = tb.strip().rsplit("\n", 1)[-1] if tb else "?"
                     error = SerializationError(
-                        "exception", "unpickle", "parent", job.name, f"{type(exc).__name__}: {exc}; the job raised {last}"
+                        "exception",
+                        "unpickle",
+                        "parent",
+                        job.name,
+                        f"{type(exc).__name__}: {exc}; the job raised {last}",
                     )
                 if tb:
                     error.__cause__ = RemoteTraceback(tb)
@@ -487,7 +542,10 @@ class ProcessBackend:
                 job = inflight.get(msg[1])
                 if job is not None:
                     if job.options.timeout is not None:
-                        heapq.heappush(self._deadlines, (time.monotonic() + job.options.timeout, wid, job.id, job.attempt))
+                        heapq.heappush(
+                            self._deadlines,
+                            (time.monotonic() + job.options.timeout, wid, job.id, job.attempt),
+                        )
                     if self._want_started:
                         reports.append((STARTED, job, wid, pid, None))
             elif op == OP_LOG:
@@ -500,7 +558,9 @@ class ProcessBackend:
                 self._startup_failures = 0
                 reports.append((WORKER_UP, None, wid, pid, None))
             elif op == OP_INIT_FAILED:
-                self._break(InitializerError(msg[1].strip().split("\n", 1)[0]), reports, detail=msg[1])
+                self._break(
+                    InitializerError(msg[1].strip().split("\n", 1)[0]), reports, detail=msg[1]
+                )
         if ewma is not None and ewma is not self._ewma:
             self._ewma = ewma
             self._limit = max(MIN_INFLIGHT, min(MAX_INFLIGHT, int(QUEUED_WORK / max(ewma, 1e-7))))
@@ -530,7 +590,10 @@ class ProcessBackend:
             if job is None or job.attempt != attempt or job_id in w.discard:
                 continue
             timeout = job.options.timeout
-            w.kill_reason = (job_id, JobTimeoutError(timeout if timeout is not None else 0.0, job.name))
+            w.kill_reason = (
+                job_id,
+                JobTimeoutError(timeout if timeout is not None else 0.0, job.name),
+            )
             self._kill(w)
 
     def _stop_job(self, job: Job, reports: list[Report]) -> None:
@@ -579,7 +642,9 @@ class ProcessBackend:
                 else:
                     reports.append((FAILED, job, reason[1], w.wid, w.pid))
             elif job_id == running and self._quit is not False:
-                reports.append((FAILED, job, WorkerCrashedError(w.pid, exitcode, job.name), w.wid, w.pid))
+                reports.append(
+                    (FAILED, job, WorkerCrashedError(w.pid, exitcode, job.name), w.wid, w.pid)
+                )
             else:
                 requeue.append(job)
         if self._quit is None and self._broken is None:
@@ -661,5 +726,7 @@ class ProcessBackend:
         self._workers.clear()
 
 
-if sys.platform == "win32":  # pragma: no cover - the pipe protocol relies on POSIX non-blocking pipes
+if (
+    sys.platform == "win32"
+):  # pragma: no cover - the pipe protocol relies on POSIX non-blocking pipes
     raise ImportError("taskpool's process backend needs a POSIX system")

@@ -92,7 +92,9 @@ class Outbox:
         if not self._armed:
             self._armed = True
             if self._flusher is None:
-                self._flusher = threading.Thread(target=self._flush_later, name="taskpool-flusher", daemon=True)
+                self._flusher = threading.Thread(
+                    target=self._flush_later, name="taskpool-flusher", daemon=True
+                )
                 self._flusher.start()
             self._wakeup.set()
 
@@ -123,7 +125,7 @@ class LineForwarder(io.TextIOBase):
         self._lock = threading.Lock()
 
     @property
-    def encoding(self) -> str:
+    def encoding(self) -> str:  # type: ignore[override]
         return "utf-8"
 
     def writable(self) -> bool:
@@ -192,7 +194,9 @@ def _encode_error(exc: BaseException, name: str | None) -> tuple[Any, str]:
         return wrap(dumps(exc, "exception", "worker", name)), tb
     except SerializationError as err:
         reason = f"{err.reason}; the job raised {type(exc).__name__}: {exc}"
-        return dumps(SerializationError("exception", "pickle", "worker", name, reason), "exception", "worker"), tb
+        return dumps(
+            SerializationError("exception", "pickle", "worker", name, reason), "exception", "worker"
+        ), tb
 
 
 def worker_main(
@@ -212,7 +216,9 @@ def worker_main(
     outbox = Outbox(results_fd)
 
     root = logging.getLogger()
-    for handler in list(root.handlers):  # handlers inherited through fork would write from here directly
+    for handler in list(
+        root.handlers
+    ):  # handlers inherited through fork would write from here directly
         root.removeHandler(handler)
     root.addHandler(RecordForwarder(outbox))
     root.setLevel(log_level)
@@ -270,7 +276,14 @@ def worker_main(
                     value = list(map(fn, args))
                 else:
                     value = list(itertools.starmap(fn, args))
-                result = (OP_RESULT, job_id, True, wrap(dumps(value, "result", "worker", name)), None, 0.0)
+                result: tuple[Any, ...] = (
+                    OP_RESULT,
+                    job_id,
+                    True,
+                    wrap(dumps(value, "result", "worker", name)),
+                    None,
+                    0.0,
+                )
             except BaseException as exc:
                 data, tb = _encode_error(exc, name)
                 result = (OP_RESULT, job_id, False, data, tb, 0.0)
