@@ -774,7 +774,14 @@ def demo_command(args: argparse.Namespace, stdout: IO[str]) -> int:
             f"  on TaskPool({workers}):          {parallel_time:6.2f} s   (starting {len(pids)} workers took "
             f"{startup:.2f} s, once)"
         )
-        say(f"  speedup: {speedup:.2f}x (at most {min(workers, jobs, os.cpu_count() or 1)}x here)")
+        cpus = os.cpu_count() or 1
+        say(f"  speedup: {speedup:.2f}x (at most {min(workers, jobs, cpus)}x here)")
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        if load > cpus:
+            # Other programs compete for the CPUs: the pool's workers get a share of them, not all.
+            say(
+                f"  (this machine is busy: load average {load:.1f} on {cpus} CPUs; expect less speedup than idle)"
+            )
 
         say("")
         say(f"apply_async with a callback; this parent process is pid {os.getpid()}")
