@@ -111,7 +111,7 @@ def soak_job(kind: str, x: int) -> int:
     return x * 2
 
 
-def ignore_sigint_check() -> bool:
+def ignore_sigint_check(_: Any = None) -> bool:
     """Whether this worker ignores SIGINT (the parent decides what Ctrl-C means)."""
     return signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
