@@ -312,7 +312,7 @@ def test_retries_rerun_a_failing_input(tmp_path: Path) -> None:
 
 def test_a_timeout_fails_that_input_only() -> None:
     lines = "[0, 0.0]\n[1, 30.0]\n[2, 0.0]\n"
-    result = taskpool("run", f"{JOBS}:slow_identity", "--timeout", "0.5", stdin=lines)
+    result = taskpool("run", f"{JOBS}:slow_identity", "--timeout", "2", stdin=lines)
     assert result.returncode == 1
     got = records(result.stdout)
     assert [r["ok"] for r in got] == [True, False, True]
