@@ -49,6 +49,10 @@ PROG = "taskpool"
 # in ordered mode drop fewer finished-but-unwritten results.
 WINDOW_PER_WORKER = 64
 
+# The most events the main thread handles between two flushes of the output: one flush covers a burst of
+# lines (fewer syscalls), yet a steady stream of events cannot hold written lines back for long.
+DRAIN_BURST = 256
+
 # How many failures the summary on stderr shows.
 SHOWN_FAILURES = 5
 
@@ -467,10 +471,10 @@ class _Run:
         self.attempts: int = args.retries + 1
         self.tally = _Tally()
         self.events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-        self.waiting: deque[_Chunk] = (
-            deque()
-        )  # ordered mode: chunks not yet written, in input order
+        # ordered mode: the chunks not yet written, in input order
+        self.waiting: deque[_Chunk] = deque()
         self.in_flight = 0  # chunks handed over by the reader and not yet written
+        self.reader: _Reader | None = None
         kwargs: dict[str, Any] = {"backend": args.backend}
         if args.start_method is not None:
             kwargs["start_method"] = args.start_method
@@ -519,16 +523,23 @@ class _Run:
         Raises:
             UsageError: the input could not be read; the lines written so far are kept.
         """
-        reader = _Reader(items, skip, self.chunksize, self.window, self.events)
-        self.reader = reader
-        reader.start()
+        self.reader = _Reader(items, skip, self.chunksize, self.window, self.events)
+        self.reader.start()
         ended = False
         while not ended or self.in_flight:
             try:
                 kind, payload = self.events.get(timeout=1.0)
             except queue.Empty:
                 continue
-            while True:
+            batch = [(kind, payload)]
+            while (
+                len(batch) < DRAIN_BURST
+            ):  # take whatever else is ready: one flush covers the burst
+                try:
+                    batch.append(self.events.get_nowait())
+                except queue.Empty:
+                    break
+            for kind, payload in batch:
                 if kind == "chunk":
                     self.in_flight += 1
                     self._submit(payload)
@@ -539,10 +550,6 @@ class _Run:
                 else:  # "input-failed"
                     self._write()
                     raise UsageError(f"reading the input failed: {payload}")
-                try:  # take whatever else is ready, so one flush covers a burst of lines
-                    kind, payload = self.events.get_nowait()
-                except queue.Empty:
-                    break
             self._write()
 
     def _submit(self, chunk: _Chunk) -> None:
@@ -605,13 +612,13 @@ class _Run:
         if self.bar is not None:
             self.bar.update(len(chunk.indices))
         self.in_flight -= 1
+        assert self.reader is not None  # chunks come from it
         self.reader.credits.release()
 
     def close(self, *, terminate: bool) -> None:
         """Stop the reader and the pool (main thread); ``terminate`` kills jobs still running."""
-        reader = getattr(self, "reader", None)
-        if reader is not None:
-            reader.stop()
+        if self.reader is not None:
+            self.reader.stop()
         if terminate:
             self.pool.terminate()
         else:
