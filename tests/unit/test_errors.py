@@ -1,0 +1,127 @@
+"""Every error class pickles round trip with its attributes and message intact (no processes)."""
+
+from __future__ import annotations
+
+import pickle
+import signal
+from typing import Any
+
+import pytest
+
+import taskpool
+from taskpool import (
+    InitializerError,
+    JobTimeoutError,
+    PoolClosedError,
+    RemoteTraceback,
+    SerializationError,
+    TaskpoolError,
+    WorkerCrashedError,
+)
+
+ERRORS: list[Any] = [
+    pytest.param(TaskpoolError("plain"), {}, id="TaskpoolError"),
+    pytest.param(PoolClosedError("terminated"), {"state": "terminated"}, id="PoolClosedError"),
+    pytest.param(
+        WorkerCrashedError(1234, -signal.SIGSEGV, "parse", "while loading"),
+        {
+            "pid": 1234,
+            "exitcode": -signal.SIGSEGV,
+            "signal": signal.SIGSEGV,
+            "job": "parse",
+            "detail": "while loading",
+        },
+        id="WorkerCrashedError-signal",
+    ),
+    pytest.param(
+        WorkerCrashedError(99, 3),
+        {"pid": 99, "exitcode": 3, "signal": None, "job": None, "detail": ""},
+        id="WorkerCrashedError-exit",
+    ),
+    pytest.param(
+        WorkerCrashedError(None, None, "stuck"),
+        {"pid": None, "exitcode": None, "signal": None, "job": "stuck"},
+        id="WorkerCrashedError-unknown",
+    ),
+    pytest.param(
+        JobTimeoutError(2.5, "fetch"), {"timeout": 2.5, "job": "fetch"}, id="JobTimeoutError"
+    ),
+    pytest.param(
+        SerializationError("result", "unpickle", "parent", "load", "RuntimeError: no"),
+        {
+            "part": "result",
+            "stage": "unpickle",
+            "where": "parent",
+            "job": "load",
+            "reason": "RuntimeError: no",
+        },
+        id="SerializationError",
+    ),
+    pytest.param(
+        InitializerError("RuntimeError: no db"),
+        {"reason": "RuntimeError: no db"},
+        id="InitializerError",
+    ),
+    pytest.param(
+        RemoteTraceback("Traceback ...\nValueError: x"),
+        {"tb": "Traceback ...\nValueError: x"},
+        id="RemoteTraceback",
+    ),
+]
+
+
+@pytest.mark.parametrize(("error", "attributes"), ERRORS)
+@pytest.mark.parametrize("protocol", [2, pickle.HIGHEST_PROTOCOL])
+def test_errors_pickle_round_trip(
+    error: BaseException, attributes: dict[str, Any], protocol: int
+) -> None:
+    copy = pickle.loads(pickle.dumps(error, protocol=protocol))
+    assert type(copy) is type(error)
+    assert str(copy) == str(error)
+    assert copy.args == error.args
+    for name, value in attributes.items():
+        assert getattr(copy, name) == value, name
+
+
+def test_every_public_error_is_covered() -> None:
+    covered = {p.id.split("-")[0] for p in ERRORS}
+    public = {
+        name
+        for name in taskpool.__all__
+        if isinstance(getattr(taskpool, name), type)
+        and issubclass(getattr(taskpool, name), BaseException)
+    }
+    assert public <= covered
+
+
+def test_hierarchy_mirrors_the_stdlib_where_it_should() -> None:
+    assert issubclass(PoolClosedError, ValueError)  # what multiprocessing.Pool raises after close()
+    assert issubclass(JobTimeoutError, TimeoutError)
+    for cls in (
+        PoolClosedError,
+        WorkerCrashedError,
+        JobTimeoutError,
+        SerializationError,
+        InitializerError,
+    ):
+        assert issubclass(cls, TaskpoolError)
+    assert not issubclass(RemoteTraceback, TaskpoolError)
+
+
+def test_messages_say_what_happened_and_what_to_do() -> None:
+    crashed = str(WorkerCrashedError(7, -signal.SIGKILL, "fetch"))
+    assert "pid 7" in crashed
+    assert "SIGKILL" in crashed
+    assert "OOM" in crashed
+    assert "Retry(on_crash=True)" in crashed
+    assert "exited with code 3" in str(WorkerCrashedError(7, 3))
+    assert "signal 200" in str(
+        WorkerCrashedError(7, -200)
+    )  # a number with no name still reads well
+    assert "pool.options(timeout=...)" in str(JobTimeoutError(1.0))
+    assert "could not pickle the arguments of job 'f' in the parent" in str(
+        SerializationError("arguments", "pickle", "parent", "f")
+    )
+    assert "create a new pool" in str(PoolClosedError())
+    assert "fix the initializer" in str(InitializerError("x"))
+    assert str(RemoteTraceback("tb text")) == "tb text"
