@@ -128,3 +128,18 @@ def set_env(name: str, value: str) -> None:
 
 def get_env(name: str) -> str | None:
     return os.environ.get(name)
+
+
+class JobError(Exception):
+    """A job's own exception with more than one argument, to check that args survive the trip."""
+
+
+def outcome(value: int, fail: int) -> int:
+    """Return ``value * 2``, or raise the exception ``fail`` selects (0 = no failure)."""
+    if fail == 1:
+        raise ValueError(value)
+    if fail == 2:
+        raise KeyError(value, "key")
+    if fail == 3:
+        raise JobError("job failed", value)
+    return value * 2

@@ -65,12 +65,16 @@ class JobFuture(cf.Future[R], Generic[R]):
         self._stopper: Callable[[JobFuture[Any]], bool] | None = None
 
     @property
-    def _condition(self) -> threading.Condition:  # type: ignore[override]
+    def _condition(self) -> threading.Condition:
         cond: threading.Condition | None = self.__dict__.get("_cond")
         if cond is None:
             # setdefault is atomic: if two threads race here, both get the one that was stored first.
             cond = self.__dict__.setdefault("_cond", threading.Condition())
         return cond
+
+    @_condition.setter
+    def _condition(self, value: threading.Condition) -> None:
+        self.__dict__["_cond"] = value
 
     def _notify(self, how: str | None) -> None:
         """Wake every waiter, after the state changed (any thread)."""
