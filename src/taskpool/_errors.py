@@ -13,6 +13,7 @@ from __future__ import annotations
 import signal as _signal
 
 __all__ = [
+    "DaskConnectionError",
     "InitializerError",
     "JobTimeoutError",
     "PoolClosedError",
@@ -73,14 +74,18 @@ class WorkerCrashedError(TaskpoolError):
             if self.signal == _signal.SIGKILL:
                 how += " (the kernel's OOM killer sends SIGKILL when memory runs out)"
         elif exitcode is None:
-            how = "stopped answering"
+            how = "was lost"
         else:
             how = f"exited with code {exitcode}"
         what = f"job {job!r}" if job else "a job"
-        msg = f"the worker process (pid {pid}) running {what} {how}"
+        who = f"the worker process (pid {pid})" if pid is not None else "the worker"
+        msg = f"{who} running {what} {how}"
         if detail:
             msg += f"; {detail}"
-        msg += ". The pool replaced the worker; other jobs are unaffected. Retry with Retry(on_crash=True) if the job is safe to rerun"
+        msg += (
+            ". Only this job failed; other jobs are unaffected. Retry it with Retry(on_crash=True) if it is safe"
+            " to run again"
+        )
         super().__init__(msg)
 
     def __reduce__(
@@ -100,8 +105,8 @@ class JobTimeoutError(TaskpoolError, TimeoutError):
         self.job = job
         what = f"job {job!r}" if job else "the job"
         super().__init__(
-            f"{what} ran longer than its timeout of {timeout:g} s; its worker was stopped and replaced. "
-            "Raise the timeout with pool.options(timeout=...) if the job needs longer"
+            f"{what} ran longer than its timeout of {timeout:g} s and was stopped. "
+            "Give it a longer timeout (options(timeout=...)) if it needs longer"
         )
 
     def __reduce__(self) -> tuple[type[JobTimeoutError], tuple[float, str | None]]:
@@ -157,6 +162,30 @@ class InitializerError(TaskpoolError):
 
     def __reduce__(self) -> tuple[type[InitializerError], tuple[str]]:
         return (type(self), (self.reason,))
+
+
+class DaskConnectionError(TaskpoolError, ConnectionError):
+    """The Dask scheduler could not be reached, or the connection to it was lost.
+
+    It is also a builtin `ConnectionError`.
+
+    Attributes:
+        address: the scheduler's address.
+        job: the job's name, or None.
+    """
+
+    def __init__(self, address: str, reason: str, job: str | None = None) -> None:
+        self.address = address
+        self.reason = reason
+        self.job = job
+        what = f"job {job!r} failed: " if job else ""
+        super().__init__(
+            f"{what}the Dask scheduler at {address} {reason}. Check that `dask scheduler` is running there and "
+            "that this machine can reach it, then create a new pool"
+        )
+
+    def __reduce__(self) -> tuple[type[DaskConnectionError], tuple[str, str, str | None]]:
+        return (type(self), (self.address, self.reason, self.job))
 
 
 class RemoteTraceback(Exception):

@@ -10,6 +10,7 @@ import pytest
 
 import taskpool
 from taskpool import (
+    DaskConnectionError,
     InitializerError,
     JobTimeoutError,
     PoolClosedError,
@@ -61,6 +62,11 @@ ERRORS: list[Any] = [
         InitializerError("RuntimeError: no db"),
         {"reason": "RuntimeError: no db"},
         id="InitializerError",
+    ),
+    pytest.param(
+        DaskConnectionError("tcp://h:8786", "did not answer within 10 s", "f"),
+        {"address": "tcp://h:8786", "reason": "did not answer within 10 s", "job": "f"},
+        id="DaskConnectionError",
     ),
     pytest.param(
         RemoteTraceback("Traceback ...\nValueError: x"),
@@ -118,7 +124,7 @@ def test_messages_say_what_happened_and_what_to_do() -> None:
     assert "signal 200" in str(
         WorkerCrashedError(7, -200)
     )  # a number with no name still reads well
-    assert "pool.options(timeout=...)" in str(JobTimeoutError(1.0))
+    assert "options(timeout=...)" in str(JobTimeoutError(1.0))
     assert "could not pickle the arguments of job 'f' in the parent" in str(
         SerializationError("arguments", "pickle", "parent", "f")
     )

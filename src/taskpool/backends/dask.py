@@ -64,6 +64,7 @@ import uuid
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .._errors import (
+    DaskConnectionError,
     InitializerError,
     JobTimeoutError,
     RemoteTraceback,
@@ -112,30 +113,6 @@ MAX_REQUEUES = 2
 _OK = 0
 _ERROR = 1
 _INIT_FAILED = 2
-
-
-class DaskConnectionError(TaskpoolError, ConnectionError):
-    """The Dask scheduler could not be reached, or the connection to it was lost.
-
-    It is also a builtin `ConnectionError`.
-
-    Attributes:
-        address: the scheduler's address.
-        job: the job's name, or None.
-    """
-
-    def __init__(self, address: str, reason: str, job: str | None = None) -> None:
-        self.address = address
-        self.reason = reason
-        self.job = job
-        what = f"job {job!r} failed: " if job else ""
-        super().__init__(
-            f"{what}the Dask scheduler at {address} {reason}. Check that `dask scheduler` is running there and "
-            "that this machine can reach it, then create a new pool"
-        )
-
-    def __reduce__(self) -> tuple[type[DaskConnectionError], tuple[str, str, str | None]]:
-        return (type(self), (self.address, self.reason, self.job))
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -1,0 +1,49 @@
+"""The public surface: every public name is exported once from `taskpool`, and importing has no side effects."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import types
+
+import taskpool
+
+
+def test_all_names_each_public_name_once_and_resolves() -> None:
+    assert len(taskpool.__all__) == len(set(taskpool.__all__))
+    for name in taskpool.__all__:
+        assert hasattr(taskpool, name), name
+    public = {
+        n
+        for n, v in vars(taskpool).items()
+        if not n.startswith("_") and not isinstance(v, types.ModuleType)
+    }
+    assert public - {"annotations"} == set(taskpool.__all__)
+
+
+def test_public_names_do_not_advertise_private_modules_in_all() -> None:
+    assert all(not name.startswith("_") for name in taskpool.__all__)
+
+
+def test_every_error_class_derives_from_the_base() -> None:
+    for name in taskpool.__all__:
+        obj = getattr(taskpool, name)
+        if (
+            isinstance(obj, type)
+            and issubclass(obj, BaseException)
+            and obj is not taskpool.RemoteTraceback
+        ):
+            assert issubclass(obj, taskpool.TaskpoolError), name
+
+
+def test_importing_taskpool_starts_no_thread_and_no_process() -> None:
+    code = (
+        "import threading, multiprocessing, taskpool; "
+        "assert threading.active_count() == 1, threading.enumerate(); "
+        "assert not multiprocessing.active_children(); print('clean')"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "clean"
