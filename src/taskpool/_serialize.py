@@ -9,16 +9,89 @@ closures and nested functions. Runs in whichever thread or process calls it.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import cloudpickle
 
 from ._errors import SerializationError
 
-__all__ = ["dumps", "dumps_function", "loads"]
+__all__ = ["dumps", "dumps_function", "dumps_split", "has_large_buffer", "loads", "loads_checked"]
 
-loads = pickle.loads
+# Buffers at least this large are worth sending out of band: written to the pipe from where they lie instead of
+# being copied into a pickle first. Smaller ones cost more in bookkeeping than the copy.
+OUT_OF_BAND_MIN = 64 * 1024
+
+_BUFFER_TYPES = (bytes, bytearray, memoryview)
+
+
+def has_large_buffer(items: Sequence[Any], more: Mapping[str, Any] | None = None) -> bool:
+    """Whether any of ``items`` (or ``more``'s values) is a bytes-like object worth sending out of band.
+
+    Looks at the top level only: it runs for every job with arguments, so it must cost next to nothing.
+    """
+    for item in items:
+        if type(item) in _BUFFER_TYPES and len(item) >= OUT_OF_BAND_MIN:
+            return True
+    if more:
+        for item in more.values():
+            if type(item) in _BUFFER_TYPES and len(item) >= OUT_OF_BAND_MIN:
+                return True
+    return False
+
+
+def _rebuild_bytes(buffer: Any) -> bytes:
+    return bytes(buffer)
+
+
+class _OutOfBand:
+    """Stands in for a large ``bytes`` so that protocol 5 sends it out of band.
+
+    Protocol 5 does that by itself for bytearray and arrays, but never for bytes, and a Pickler's
+    ``reducer_override`` is not consulted for builtin types, so large bytes are swapped for this first.
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return _rebuild_bytes, (pickle.PickleBuffer(self.data),)
+
+
+def _swap(item: Any) -> Any:
+    return _OutOfBand(item) if type(item) is bytes and len(item) >= OUT_OF_BAND_MIN else item
+
+
+def dumps_split(
+    obj: Any, part: str, where: str, job: str | None = None
+) -> tuple[bytes, list[pickle.PickleBuffer]]:
+    """Pickle ``obj`` with its large buffers apart: ``(pickle, buffers)``, which `loads` takes back.
+
+    ``obj`` is a bytes-like object, a list of items, or an ``(args, kwargs)`` pair; large bytes-like objects
+    at its top level travel as buffers that refer to their memory (no copy); the frame writer sends them
+    from there.
+    """
+    if type(obj) is bytes:
+        obj = _swap(obj)
+    elif type(obj) is list:
+        obj = [_swap(item) for item in obj]
+    elif type(obj) is tuple and len(obj) == 2 and type(obj[0]) is tuple and type(obj[1]) is dict:
+        obj = (tuple(_swap(a) for a in obj[0]), {k: _swap(v) for k, v in obj[1].items()})
+    buffers: list[pickle.PickleBuffer] = []
+    try:
+        main = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+    except Exception:
+        return dumps(obj, part, where, job), []
+    return main, buffers
+
+
+def loads(payload: Any) -> Any:
+    """Unpickle what `dumps` or `dumps_split` made (a pickle, or a ``(pickle, buffers)`` pair)."""
+    if type(payload) is tuple:
+        return pickle.loads(payload[0], buffers=payload[1])
+    return pickle.loads(payload)
 
 
 def _reason(exc: BaseException) -> str:
@@ -52,6 +125,6 @@ def dumps_function(fn: Callable[..., Any], job: str | None = None) -> bytes:
 def loads_checked(data: Any, part: str, where: str, job: str | None = None) -> Any:
     """Unpickle ``data``; raise `SerializationError` naming the part that failed."""
     try:
-        return pickle.loads(data)
+        return loads(data)
     except Exception as exc:
         raise SerializationError(part, "unpickle", where, job, _reason(exc)) from exc

@@ -242,3 +242,14 @@ def test_context_manager_closes_and_joins(start_method: str) -> None:
         futures = [p.submit(jobs.square, i) for i in range(5)]
     assert p.state is PoolState.CLOSED
     assert [f.result(0) for f in futures] == [0, 1, 4, 9, 16]
+
+
+def test_large_bytes_arguments_and_results_arrive_intact(pool: TaskPool) -> None:
+    big = bytes(range(256)) * 4096  # 1 MiB: sent out of band, both ways
+    assert pool.submit(jobs.identity, big).result(TIMEOUT) == big
+    assert pool.map(jobs.identity, [big, b"small", bytearray(big)], chunksize=3) == [
+        big,
+        b"small",
+        bytearray(big),
+    ]
+    assert pool.submit(jobs.echo_kwargs, big, key=big).result(TIMEOUT) == ((big,), {"key": big})

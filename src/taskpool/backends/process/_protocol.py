@@ -35,6 +35,8 @@ import struct
 from collections import deque
 from typing import Any
 
+from ..._serialize import OUT_OF_BAND_MIN
+
 OP_DEFINE = 0
 OP_RUN = 1
 OP_QUIT = 2
@@ -55,10 +57,6 @@ FLAG_STARTED = 2
 _HEAD = struct.Struct("!QI")
 _LEN = struct.Struct("!Q")
 
-# Payloads at least this large travel out of band (no copy into the frame's pickle). Smaller ones are cheaper
-# inline: each out-of-band buffer costs a length field and a slice on the other side.
-OUT_OF_BAND_MIN = 64 * 1024
-
 # Linux lets a pipe hold up to /proc/sys/fs/pipe-max-size (1 MiB by default). A larger pipe means fewer
 # context switches per large message; it costs kernel memory only while data sits in it.
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031 if os.uname().sysname == "Linux" else None)
@@ -74,7 +72,7 @@ def enlarge_pipe(fd: int) -> None:
 
 
 def wrap(payload: bytes) -> Any:
-    """Mark a pickled payload to travel out of band when it is large."""
+    """Mark a pickled payload to travel out of band when it is large (it is not copied into the frame)."""
     return pickle.PickleBuffer(payload) if len(payload) >= OUT_OF_BAND_MIN else payload
 
 

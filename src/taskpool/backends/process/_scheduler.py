@@ -54,7 +54,7 @@ from ..._errors import (
     WorkerCrashedError,
 )
 from ..._job import CALL
-from ..._serialize import dumps, dumps_function, loads
+from ..._serialize import dumps, dumps_function, dumps_split, has_large_buffer, loads
 from .. import (
     BROKEN,
     FAILED,
@@ -81,7 +81,6 @@ from ._protocol import (
     OP_RESULT,
     OP_RUN,
     OP_STARTED,
-    OUT_OF_BAND_MIN,
     FrameReader,
     FrameWriter,
     enlarge_pipe,
@@ -112,6 +111,9 @@ QUIT_GRACE = 5.0
 _WAKE, _RESULTS, _SENTINEL, _JOBS = 0, 1, 2, 3
 _STOP = object()  # the kill reason of a job stopped on request
 _NO_ARGUMENTS = pickle.dumps(((), {}), protocol=5)
+# map chunks at most this long are scanned for large buffers to send out of band; long chunks of small items
+# (the common case) are not scanned at all.
+_SCAN_CHUNK = 64
 
 
 def default_start_method() -> str:
@@ -258,13 +260,26 @@ class ProcessBackend:
                 key = None
             if key is None:
                 key = self._new_function_key(fn, job.name)
+            args = job.args
             if job.kind != CALL:
-                payload = dumps(job.args[0], "arguments", "parent", job.name)
-            elif job.args or job.kwargs:
-                payload = dumps((job.args, job.kwargs), "arguments", "parent", job.name)
+                chunk = args[0]
+                if len(chunk) <= _SCAN_CHUNK and has_large_buffer(chunk):
+                    job.payload = (key, dumps_split(chunk, "arguments", "parent", job.name))
+                else:
+                    job.payload = (key, wrap(dumps(chunk, "arguments", "parent", job.name)))
+            elif args or job.kwargs:
+                if has_large_buffer(args, job.kwargs):
+                    job.payload = (
+                        key,
+                        dumps_split((args, job.kwargs), "arguments", "parent", job.name),
+                    )
+                else:
+                    job.payload = (
+                        key,
+                        wrap(dumps((args, job.kwargs), "arguments", "parent", job.name)),
+                    )
             else:
-                payload = _NO_ARGUMENTS
-            job.payload = (key, payload if len(payload) < OUT_OF_BAND_MIN else wrap(payload))
+                job.payload = (key, _NO_ARGUMENTS)
         self._inbox.append(job)
         if not self._wake_pending:
             self._wake()

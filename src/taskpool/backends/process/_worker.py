@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._errors import SerializationError
 from ..._job import CALL, CHUNK
-from ..._serialize import dumps, loads_checked
+from ..._serialize import OUT_OF_BAND_MIN, dumps, dumps_split, loads_checked
 from ._protocol import (
     FLAG_STARTED,
     FLAG_SYNC,
@@ -58,6 +58,8 @@ if TYPE_CHECKING:
 # batched with later ones while the main thread is busy. Longer: fewer writes for tiny jobs; shorter: results
 # (and the refill of this worker's queue) arrive sooner.
 FLUSH_INTERVAL = 0.002
+
+_BUFFER_TYPES = (bytes, bytearray, memoryview)
 
 # The job this process is running (job id, name), for log records; (0, None) between jobs.
 current_job: list[Any] = [0, None]
@@ -280,7 +282,9 @@ def worker_main(
                     OP_RESULT,
                     job_id,
                     True,
-                    wrap(dumps(value, "result", "worker", name)),
+                    dumps_split(value, "result", "worker", name)
+                    if type(value) in _BUFFER_TYPES and len(value) >= OUT_OF_BAND_MIN
+                    else wrap(dumps(value, "result", "worker", name)),
                     None,
                     0.0,
                 )
