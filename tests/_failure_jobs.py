@@ -138,3 +138,15 @@ class CallableFailsToUnpickle:
 
     def __reduce__(self) -> Any:
         return (_refuse_to_load, ())
+
+
+def segfault_quietly() -> None:
+    """Crash the worker with SIGSEGV, without the fault handler a forked worker inherits from pytest.
+
+    The crash is the point; the handler would only print a traceback dump into the test output.
+    """
+    import ctypes
+    import faulthandler
+
+    faulthandler.disable()
+    ctypes.string_at(0)

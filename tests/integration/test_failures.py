@@ -113,7 +113,7 @@ def test_worker_exit_fails_only_its_job(pool: TaskPool) -> None:
 
 @pytest.mark.parametrize(
     ("fn", "signum"),
-    [(jobs.kill_self, signal.SIGKILL), (jobs.segfault, signal.SIGSEGV)],
+    [(jobs.kill_self, signal.SIGKILL), (fj.segfault_quietly, signal.SIGSEGV)],
     ids=["sigkill", "segfault"],
 )
 def test_worker_killed_by_signal(pool: TaskPool, fn: Any, signum: int) -> None:

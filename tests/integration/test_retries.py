@@ -16,6 +16,7 @@ import pytest
 import tenacity
 
 from taskpool import Event, JobTimeoutError, Retry, TaskPool, WorkerCrashedError
+from taskpool._pool import IMAP_WINDOW_PER_WORKER
 
 from .. import _failure_jobs as fj
 from .. import jobs
@@ -223,7 +224,9 @@ def test_imap_reads_its_input_lazily(pool2: TaskPool, ordered: bool) -> None:
     else:
         assert len(set(taken)) == 10
     before = source.taken
-    bound = 2 * 256 + 20  # two workers' windows, with the items already consumed
+    bound = (
+        pool2.workers * IMAP_WINDOW_PER_WORKER + 20
+    )  # the in-flight window, and the items consumed
     assert before <= bound
     # While the consumer holds back, nothing more is read, however long it waits.
     pool2.submit(jobs.square, 0).result(timeout=TIMEOUT)
