@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tqdm import tqdm
@@ -109,7 +109,7 @@ def track(futures: Iterable[JobFuture[Any]], progress: Progress, total: int | No
 
 def as_completed(
     futures: Iterable[F], timeout: float | None = None, progress: Progress = False
-) -> Iterator[F]:
+) -> Generator[F, None, None]:
     """Yield the futures as they finish (done, failed or cancelled), like `concurrent.futures.as_completed`.
 
     Runs in the caller's thread. With ``progress``, a bar counts the finished futures; it is drawn only when
