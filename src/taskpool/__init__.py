@@ -1,50 +1,113 @@
 """taskpool: a typed, crash-proof process pool.
 
 Public names are re-exported here; every module whose name starts with an underscore is private.
+
+Importing taskpool is cheap and has no side effects: each public name is imported from its module on first
+use. That matters for worker processes, which import only the worker's own modules, not the whole API.
 """
 
 from __future__ import annotations
 
-from ._compat import AsyncResult as AsyncResult
-from ._compat import MapResult as MapResult
-from ._compat import Pool as Pool
-from ._errors import DaskConnectionError as DaskConnectionError
-from ._errors import InitializerError as InitializerError
-from ._errors import JobTimeoutError as JobTimeoutError
-from ._errors import PoolClosedError as PoolClosedError
-from ._errors import RemoteTraceback as RemoteTraceback
-from ._errors import SerializationError as SerializationError
-from ._errors import TaskpoolError as TaskpoolError
-from ._errors import WorkerCrashedError as WorkerCrashedError
-from ._events import Event as Event
-from ._events import EventKind as EventKind
-from ._future import JobFuture as JobFuture
-from ._job import JobOptions as JobOptions
-from ._logging import get_logger as get_logger
-from ._pool import IMapIterator as IMapIterator
-from ._pool import PoolState as PoolState
-from ._pool import PoolView as PoolView
-from ._pool import TaskPool as TaskPool
-from ._progress import as_completed as as_completed
-from ._retry import Retry as Retry
-from ._shared import SharedArray as SharedArray
-from ._shared import SharedBarrier as SharedBarrier
-from ._shared import SharedCounter as SharedCounter
-from ._shared import SharedDict as SharedDict
-from ._shared import SharedEvent as SharedEvent
-from ._shared import SharedList as SharedList
-from ._shared import SharedLock as SharedLock
-from ._shared import SharedNamespace as SharedNamespace
-from ._shared import SharedQueue as SharedQueue
-from ._shared import SharedSemaphore as SharedSemaphore
-from ._shared import SharedState as SharedState
-from ._shared import SharedValue as SharedValue
-from ._spawn import Spawner as Spawner
-from ._spawn import spawn as spawn
-from ._task import Task as Task
-from ._task import task as task
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._compat import AsyncResult as AsyncResult
+    from ._compat import MapResult as MapResult
+    from ._compat import Pool as Pool
+    from ._errors import DaskConnectionError as DaskConnectionError
+    from ._errors import InitializerError as InitializerError
+    from ._errors import JobTimeoutError as JobTimeoutError
+    from ._errors import PoolClosedError as PoolClosedError
+    from ._errors import RemoteTraceback as RemoteTraceback
+    from ._errors import SerializationError as SerializationError
+    from ._errors import TaskpoolError as TaskpoolError
+    from ._errors import WorkerCrashedError as WorkerCrashedError
+    from ._events import Event as Event
+    from ._events import EventKind as EventKind
+    from ._future import JobFuture as JobFuture
+    from ._job import JobOptions as JobOptions
+    from ._logging import get_logger as get_logger
+    from ._pool import IMapIterator as IMapIterator
+    from ._pool import PoolState as PoolState
+    from ._pool import PoolView as PoolView
+    from ._pool import TaskPool as TaskPool
+    from ._progress import as_completed as as_completed
+    from ._retry import Retry as Retry
+    from ._shared import SharedArray as SharedArray
+    from ._shared import SharedBarrier as SharedBarrier
+    from ._shared import SharedCounter as SharedCounter
+    from ._shared import SharedDict as SharedDict
+    from ._shared import SharedEvent as SharedEvent
+    from ._shared import SharedList as SharedList
+    from ._shared import SharedLock as SharedLock
+    from ._shared import SharedNamespace as SharedNamespace
+    from ._shared import SharedQueue as SharedQueue
+    from ._shared import SharedSemaphore as SharedSemaphore
+    from ._shared import SharedState as SharedState
+    from ._shared import SharedValue as SharedValue
+    from ._spawn import Spawner as Spawner
+    from ._spawn import spawn as spawn
+    from ._task import Task as Task
+    from ._task import task as task
 
 __version__ = "0.1.0"
+
+# Where each public name lives; `__getattr__` imports it from there the first time it is asked for.
+_EXPORTS = {
+    "AsyncResult": "._compat",
+    "MapResult": "._compat",
+    "Pool": "._compat",
+    "DaskConnectionError": "._errors",
+    "InitializerError": "._errors",
+    "JobTimeoutError": "._errors",
+    "PoolClosedError": "._errors",
+    "RemoteTraceback": "._errors",
+    "SerializationError": "._errors",
+    "TaskpoolError": "._errors",
+    "WorkerCrashedError": "._errors",
+    "Event": "._events",
+    "EventKind": "._events",
+    "JobFuture": "._future",
+    "JobOptions": "._job",
+    "get_logger": "._logging",
+    "IMapIterator": "._pool",
+    "PoolState": "._pool",
+    "PoolView": "._pool",
+    "TaskPool": "._pool",
+    "as_completed": "._progress",
+    "Retry": "._retry",
+    "SharedArray": "._shared",
+    "SharedBarrier": "._shared",
+    "SharedCounter": "._shared",
+    "SharedDict": "._shared",
+    "SharedEvent": "._shared",
+    "SharedList": "._shared",
+    "SharedLock": "._shared",
+    "SharedNamespace": "._shared",
+    "SharedQueue": "._shared",
+    "SharedSemaphore": "._shared",
+    "SharedState": "._shared",
+    "SharedValue": "._shared",
+    "Spawner": "._spawn",
+    "spawn": "._spawn",
+    "Task": "._task",
+    "task": "._task",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'taskpool' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
 
 __all__ = (
     "AsyncResult",

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import types
 
+import pytest
+
 import taskpool
 
 
@@ -15,10 +17,10 @@ def test_all_names_each_public_name_once_and_resolves() -> None:
         assert hasattr(taskpool, name), name
     public = {
         n
-        for n, v in vars(taskpool).items()
-        if not n.startswith("_") and not isinstance(v, types.ModuleType)
+        for n in dir(taskpool)
+        if not n.startswith("_") and not isinstance(getattr(taskpool, n), types.ModuleType)
     }
-    assert public - {"annotations"} == set(taskpool.__all__)
+    assert public - {"annotations", "TYPE_CHECKING", "Any"} == set(taskpool.__all__)
 
 
 def test_public_names_do_not_advertise_private_modules_in_all() -> None:
@@ -34,6 +36,24 @@ def test_every_error_class_derives_from_the_base() -> None:
             and obj is not taskpool.RemoteTraceback
         ):
             assert issubclass(obj, taskpool.TaskpoolError), name
+
+
+def test_unknown_names_raise_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'TaskPoool'"):
+        _ = taskpool.TaskPoool
+
+
+def test_a_worker_imports_only_what_it_needs() -> None:
+    code = (
+        "import sys, taskpool.backends.process._worker; "
+        "heavy = [m for m in ('tqdm', 'tenacity', 'taskpool._pool', 'multiprocessing.managers') if m in sys.modules]; "
+        "print(heavy)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
 
 
 def test_importing_taskpool_starts_no_thread_and_no_process() -> None:

@@ -114,7 +114,7 @@ def make_backend(
 ) -> Backend:
     """Build the backend named ``name`` (runs in the caller's thread)."""
     if name == "process":
-        from .process import ProcessBackend
+        from .process._scheduler import ProcessBackend
 
         return ProcessBackend(
             workers,

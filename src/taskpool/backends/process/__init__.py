@@ -1,7 +1,5 @@
-"""The process backend: jobs run in worker processes owned by one scheduler thread."""
+"""The process backend: jobs run in worker processes owned by one scheduler thread.
 
-from __future__ import annotations
-
-from ._scheduler import ProcessBackend, default_start_method
-
-__all__ = ["ProcessBackend", "default_start_method"]
+`_scheduler` holds the parent's side (`ProcessBackend`), `_worker` the worker's, `_protocol` the frames between
+them. This package imports none of them, so that a worker process imports only `_worker` and what it needs.
+"""
