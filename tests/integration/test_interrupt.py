@@ -61,6 +61,9 @@ try:
     elif mode == "imap":
         for _ in pool.imap(jobs.sleep_for, [60, 60]):
             pass
+    elif mode == "apply":
+        pool.submit(jobs.sleep_for, 60)  # so that both workers run a job
+        pool.apply(jobs.sleep_for, (60,))
     elif mode == "result":
         futures = [pool.submit(jobs.sleep_for, 60) for _ in range(2)]
         futures[0].result()
@@ -137,7 +140,7 @@ def assert_gone(workers: list[psutil.Process]) -> None:
     assert not alive, f"workers left behind: {alive}"
 
 
-@pytest.mark.parametrize("mode", ["map", "imap", "result"])
+@pytest.mark.parametrize("mode", ["map", "imap", "apply", "result"])
 def test_ctrl_c_interrupts_a_blocked_caller(
     child_factory: list[Child], start_method: str, mode: str
 ) -> None:
@@ -152,7 +155,7 @@ def test_ctrl_c_interrupts_a_blocked_caller(
     assert words[0] == "interrupted", words
     assert elapsed < INTERRUPT_BOUND
     if mode != "result":
-        assert words[1] == "terminated"  # map and imap stop the pool themselves
+        assert words[1] == "terminated"  # map, imap and apply stop the pool themselves
     assert child.proc.wait(EXIT_BOUND) == 0
     assert_gone(workers)
 
