@@ -147,17 +147,9 @@ def _loadavg() -> list[float] | None:
 
 
 def calibrate(params: dict[str, Any]) -> None:
-    """Pick the CPU loop size for ~job_ms serially, and time the serial reference, in this process."""
-    target = params["job_ms"] / 1e3
-    loop = _jobs.calibrate_cpu_loop(target)
-    runs = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        _jobs.cpu_loop(loop)
-        runs.append(time.perf_counter() - t0)
-    params["loop"] = loop
-    params["serial_s"] = statistics.median(runs) * params["jobs"]
-    _say(f"cpu: {loop} loop steps per job, serial reference {params['serial_s']:.2f} s")
+    """Pick the CPU loop size for ~job_ms serially, once, in this process; every child gets the same."""
+    params["loop"] = _jobs.calibrate_cpu_loop(params["job_ms"] / 1e3)
+    _say(f"cpu: {params['loop']} loop steps per job")
 
 
 def _say(msg: str) -> None:

@@ -228,7 +228,7 @@ def _summary_chart(results: dict[str, Any], out: Path, plt: Any) -> Path | None:
         return None
     cols = 2 if len(panels) > 1 else 1
     nrows = math.ceil(len(panels) / cols)
-    height = max(len(rows) for _, rows in panels) * 0.32 + 1.2
+    height = max(2.5, max(len(rows) for _, rows in panels) * 0.32 + 1.2)
     fig, axes = plt.subplots(nrows, cols, figsize=(7 * cols, height * nrows), squeeze=False)
     for ax, (title, rows) in zip(axes.flat, panels, strict=False):
         labels = [label for label, _ in rows]

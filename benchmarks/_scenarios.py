@@ -89,8 +89,9 @@ _ALL = (
     Scenario(
         "cpu",
         "CPU-bound jobs, speedup over serial",
-        "Run pure-Python loops calibrated in the parent to a fixed serial duration each, one job per "
-        "loop; speedup = serial time / pool time (ideal: 2.0 with 2 workers).",
+        "Run pure-Python loops calibrated once in the parent to a fixed serial duration each, one job "
+        "per loop; speedup = serial time (one loop timed in the child just before, times the job "
+        "count) / pool time (ideal: 2.0 with 2 workers).",
         (Metric("speedup", "x serial", higher_is_better=True),),
         full={"jobs": 8, "job_ms": 250},
         quick={"jobs": 4, "job_ms": 100},
