@@ -19,8 +19,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NamedTuple, get_args
 
 __all__ = ["EVENT_KINDS", "Event", "EventKind", "EventThread", "Handlers"]
 
@@ -39,9 +38,11 @@ EventKind = Literal[
 EVENT_KINDS: frozenset[str] = frozenset(get_args(EventKind))
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
     """One thing that happened in a pool; what an event handler receives.
+
+    An immutable record (a named tuple: one is made for every job on the hot path, and a tuple is five times
+    cheaper to make than a frozen dataclass).
 
     Attributes:
         kind: which event (see `EventKind`).
