@@ -42,7 +42,7 @@ def test_apply_returns_or_raises_like_the_call(any_pool: TaskPool) -> None:
 
 
 def test_remote_exception_carries_the_worker_traceback(pool: TaskPool) -> None:
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ValueError, match="bad value") as info:
         pool.submit(jobs.raise_value_error, 1).result(TIMEOUT)
     cause = info.value.__cause__
     assert isinstance(cause, RemoteTraceback)
@@ -67,7 +67,7 @@ def test_apply_async_error_callback_gets_the_exception(any_pool: TaskPool) -> No
     future = any_pool.apply_async(
         jobs.raise_value_error, (5,), callback=ok.append, error_callback=errors.append
     )
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="bad value"):
         future.get(TIMEOUT)
     assert ok == []
     assert len(errors) == 1
@@ -100,7 +100,7 @@ def test_starmap_unpacks_arguments(any_pool: TaskPool) -> None:
 
 
 def test_map_raises_the_first_failing_item(any_pool: TaskPool) -> None:
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ValueError, match="-3") as info:
         any_pool.map(jobs.raise_if_negative, [1, 2, -3, 4, -5], chunksize=1)
     assert info.value.args == (-3,)
 
@@ -182,7 +182,9 @@ def test_max_tasks_per_worker_replaces_workers(start_method: str) -> None:
     with TaskPool(1, start_method=start_method, max_tasks_per_worker=2) as p:
         pids = [p.apply(jobs.getpid) for _ in range(6)]
     assert len(set(pids)) == 3
-    assert pids[0] == pids[1] and pids[2] == pids[3] and pids[4] == pids[5]
+    assert pids[0] == pids[1]
+    assert pids[2] == pids[3]
+    assert pids[4] == pids[5]
 
 
 def test_close_then_submit_raises_and_join_waits(any_pool: TaskPool) -> None:

@@ -33,13 +33,22 @@ jobs_strategy = st.lists(
 ok_jobs = st.lists(st.integers(-1000, 1000), max_size=60)
 chunksizes = st.one_of(st.none(), st.integers(1, 12))
 
-POOLS = [("process", 1), ("process", 2), ("thread", 2), ("inline", 1)]
+try:
+    import distributed  # noqa: F401
+except ImportError:  # the dask extra is not installed: the dask pool is left out
+    HAVE_DASK = False
+else:
+    HAVE_DASK = True
+
+# The dask pool is a LocalCluster of two worker processes, the same semantics on a different engine.
+POOLS = [("process", 1), ("process", 2), ("thread", 2), ("inline", 1)] + (
+    [("dask", 2)] if HAVE_DASK else []
+)
 
 
 @pytest.fixture
-def no_leftovers() -> Iterator[None]:
+def no_leftovers() -> None:
     """The module's pools outlive each test; `pools` checks for leftovers when it ends them."""
-    yield
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +90,10 @@ def test_apply_equals_the_serial_call_and_the_oracle(
 ) -> None:
     pool, oracle = pools[backend, workers], oracles[workers]
     for value, fail in job_list:
-        serial = _outcome_of(lambda: jobs.outcome(value, fail))
-        ours = _outcome_of(lambda: pool.apply(jobs.outcome, (value, fail)))
-        theirs = _outcome_of(lambda: oracle.apply(jobs.outcome, (value, fail)))
+        call = (value, fail)
+        serial = _outcome_of(lambda: jobs.outcome(*call))  # noqa: B023  (called before the loop moves on)
+        ours = _outcome_of(lambda: pool.apply(jobs.outcome, call))  # noqa: B023
+        theirs = _outcome_of(lambda: oracle.apply(jobs.outcome, call))  # noqa: B023
         assert ours == serial == theirs
 
 
@@ -141,7 +151,7 @@ def test_apply_async_runs_exactly_one_callback_once_in_the_parent_before_get(
         )
         for i, (v, f) in enumerate(job_list)
     ]
-    for i, (future, result) in enumerate(zip(futures, results)):
+    for i, (future, result) in enumerate(zip(futures, results, strict=True)):
         mine = _outcome_of(lambda f=future: f.get(TIMEOUT))
         # The callback has run before get() returned.
         assert [c for c in ours.calls if c[0] == i], (
