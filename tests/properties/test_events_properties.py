@@ -94,6 +94,15 @@ def run_and_check(
         else:
             assert isinstance(error, ValueError if kind == "error" else WorkerCrashedError)
             terminal = "job_failed"
+        starts = [e.attempt for e in events if e.kind == "job_started"]
+        if "crash" in {k for k, _ in job_list}:
+            # A job that finished on a worker which another job then crashed, before the finished job's
+            # outcome was sent, runs again elsewhere (its outcome died with the process): it is started twice
+            # in the same attempt. Documented in docs/failures.md; collapse those repeats here.
+            names = [
+                n for i, n in enumerate(names) if not (n == "job_started" and names[i - 1] == n)
+            ]
+            starts = [a for i, a in enumerate(starts) if i == 0 or starts[i - 1] != a]
         assert names == [
             "job_submitted",
             *(["job_started", "job_retrying"] * fails),
@@ -101,7 +110,7 @@ def run_and_check(
             terminal,
         ]
         assert future.attempts == fails + 1
-        assert [e.attempt for e in events if e.kind == "job_started"] == list(range(1, fails + 2))
+        assert starts == list(range(1, fails + 2))
         assert {e.name for e in events} == {future.name}
         if terminal == "job_succeeded":
             assert events[-1].result == value
