@@ -6,6 +6,7 @@ after each test that no child process and no taskpool thread is left behind.
 
 from __future__ import annotations
 
+import copyreg
 import multiprocessing
 import threading
 import time
@@ -15,6 +16,7 @@ import psutil
 import pytest
 
 from taskpool import TaskPool
+from tests import jobs
 
 START_METHODS = [
     m for m in ("fork", "forkserver", "spawn") if m in multiprocessing.get_all_start_methods()
@@ -60,6 +62,19 @@ def no_leftovers() -> Iterator[None]:
         child.kill()
     assert not children, f"child processes left behind: {children}"
     assert not threads, f"threads left behind: {threads}"
+
+
+@pytest.fixture(autouse=True)
+def default_exception_pickling() -> None:
+    """Undo, for the tests' deliberately unpicklable exceptions, what importing distributed does to pickle.
+
+    Importing distributed runs ``tblib.pickling_support.install()``, which registers a copyreg reducer for every
+    exception class that exists at that moment; it rebuilds exceptions without calling ``__init__``. Worker
+    processes forked afterwards inherit it. The tests that check what happens to an exception that cannot be
+    pickled or rebuilt need the default behaviour, whichever test imported distributed first.
+    """
+    for exc_type in (jobs.NeedsKeywordError, jobs.UnpicklableError):
+        copyreg.dispatch_table.pop(exc_type, None)
 
 
 @pytest.fixture(params=START_METHODS)
