@@ -196,7 +196,9 @@ def write_charts(results: dict[str, Any], out: Path) -> list[Path]:
             ax.set_xlabel(f"{metric['unit']} ({arrow})")
             for y, (_, m) in enumerate(rows):
                 ratio = f"  {fmt_ratio(m['ratio'])}" if m["ratio"] is not None else ""
-                ax.text(m["median"], y, f" {fmt(m['median'])}{ratio}", va="center", fontsize=8)
+                # Past the whisker's end, so that the label and the whisker do not overlap.
+                end = max(m["samples"])
+                ax.text(end, y, f" {fmt(m['median'])}{ratio}", va="center", fontsize=8)
             ax.margins(x=0.3)
         fig.suptitle(f"{name}: {section['title']} (median; whiskers: min-max)", fontsize=11)
         fig.tight_layout(rect=(0.0, 0.0, 1.0, 1.0 - 0.4 / fig.get_figheight()))
@@ -211,6 +213,8 @@ def write_charts(results: dict[str, Any], out: Path) -> list[Path]:
 
 
 def _summary_chart(results: dict[str, Any], out: Path, plt: Any) -> Path | None:
+    from matplotlib.ticker import NullFormatter  # matplotlib is loaded already: the caller checked
+
     baseline = results["meta"]["baseline"]
     panels = []
     for name, section in results["scenarios"].items():
@@ -236,6 +240,8 @@ def _summary_chart(results: dict[str, Any], out: Path, plt: Any) -> Path | None:
         ax.barh(labels, ratios, color=[_color(label, baseline) for label in labels])
         ax.invert_yaxis()
         ax.set_xscale("log")
+        # Minor-tick labels crowd into each other over a narrow range of ratios: label decades only.
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.axvline(1.0, color="black", linewidth=0.8)
         ax.set_title(title, fontsize=10)
         ax.tick_params(axis="y", labelsize=8)
