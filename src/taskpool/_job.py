@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -35,9 +34,8 @@ def check_timeout(timeout: float | None) -> float | None:
     return None if math.isinf(timeout) else float(timeout)
 
 
-@dataclass(frozen=True, slots=True)
 class JobOptions:
-    """Per-job settings; `TaskPool.options` and `@task` make these.
+    """Per-job settings; `TaskPool.options` and `@task` make these. Immutable: `merge` makes a changed copy.
 
     Args:
         timeout: seconds a job may run before it fails with `JobTimeoutError` (None: no limit).
@@ -45,19 +43,41 @@ class JobOptions:
         name: the job's name in events, logs and errors (default: the function's qualified name).
     """
 
-    timeout: float | None = None
-    retry: Retry | None = None
-    name: str | None = None
+    # A plain slotted class rather than a dataclass: worker processes import this module, and dataclasses
+    # (with inspect) would add several milliseconds to every worker's start.
+    __slots__ = ("name", "retry", "timeout")
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "timeout", check_timeout(self.timeout))
-        if self.retry is not None:
+    timeout: float | None
+    retry: Retry | None
+    name: str | None
+
+    def __init__(
+        self, timeout: float | None = None, retry: Retry | None = None, name: str | None = None
+    ) -> None:
+        if retry is not None:
             from ._retry import Retry
 
-            if not isinstance(self.retry, Retry):
-                raise TypeError(f"retry must be a taskpool.Retry, not {self.retry!r}")
-        if self.name is not None and not isinstance(self.name, str):
-            raise TypeError(f"name must be a string, not {self.name!r}")
+            if not isinstance(retry, Retry):
+                raise TypeError(f"retry must be a taskpool.Retry, not {retry!r}")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a string, not {name!r}")
+        object.__setattr__(self, "timeout", check_timeout(timeout))
+        object.__setattr__(self, "retry", retry)
+        object.__setattr__(self, "name", name)
+
+    def __setattr__(self, attr: str, value: object) -> None:
+        raise AttributeError(f"JobOptions are immutable; use merge({attr}=...) for a changed copy")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, JobOptions):
+            return NotImplemented
+        return (self.timeout, self.retry, self.name) == (other.timeout, other.retry, other.name)
+
+    def __hash__(self) -> int:
+        return hash((self.timeout, self.retry, self.name))
+
+    def __repr__(self) -> str:
+        return f"JobOptions(timeout={self.timeout!r}, retry={self.retry!r}, name={self.name!r})"
 
     def merge(
         self,
@@ -66,14 +86,13 @@ class JobOptions:
         name: str | None = _UNSET,
     ) -> JobOptions:
         """Return these options with the given fields replaced (fields not given are kept)."""
-        changes: dict[str, Any] = {}
-        if timeout is not _UNSET:
-            changes["timeout"] = timeout
-        if retry is not _UNSET:
-            changes["retry"] = retry
-        if name is not _UNSET:
-            changes["name"] = name
-        return replace(self, **changes) if changes else self
+        if timeout is _UNSET and retry is _UNSET and name is _UNSET:
+            return self
+        return JobOptions(
+            self.timeout if timeout is _UNSET else timeout,
+            self.retry if retry is _UNSET else retry,
+            self.name if name is _UNSET else name,
+        )
 
 
 DEFAULT_OPTIONS = JobOptions()

@@ -12,8 +12,6 @@ import pickle
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import cloudpickle
-
 from ._errors import SerializationError
 
 __all__ = ["dumps", "dumps_function", "dumps_split", "has_large_buffer", "loads", "loads_checked"]
@@ -104,6 +102,8 @@ def dumps(obj: Any, part: str, where: str, job: str | None = None) -> bytes:
         return pickle.dumps(obj, protocol=5)
     except Exception:
         pass  # plain pickle refuses lambdas, closures and local classes: cloudpickle can take them by value
+    import cloudpickle  # here, not at the top: a worker that never needs it does not pay for its import
+
     try:
         data: bytes = cloudpickle.dumps(obj, protocol=5)
     except Exception as exc:
@@ -114,6 +114,8 @@ def dumps(obj: Any, part: str, where: str, job: str | None = None) -> bytes:
 def dumps_function(fn: Callable[..., Any], job: str | None = None) -> bytes:
     """Pickle a job's function (by value for ``__main__`` functions, else by reference when possible)."""
     if getattr(fn, "__module__", None) == "__main__":
+        import cloudpickle
+
         try:
             data: bytes = cloudpickle.dumps(fn, protocol=5)
         except Exception as exc:
