@@ -804,7 +804,8 @@ class IMapIterator(Generic[R]):
         self._kind = kind
         self._ordered = ordered
         self._opts = opts
-        self._window = max(2, pool.workers * IMAP_WINDOW_PER_WORKER // chunksize)
+        # At least a few chunks per worker, so that a worker has its next chunk before it finishes one.
+        self._window = max(4 * pool.workers, pool.workers * IMAP_WINDOW_PER_WORKER // chunksize)
         self._futures: deque[JobFuture[list[R]]] = deque()
         self._done: Any = None
         if not ordered:
@@ -843,8 +844,19 @@ class IMapIterator(Generic[R]):
                 future.add_done_callback(self._done.put)
             self._futures.append(future)
 
-    def __iter__(self) -> IMapIterator[R]:
-        return self
+    def __iter__(self) -> Iterator[R]:
+        # A generator, so that a for loop takes the items of each chunk at C speed (`yield from` a list
+        # iterator); it shares this object's state, so next() and iteration can be mixed.
+        return self._items()
+
+    def _items(self) -> Iterator[R]:
+        while True:
+            yield from self._current
+            try:
+                value = self.next()
+            except StopIteration:
+                return
+            yield value
 
     def __next__(self) -> R:
         return self.next()
