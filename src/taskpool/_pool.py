@@ -50,6 +50,10 @@ from .backends import (
     make_backend,
 )
 
+# The default backend is imported with the pool, not when the first pool starts: that import is the cost of
+# importing taskpool, not of every program's first pool.
+from .backends.process import _scheduler as _default_backend  # noqa: F401
+
 if TYPE_CHECKING:
     from ._shared import SharedState
 
