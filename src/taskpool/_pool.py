@@ -74,6 +74,8 @@ _TERMINATE = 101  # cancel every outstanding job (terminate)
 # imap keeps at most this many jobs per worker in flight: enough to keep workers busy with tiny jobs, few
 # enough that the input is read lazily and memory stays flat.
 IMAP_WINDOW_PER_WORKER = 256
+# map splits its input into this many chunks per worker when no chunksize is given (see TaskPool._chunks).
+MAP_CHUNKS_PER_WORKER = 16
 
 
 class PoolState(enum.Enum):
@@ -442,8 +444,11 @@ class TaskPool(_Submitter):
 
     def _chunks(self, items: list[Any], chunksize: int | None) -> list[list[Any]]:
         if chunksize is None:
-            # As multiprocessing.Pool does: about four chunks per worker, so that uneven jobs even out.
-            chunksize, extra = divmod(len(items), self.workers * 4)
+            # About sixteen chunks per worker (multiprocessing.Pool makes four): the parent pickles the next
+            # chunks while workers run the first ones, uneven chunks even out, and the serial head (pickling
+            # the first chunk) and tail (unpickling the last result) stay short. Measured on 2 workers over
+            # 1M tiny items: 4 per worker 5.8-6.7M items/s, 16 per worker 6.4-7.8M, 32 per worker 6.0-7.6M.
+            chunksize, extra = divmod(len(items), self.workers * MAP_CHUNKS_PER_WORKER)
             if extra or not chunksize:
                 chunksize += 1
         return [items[i : i + chunksize] for i in range(0, len(items), chunksize)]
