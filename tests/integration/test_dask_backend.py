@@ -416,6 +416,39 @@ def test_an_existing_client_is_used_and_left_open() -> None:
         cluster.close(timeout=10)
 
 
+def test_a_cluster_with_other_versions_is_refused_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mismatched packages (Dask's own check) and a worker without our taskpool: a clear error, at once."""
+    cluster = distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    )
+    client = distributed.Client(cluster, set_as_default=False)
+    try:
+        real = client.get_versions
+
+        def mismatched(check: bool = False, packages: Any = None) -> Any:
+            raise ValueError("Mismatched versions found: msgpack 1.0 on the scheduler, 1.1 here")
+
+        monkeypatch.setattr(client, "get_versions", mismatched)
+        t0 = time.monotonic()
+        with pytest.raises(taskpool.TaskpoolError, match="runs package versions that differ"):
+            DaskBackend(2, address=client)
+        assert time.monotonic() - t0 < TIMEOUT
+
+        def without_taskpool(check: bool = False, packages: Any = None) -> Any:
+            versions = real(check=check, packages=packages)
+            for info in versions["workers"].values():
+                info["packages"]["taskpool"] = None
+            return versions
+
+        monkeypatch.setattr(client, "get_versions", without_taskpool)
+        with pytest.raises(taskpool.TaskpoolError, match="has taskpool not installed"):
+            DaskBackend(2, address=client)
+        assert client.status == "running"  # a client we were given is left open
+    finally:
+        client.close(timeout=10)
+        cluster.close(timeout=10)
+
+
 def test_without_distributed_the_error_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -451,6 +451,8 @@ class DaskBackend:
                 raise DaskConnectionError(
                     self._address, f"could not be reached within {connect_timeout:g} s ({exc})"
                 ) from exc
+        if self._cluster is None:
+            self._check_versions()
         # Workers say when they begin a job, so that a crash is blamed on the running job only (see _on_done),
         # and for STARTED reports and timeouts. Costs one small message per job through the scheduler.
         self._announce = True
@@ -488,6 +490,35 @@ class DaskBackend:
         self._client.subscribe_topic(self._topic, self._on_started)
 
     # -- the Backend protocol (caller threads) ------------------------------------------------------------
+    def _check_versions(self) -> None:
+        """Refuse a cluster whose packages differ from this client's where it matters (caller's thread).
+
+        Dask's own check raises on mismatched required packages (Python, distributed, msgpack, cloudpickle,
+        ...); a worker without taskpool, or with another version of it, could not run our jobs' envelopes.
+        """
+        try:
+            versions = self._client.get_versions(check=True, packages=["taskpool"])
+        except ValueError as exc:
+            self._close_quietly()
+            raise TaskpoolError(
+                f"the Dask cluster at {self._address} runs package versions that differ from this client's: {exc}. "
+                "Install the same versions on the client, the scheduler and every worker"
+            ) from exc
+        ours = versions["client"]["packages"].get("taskpool")
+        for worker, info in versions.get("workers", {}).items():
+            theirs = info.get("packages", {}).get("taskpool")
+            if theirs != ours:
+                self._close_quietly()
+                raise TaskpoolError(
+                    f"the Dask worker {worker} has taskpool {theirs or 'not installed'}, this client has {ours}; "
+                    "install the same taskpool on every worker"
+                )
+
+    def _close_quietly(self) -> None:
+        if self._owns_client:
+            with contextlib.suppress(Exception):
+                self._client.close(timeout=CLOSE_TIMEOUT)
+
     def start(self, sink: Sink) -> None:
         """Begin reporting to ``sink``; starts the timer thread (runs in the pool's constructor thread)."""
         self._sink = sink
