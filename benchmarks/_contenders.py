@@ -130,8 +130,9 @@ class MpPool(Adapter):
         return self.pool.imap(fn, items, chunksize)
 
 
-class Billiard(Adapter):
-    """billiard (Celery's fork of multiprocessing), which also reports a lost worker."""
+class Billiard(MpPool):
+    """billiard (Celery's fork of multiprocessing), which also reports a lost worker; Pool's API, so it
+    reuses the multiprocessing.Pool adapter."""
 
     def __init__(self) -> None:
         import billiard
@@ -140,23 +141,6 @@ class Billiard(Adapter):
 
     def open(self) -> None:
         self.pool = self.billiard.Pool(WORKERS)
-
-    def close(self) -> None:
-        self.pool.close()
-        self.pool.join()
-
-    def call(self, fn: Fn, *args: Any) -> Any:
-        return self.pool.apply(fn, args)
-
-    def submit_all(self, fn: Fn, args: Sequence[tuple[Any, ...]]) -> list[Any]:
-        results = [self.pool.apply_async(fn, a) for a in args]
-        return [r.get(timeout=WAIT_S) for r in results]
-
-    def map(self, fn: Fn, items: list[int]) -> list[Any]:
-        return list(self.pool.map(fn, items))
-
-    def imap(self, fn: Fn, items: Iterator[int], chunksize: int) -> Iterator[Any]:
-        return iter(self.pool.imap(fn, items, chunksize))
 
     def crash_and_recover(self) -> str:
         result = self.pool.apply_async(_jobs.crash)
