@@ -248,6 +248,8 @@ class JobFuture(cf.Future[R], Generic[R]):
         ends cancelled. Returns False where the job has already finished or cannot be stopped (the thread
         and inline backends cannot stop a running job).
         """
+        if self.done():
+            return False  # finished, failed or cancelled already: nothing left to stop
         if self.cancel():
             return True
         if self.done():

@@ -125,6 +125,7 @@ def test_cancel_a_pending_future() -> None:
         f.get(0)
     assert calls == [f]
     assert f.cancel()  # as cf.Future: cancelling a cancelled future says True
+    assert not f.stop()  # but there is nothing left to stop
 
 
 def test_a_running_future_does_not_cancel_but_stops_through_its_stopper() -> None:
