@@ -242,14 +242,14 @@ def latency(adapter: Adapter, p: Params) -> list[Row]:
 
 def _cli_command() -> list[str]:
     try:
-        importlib.import_module("taskpool.cli")
+        importlib.import_module("taskpool._cli")
     except Exception as exc:
         raise Skip(f"the taskpool CLI does not import yet: {type(exc).__name__}: {exc}") from exc
     # Prefer the installed console script, which is exactly what users type; fall back to the module.
     script = shutil.which("taskpool", path=str(Path(sys.executable).parent))
     if script:
         return [script]
-    return [sys.executable, "-c", "import sys; from taskpool.cli import main; sys.exit(main())"]
+    return [sys.executable, "-c", "import sys; from taskpool._cli import main; sys.exit(main())"]
 
 
 def cli(adapter: Adapter, p: Params) -> list[Row]:

@@ -15,6 +15,12 @@ if TYPE_CHECKING:
     from ._compat import AsyncResult as AsyncResult
     from ._compat import MapResult as MapResult
     from ._compat import Pool as Pool
+    from ._core.events import Event as Event
+    from ._core.events import EventKind as EventKind
+    from ._core.future import JobFuture as JobFuture
+    from ._core.job import JobOptions as JobOptions
+    from ._core.progress import as_completed as as_completed
+    from ._core.retry import Retry as Retry
     from ._errors import DaskConnectionError as DaskConnectionError
     from ._errors import InitializerError as InitializerError
     from ._errors import JobTimeoutError as JobTimeoutError
@@ -23,17 +29,11 @@ if TYPE_CHECKING:
     from ._errors import SerializationError as SerializationError
     from ._errors import TaskpoolError as TaskpoolError
     from ._errors import WorkerCrashedError as WorkerCrashedError
-    from ._events import Event as Event
-    from ._events import EventKind as EventKind
-    from ._future import JobFuture as JobFuture
-    from ._job import JobOptions as JobOptions
-    from ._logging import get_logger as get_logger
     from ._pool import IMapIterator as IMapIterator
     from ._pool import PoolState as PoolState
     from ._pool import PoolView as PoolView
     from ._pool import TaskPool as TaskPool
-    from ._progress import as_completed as as_completed
-    from ._retry import Retry as Retry
+    from ._runtime.joblog import get_logger as get_logger
     from ._shared import SharedArray as SharedArray
     from ._shared import SharedBarrier as SharedBarrier
     from ._shared import SharedCounter as SharedCounter
@@ -66,17 +66,17 @@ _EXPORTS = {
     "SerializationError": "._errors",
     "TaskpoolError": "._errors",
     "WorkerCrashedError": "._errors",
-    "Event": "._events",
-    "EventKind": "._events",
-    "JobFuture": "._future",
-    "JobOptions": "._job",
-    "get_logger": "._logging",
+    "Event": "._core.events",
+    "EventKind": "._core.events",
+    "JobFuture": "._core.future",
+    "JobOptions": "._core.job",
+    "get_logger": "._runtime.joblog",
     "IMapIterator": "._pool",
     "PoolState": "._pool",
     "PoolView": "._pool",
     "TaskPool": "._pool",
-    "as_completed": "._progress",
-    "Retry": "._retry",
+    "as_completed": "._core.progress",
+    "Retry": "._core.retry",
     "SharedArray": "._shared",
     "SharedBarrier": "._shared",
     "SharedCounter": "._shared",

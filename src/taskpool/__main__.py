@@ -1,10 +1,10 @@
-"""``python -m taskpool``: the same as the ``taskpool`` command (see `taskpool.cli`); runs in the main thread."""
+"""``python -m taskpool``: the same as the ``taskpool`` command (see `taskpool._cli`); runs in the main thread."""
 
 from __future__ import annotations
 
 import sys
 
-from .cli import main
+from ._cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

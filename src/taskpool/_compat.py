@@ -29,8 +29,8 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
+from ._core.job import CHUNK, STARCHUNK
 from ._errors import PoolClosedError, RemoteTraceback, SerializationError
-from ._job import CHUNK, STARCHUNK
 from ._pool import IMapIterator, PoolState, TaskPool
 
 if TYPE_CHECKING:

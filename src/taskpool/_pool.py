@@ -30,12 +30,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
-from ._errors import PoolClosedError, TaskpoolError
-from ._events import Event, EventKind, EventThread, Handlers
-from ._future import JobFuture
-from ._job import _UNSET, CALL, CHUNK, STARCHUNK, Job, JobOptions, check_timeout, job_name
-from ._retry import Retry
-from .backends import (
+from ._backends import (
     BROKEN,
     FAILED,
     LOG,
@@ -52,7 +47,11 @@ from .backends import (
 
 # The default backend is imported with the pool, not when the first pool starts: that import is the cost of
 # importing taskpool, not of every program's first pool.
-from .backends.process import _scheduler as _default_backend  # noqa: F401
+from ._core.events import Event, EventKind, EventThread, Handlers
+from ._core.future import JobFuture
+from ._core.job import _UNSET, CALL, CHUNK, STARCHUNK, Job, JobOptions, check_timeout, job_name
+from ._core.retry import Retry
+from ._errors import PoolClosedError, TaskpoolError
 
 if TYPE_CHECKING:
     from ._shared import SharedState
@@ -486,7 +485,7 @@ class TaskPool(_Submitter):
         futures = self._map_futures(fn, iterable, chunksize, kind, opts)
         bar = None
         if progress:
-            from ._progress import track
+            from ._core.progress import track
 
             bar = track(futures, progress, total=sum(f._items for f in futures))
         results: list[Any] = []
@@ -826,7 +825,7 @@ class IMapIterator(Generic[R]):
         self._current: Iterator[R] = iter(())
         self._bar: Any = None
         if progress:
-            from ._progress import track
+            from ._core.progress import track
 
             self._bar = track((), progress, total=None)
         self._fill()

@@ -43,14 +43,14 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from ._events import EVENT_KINDS, Event, EventKind
-from ._job import _UNSET, check_timeout, job_name
+from ._core.events import EVENT_KINDS, Event, EventKind
+from ._core.job import _UNSET, check_timeout, job_name
+from ._core.retry import Retry
 from ._pool import PoolState, TaskPool
-from ._retry import Retry
-from ._serialize import dumps, dumps_function, loads_checked
+from ._runtime.serialize import dumps, dumps_function, loads_checked
 
 if TYPE_CHECKING:
-    from ._future import JobFuture
+    from ._core.future import JobFuture
 
 __all__ = ["Spawner", "spawn"]
 

@@ -26,14 +26,14 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
-from ._job import _UNSET, JobOptions
+from ._core.job import _UNSET, JobOptions
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
-    from ._future import JobFuture
+    from ._core.future import JobFuture
+    from ._core.retry import Retry
     from ._pool import PoolView, TaskPool
-    from ._retry import Retry
 
 __all__ = ["Task", "active_pool", "enter_pool", "exit_pool", "shutdown_default_pool", "task"]
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 import pytest
 
-from taskpool import cli
+from taskpool import _cli as cli
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -34,9 +34,7 @@ from taskpool import (  # noqa: E402
     TaskpoolError,
     WorkerCrashedError,
 )
-from taskpool._future import JobFuture  # noqa: E402
-from taskpool._job import CALL, CHUNK, STARCHUNK, Job, JobOptions, job_name  # noqa: E402
-from taskpool.backends import (  # noqa: E402
+from taskpool._backends import (  # noqa: E402
     BROKEN,
     FAILED,
     LOG,
@@ -46,15 +44,17 @@ from taskpool.backends import (  # noqa: E402
     STOPPED,
     SUCCEEDED,
 )
-from taskpool.backends import dask as dask_backend  # noqa: E402
-from taskpool.backends.dask import DaskBackend, DaskConnectionError  # noqa: E402
+from taskpool._backends import dask as dask_backend  # noqa: E402
+from taskpool._backends.dask import DaskBackend, DaskConnectionError  # noqa: E402
+from taskpool._core.future import JobFuture  # noqa: E402
+from taskpool._core.job import CALL, CHUNK, STARCHUNK, Job, JobOptions, job_name  # noqa: E402
 
 from . import _dask_jobs as jobs  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from taskpool.backends import Report
+    from taskpool._backends import Report
 
 # Seconds one blocking call may take; generous for a slow 2-core CI machine.
 TIMEOUT = 30.0

@@ -45,7 +45,7 @@ def test_unknown_names_raise_attribute_error() -> None:
 
 def test_a_worker_imports_only_what_it_needs() -> None:
     code = (
-        "import sys, taskpool.backends.process._worker; "
+        "import sys, taskpool._backends.process.worker; "
         "heavy = [m for m in ('tqdm', 'tenacity', 'taskpool._pool', 'multiprocessing.managers') if m in sys.modules]; "
         "print(heavy)"
     )

@@ -45,6 +45,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..._core.job import CALL
 from ..._errors import (
     InitializerError,
     JobTimeoutError,
@@ -53,8 +54,7 @@ from ..._errors import (
     TaskpoolError,
     WorkerCrashedError,
 )
-from ..._job import CALL
-from ..._serialize import dumps, dumps_function, dumps_split, has_large_buffer, loads
+from ..._runtime.serialize import dumps, dumps_function, dumps_split, has_large_buffer, loads
 from .. import (
     BROKEN,
     FAILED,
@@ -69,7 +69,7 @@ from .. import (
     Report,
     Sink,
 )
-from ._protocol import (
+from .protocol import (
     FLAG_STARTED,
     FLAG_SYNC,
     OP_DEFINE,
@@ -86,13 +86,13 @@ from ._protocol import (
     enlarge_pipe,
     wrap,
 )
-from ._worker import worker_main
+from .worker import worker_main
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
     from multiprocessing.context import BaseContext
 
-    from ..._job import Job
+    from ..._core.job import Job
 
 __all__ = ["ProcessBackend", "default_start_method"]
 

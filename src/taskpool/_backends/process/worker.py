@@ -31,10 +31,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..._core.job import CALL, CHUNK
 from ..._errors import SerializationError
-from ..._job import CALL, CHUNK
-from ..._serialize import OUT_OF_BAND_MIN, dumps, dumps_split, loads_checked
-from ._protocol import (
+from ..._runtime.serialize import OUT_OF_BAND_MIN, dumps, dumps_split, loads_checked
+from .protocol import (
     FLAG_STARTED,
     FLAG_SYNC,
     OP_DEFINE,

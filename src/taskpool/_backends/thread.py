@@ -16,12 +16,12 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .._core.job import run_here
 from .._errors import InitializerError
-from .._job import run_here
 from . import BROKEN, FAILED, SKIPPED, STARTED, SUCCEEDED, WORKER_DOWN, WORKER_UP, Sink
 
 if TYPE_CHECKING:
-    from .._job import Job
+    from .._core.job import Job
 
 __all__ = ["ThreadBackend"]
 

@@ -28,7 +28,7 @@ current_job: contextvars.ContextVar[tuple[int, str] | None] = contextvars.Contex
     "taskpool_current_job", default=None
 )
 
-_WORKER_MODULE = "taskpool.backends.process._worker"
+_WORKER_MODULE = "taskpool._backends.process.worker"
 
 
 def _job_here() -> tuple[int | None, str | None]:

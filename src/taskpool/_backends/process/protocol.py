@@ -35,7 +35,7 @@ import struct
 from collections import deque
 from typing import Any
 
-from ..._serialize import OUT_OF_BAND_MIN
+from ..._runtime.serialize import OUT_OF_BAND_MIN
 
 OP_DEFINE = 0
 OP_RUN = 1

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from tqdm import tqdm
 
 if TYPE_CHECKING:
-    from ._future import JobFuture
+    from .future import JobFuture
 
 __all__ = ["TrackedBar", "as_completed", "make_bar", "track"]
 

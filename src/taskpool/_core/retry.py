@@ -17,7 +17,7 @@ from typing import Any
 
 import tenacity
 
-from ._errors import InitializerError, JobTimeoutError, SerializationError, WorkerCrashedError
+from .._errors import InitializerError, JobTimeoutError, SerializationError, WorkerCrashedError
 
 __all__ = ["Retry"]
 

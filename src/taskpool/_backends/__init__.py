@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from .._job import Job
+    from .._core.job import Job
 
 __all__ = [
     "BROKEN",
@@ -114,7 +114,7 @@ def make_backend(
 ) -> Backend:
     """Build the backend named ``name`` (runs in the caller's thread)."""
     if name == "process":
-        from .process._scheduler import ProcessBackend
+        from .process.scheduler import ProcessBackend
 
         return ProcessBackend(
             workers,

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._future import JobFuture
-    from ._retry import Retry
+    from .future import JobFuture
+    from .retry import Retry
 
 __all__ = ["CALL", "CHUNK", "STARCHUNK", "Job", "JobOptions"]
 
@@ -55,7 +55,7 @@ class JobOptions:
         self, timeout: float | None = None, retry: Retry | None = None, name: str | None = None
     ) -> None:
         if retry is not None:
-            from ._retry import Retry
+            from .retry import Retry
 
             if not isinstance(retry, Retry):
                 raise TypeError(f"retry must be a taskpool.Retry, not {retry!r}")
@@ -167,7 +167,7 @@ class Job:
 
 def run_here(job: Job) -> Any:
     """Run ``job`` in the calling thread and return its value (the thread and inline backends use this)."""
-    from ._logging import current_job
+    from .._runtime.joblog import current_job
 
     token = current_job.set((job.id, job.name))  # log records made by the job carry its id
     try:

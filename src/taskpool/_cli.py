@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
     from types import FrameType
 
-    from ._future import JobFuture
+    from ._core.future import JobFuture
 
 __all__ = ["main"]
 
@@ -993,5 +993,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
-if __name__ == "__main__":  # pragma: no cover - `python -m taskpool.cli`
+if __name__ == "__main__":  # pragma: no cover - `python -m taskpool._cli`
     sys.exit(main())

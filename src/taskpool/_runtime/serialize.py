@@ -12,7 +12,7 @@ import pickle
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ._errors import SerializationError
+from .._errors import SerializationError
 
 __all__ = ["dumps", "dumps_function", "dumps_split", "has_large_buffer", "loads", "loads_checked"]
 

@@ -63,6 +63,7 @@ import traceback
 import uuid
 from typing import TYPE_CHECKING, Any, TextIO
 
+from .._core.job import CALL, CHUNK
 from .._errors import (
     DaskConnectionError,
     InitializerError,
@@ -72,14 +73,13 @@ from .._errors import (
     TaskpoolError,
     WorkerCrashedError,
 )
-from .._job import CALL, CHUNK
-from .._serialize import dumps, dumps_function, loads_checked
+from .._runtime.serialize import dumps, dumps_function, loads_checked
 from . import BROKEN, FAILED, LOG, OUTPUT, SKIPPED, STARTED, STOPPED, SUCCEEDED
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .._job import Job
+    from .._core.job import Job
     from . import Report, Sink
 
 __all__ = ["DaskBackend", "DaskConnectionError"]
