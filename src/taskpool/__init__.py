@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ._core.events import EventKind as EventKind
     from ._core.future import JobFuture as JobFuture
     from ._core.job import JobOptions as JobOptions
+    from ._core.ledger import PoolState as PoolState
     from ._core.progress import as_completed as as_completed
     from ._core.retry import Retry as Retry
     from ._errors import DaskConnectionError as DaskConnectionError
@@ -29,10 +30,9 @@ if TYPE_CHECKING:
     from ._errors import SerializationError as SerializationError
     from ._errors import TaskpoolError as TaskpoolError
     from ._errors import WorkerCrashedError as WorkerCrashedError
-    from ._pool import IMapIterator as IMapIterator
-    from ._pool import PoolState as PoolState
-    from ._pool import PoolView as PoolView
-    from ._pool import TaskPool as TaskPool
+    from ._pool.imap import IMapIterator as IMapIterator
+    from ._pool.pool import TaskPool as TaskPool
+    from ._pool.submitter import PoolView as PoolView
     from ._runtime.joblog import get_logger as get_logger
     from ._shared import SharedArray as SharedArray
     from ._shared import SharedBarrier as SharedBarrier
@@ -71,10 +71,10 @@ _EXPORTS = {
     "JobFuture": "._core.future",
     "JobOptions": "._core.job",
     "get_logger": "._runtime.joblog",
-    "IMapIterator": "._pool",
-    "PoolState": "._pool",
-    "PoolView": "._pool",
-    "TaskPool": "._pool",
+    "IMapIterator": "._pool.imap",
+    "PoolState": "._core.ledger",
+    "PoolView": "._pool.submitter",
+    "TaskPool": "._pool.pool",
     "as_completed": "._core.progress",
     "Retry": "._core.retry",
     "SharedArray": "._shared",

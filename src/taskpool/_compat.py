@@ -29,9 +29,11 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
-from ._core.job import CHUNK, STARCHUNK
+from ._core.job import JobKind
+from ._core.ledger import PoolState
 from ._errors import PoolClosedError, RemoteTraceback, SerializationError
-from ._pool import IMapIterator, PoolState, TaskPool
+from ._pool.imap import IMapIterator
+from ._pool.pool import TaskPool
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -341,7 +343,7 @@ class Pool:
         The input is read whole first, and sent in chunks of ``chunksize`` (by default about four chunks per
         worker, as the stdlib chooses). The first chunk to fail raises its exception here.
         """
-        return self._blocking(self._map_async(func, iterable, CHUNK, chunksize, None, None))
+        return self._blocking(self._map_async(func, iterable, JobKind.CHUNK, chunksize, None, None))
 
     def map_async(
         self,
@@ -352,7 +354,7 @@ class Pool:
         error_callback: Callable[[BaseException], object] | None = None,
     ) -> MapResult[R]:
         """Like `map`, but return a `MapResult` at once; ``callback`` gets the whole list, once."""
-        return self._map_async(func, iterable, CHUNK, chunksize, callback, error_callback)
+        return self._map_async(func, iterable, JobKind.CHUNK, chunksize, callback, error_callback)
 
     def starmap(
         self,
@@ -361,7 +363,9 @@ class Pool:
         chunksize: int | None = None,
     ) -> list[R]:
         """Like `map`, but each item is unpacked as the arguments: ``func(*item)``."""
-        return self._blocking(self._map_async(func, iterable, STARCHUNK, chunksize, None, None))
+        return self._blocking(
+            self._map_async(func, iterable, JobKind.STARCHUNK, chunksize, None, None)
+        )
 
     def starmap_async(
         self,
@@ -372,7 +376,9 @@ class Pool:
         error_callback: Callable[[BaseException], object] | None = None,
     ) -> MapResult[R]:
         """Like `starmap`, but return a `MapResult` at once."""
-        return self._map_async(func, iterable, STARCHUNK, chunksize, callback, error_callback)
+        return self._map_async(
+            func, iterable, JobKind.STARCHUNK, chunksize, callback, error_callback
+        )
 
     def imap(
         self, func: Callable[[T], R], iterable: Iterable[T], chunksize: int = 1
@@ -382,24 +388,20 @@ class Pool:
         Unlike the stdlib, the input is read only as fast as results are taken, so an endless input works.
         """
         self._check_running()
-        return _PoolIMapIterator(
-            self._core, func, iterable, chunksize, CHUNK, True, False, self._core._opts
-        )
+        return _PoolIMapIterator(self._core, func, iterable, chunksize, JobKind.CHUNK, True, False)
 
     def imap_unordered(
         self, func: Callable[[T], R], iterable: Iterable[T], chunksize: int = 1
     ) -> IMapIterator[R]:
         """Like `imap`, but results come as they are ready."""
         self._check_running()
-        return _PoolIMapIterator(
-            self._core, func, iterable, chunksize, CHUNK, False, False, self._core._opts
-        )
+        return _PoolIMapIterator(self._core, func, iterable, chunksize, JobKind.CHUNK, False, False)
 
     def _map_async(
         self,
         func: Callable[..., Any],
         iterable: Iterable[Any],
-        kind: int,
+        kind: JobKind,
         chunksize: int | None,
         callback: Callable[[list[Any]], object] | None,
         error_callback: Callable[[BaseException], object] | None,
@@ -423,18 +425,16 @@ class Pool:
             result._succeeded([])
             result._future.set_result([])
             return result
-        core, opts = self._core, self._core._opts
         for index, chunk in enumerate(chunks):
             # The core's chunk jobs send ``func`` to each worker once, by key, and run it over the chunk.
-            future = core._submit(
+            future = self._core._submit(
                 func,
                 (chunk,),
                 {},
-                opts,
-                kind,
-                functools.partial(result._chunk_ok, index),
-                result._chunk_failed,
-                len(chunk),
+                kind=kind,
+                callback=functools.partial(result._chunk_ok, index),
+                error_callback=result._chunk_failed,
+                size=len(chunk),
             )
             future.add_done_callback(result._chunk_done)
         return result

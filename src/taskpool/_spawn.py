@@ -44,9 +44,10 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from ._core.events import EVENT_KINDS, Event, EventKind
-from ._core.job import _UNSET, check_timeout, job_name
+from ._core.job import UNSET, Unset, check_timeout, job_name
+from ._core.ledger import PoolState
 from ._core.retry import Retry
-from ._pool import PoolState, TaskPool
+from ._pool.pool import TaskPool
 from ._runtime.serialize import dumps, dumps_function, loads_checked
 
 if TYPE_CHECKING:
@@ -181,11 +182,11 @@ class Spawner:
     def options(
         self,
         *,
-        timeout: float | None = _UNSET,
-        start_method: str | None = _UNSET,
-        name: str | None = _UNSET,
-        retry: Retry | None = _UNSET,
-        on: Mapping[EventKind, Handler] | None = _UNSET,
+        timeout: float | Unset | None = UNSET,
+        start_method: str | Unset | None = UNSET,
+        name: str | Unset | None = UNSET,
+        retry: Retry | Unset | None = UNSET,
+        on: Mapping[EventKind, Handler] | Unset | None = UNSET,
     ) -> Spawner:
         """A spawner with these options; options not given keep their value here (runs in the caller's thread).
 
@@ -205,11 +206,11 @@ class Spawner:
             TypeError: a value has the wrong type.
         """
         return Spawner(
-            timeout=self._timeout if timeout is _UNSET else timeout,
-            start_method=self._start_method if start_method is _UNSET else start_method,
-            name=self._name if name is _UNSET else name,
-            retry=self._retry if retry is _UNSET else retry,
-            on=dict(self._on) if on is _UNSET else on,
+            timeout=self._timeout if timeout is UNSET else timeout,
+            start_method=self._start_method if start_method is UNSET else start_method,
+            name=self._name if name is UNSET else name,
+            retry=self._retry if retry is UNSET else retry,
+            on=dict(self._on) if on is UNSET else on,
         )
 
     def __call__(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> JobFuture[R]:

@@ -19,32 +19,26 @@ the creation and replacement of the default pool.
 from __future__ import annotations
 
 import atexit
-import contextvars
 import functools
 import os
 import sys
 import threading
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
-from ._core.job import _UNSET, JobOptions
+from ._core.job import UNSET, JobOptions, Unset
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
     from ._core.future import JobFuture
     from ._core.retry import Retry
-    from ._pool import PoolView, TaskPool
+    from ._pool.pool import TaskPool
+    from ._pool.submitter import PoolView
 
-__all__ = ["Task", "active_pool", "enter_pool", "exit_pool", "shutdown_default_pool", "task"]
+__all__ = ["Task", "active_pool", "shutdown_default_pool", "task"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-# The pools whose ``with`` block is active in this context, innermost last. A tuple, so a context that copies
-# the stack (a new task, a new thread's context) can never change the caller's.
-_active: contextvars.ContextVar[tuple[TaskPool, ...]] = contextvars.ContextVar(
-    "taskpool_active_pools", default=()
-)
 
 _default_pool: TaskPool | None = None
 _default_pid = (
@@ -54,41 +48,23 @@ _default_lock = threading.Lock()
 _default_hook_registered = False
 
 
-def enter_pool(pool: TaskPool) -> None:
-    """Make ``pool`` the innermost active pool of this context (`TaskPool.__enter__`, the caller's thread)."""
-    _active.set((*_active.get(), pool))
-
-
-def exit_pool(pool: TaskPool) -> None:
-    """Undo `enter_pool` for ``pool`` (`TaskPool.__exit__`, the caller's thread).
-
-    Removes the innermost entry of ``pool`` rather than resetting a token, so a pool entered in one context
-    and left in another (an unusual but legal pattern) does not raise here.
-    """
-    stack = _active.get()
-    for i in range(len(stack) - 1, -1, -1):
-        if stack[i] is pool:
-            _active.set(stack[:i] + stack[i + 1 :])
-            return
-
-
 def active_pool() -> TaskPool:
     """The pool a task's ``submit`` uses now: the innermost active ``with`` block's, or the default pool."""
-    stack = _active.get()
-    if stack:
-        return stack[-1]
-    return _get_default_pool()
+    from ._pool.active import innermost_pool
+
+    pool = innermost_pool()
+    return pool if pool is not None else _get_default_pool()
 
 
 def _get_default_pool() -> TaskPool:
     global _default_pool, _default_pid, _default_hook_registered
     pool = _default_pool
-    if pool is not None and _default_pid == os.getpid() and pool._state.value == "running":
+    if pool is not None and _default_pid == os.getpid() and pool.state.value == "running":
         return pool
     with _default_lock:
         pool = _default_pool
-        if pool is None or _default_pid != os.getpid() or pool._state.value != "running":
-            from ._pool import TaskPool
+        if pool is None or _default_pid != os.getpid() or pool.state.value != "running":
+            from ._pool.pool import TaskPool
 
             pool = TaskPool()
             _default_pool, _default_pid = pool, os.getpid()
@@ -161,9 +137,9 @@ class Task(Generic[P, R]):
         self,
         fn: Callable[P, R],
         *,
-        timeout: float | None = _UNSET,
-        retry: Retry | None = _UNSET,
-        name: str | None = _UNSET,
+        timeout: float | Unset | None = UNSET,
+        retry: Retry | Unset | None = UNSET,
+        name: str | Unset | None = UNSET,
     ) -> None:
         if isinstance(fn, Task):
             fn = fn.__wrapped__
@@ -173,7 +149,7 @@ class Task(Generic[P, R]):
         given: dict[str, Any] = {
             k: v
             for k, v in (("timeout", timeout), ("retry", retry), ("name", name))
-            if v is not _UNSET
+            if v is not UNSET
         }
         JobOptions().merge(**given)
         self._given: dict[str, Any] = given
@@ -236,14 +212,14 @@ class Task(Generic[P, R]):
     def options(
         self,
         *,
-        timeout: float | None = _UNSET,
-        retry: Retry | None = _UNSET,
-        name: str | None = _UNSET,
+        timeout: float | Unset | None = UNSET,
+        retry: Retry | Unset | None = UNSET,
+        name: str | Unset | None = UNSET,
     ) -> Task[P, R]:
         """This task with other job options (the ones not given are kept); the task itself is unchanged."""
         given = dict(self._given)
         for key, value in (("timeout", timeout), ("retry", retry), ("name", name)):
-            if value is not _UNSET:
+            if value is not UNSET:
                 given[key] = value
         return Task(self.__wrapped__, **given)
 
@@ -265,9 +241,9 @@ def task(
     fn: Callable[P, R] | None = None,
     /,
     *,
-    timeout: float | None = _UNSET,
-    retry: Retry | None = _UNSET,
-    name: str | None = _UNSET,
+    timeout: float | Unset | None = UNSET,
+    retry: Retry | Unset | None = UNSET,
+    name: str | Unset | None = UNSET,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Make a function poolable: ``@task`` or ``@task(timeout=30, retry=Retry(attempts=3), name="fetch")``.
 

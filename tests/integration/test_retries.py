@@ -16,7 +16,7 @@ import pytest
 import tenacity
 
 from taskpool import Event, JobTimeoutError, Retry, TaskPool, WorkerCrashedError
-from taskpool._pool import IMAP_WINDOW_PER_WORKER
+from taskpool._pool.imap import IMAP_WINDOW_PER_WORKER
 
 from .. import _failure_jobs as fj
 from .. import jobs

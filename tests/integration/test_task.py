@@ -15,6 +15,7 @@ import pytest
 
 import taskpool
 from taskpool import Task, TaskPool, task
+from taskpool._pool.active import active_stack
 from taskpool._task import shutdown_default_pool
 
 from .._task_jobs import Holder, double, fail_until, flaky_add, task_pid
@@ -111,16 +112,16 @@ def test_the_innermost_pool_block_wins_and_is_left_on_exit() -> None:
 def test_a_block_left_by_an_exception_is_popped() -> None:
     with pytest.raises(RuntimeError), TaskPool(1, backend="inline") as pool:
         raise RuntimeError("leave")
-    assert pool not in taskpool._task._active.get()
+    assert pool not in active_stack()
 
 
 def test_a_pool_block_does_not_redirect_other_threads() -> None:
     stacks: list[tuple[TaskPool, ...]] = []
     with TaskPool(1, backend="inline") as pool:
-        thread = threading.Thread(target=lambda: stacks.append(taskpool._task._active.get()))
+        thread = threading.Thread(target=lambda: stacks.append(active_stack()))
         thread.start()
         thread.join(TIMEOUT)
-        assert taskpool._task._active.get() == (pool,)
+        assert active_stack() == (pool,)
     assert stacks == [()]
 
 

@@ -1,104 +1,28 @@
-"""The `Backend` protocol: what runs jobs for a `TaskPool`.
+"""The backends that run a pool's jobs, and `make_backend`, which builds one by name.
 
-The pool (the façade) owns the jobs' lives: submission, futures, retries, events and callbacks. A backend owns
-the workers and only runs attempts: it takes a `Job` through `submit`, and tells the pool what happened through
-the *sink*, a callable that takes a list of reports. Reports are plain tuples ``(kind, job, a, b, c)``, cheap to
-make in bulk on a hot path:
-
-=================  =====  ===================  =============  ==========
-kind               job    a                    b              c
-=================  =====  ===================  =============  ==========
-``STARTED``        Job    worker id            worker pid     None
-``SUCCEEDED``      Job    the result           worker id      worker pid
-``FAILED``         Job    the exception        worker id      worker pid
-``STOPPED``        Job    None                 worker id      worker pid
-``SKIPPED``        Job    None                 None           None
-``WORKER_UP``      None   worker id            worker pid     None
-``WORKER_DOWN``    None   worker id            worker pid     exit code
-``LOG``            None   logging.LogRecord    worker id      worker pid
-``OUTPUT``         None   (stream, text)       worker id      worker pid
-``BROKEN``         None   the exception        None           None
-=================  =====  ===================  =============  ==========
-
-``SKIPPED`` reports a job whose future was cancelled before it was sent to a worker. ``BROKEN`` says the backend
-cannot run jobs any more (an initializer that fails): the pool fails every pending job with it.
-
-Each job the backend takes gets exactly one of SUCCEEDED / FAILED / STOPPED / SKIPPED per attempt, unless the
-backend is terminated. The sink is called from the backend's own threads (or, for the inline backend, the
-caller's) and must not block.
+Each backend implements `taskpool._core.backend.Backend` in a module of its own: ``process`` (worker
+processes; the default), ``thread`` (threads of this process, for I/O-bound work), ``inline`` (the submitting
+thread, for debugging) and ``dask`` (a Dask distributed cluster). Backends never import each other; a backend
+is imported only when a pool asks for it. Runs in the thread that makes the pool.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .._core.job import Job
+    from .._core.backend import Backend
 
-__all__ = [
-    "BROKEN",
-    "FAILED",
-    "LOG",
-    "OUTPUT",
-    "SKIPPED",
-    "STARTED",
-    "STOPPED",
-    "SUCCEEDED",
-    "WORKER_DOWN",
-    "WORKER_UP",
-    "Backend",
-    "Report",
-    "Sink",
-    "make_backend",
-]
+__all__ = ["BACKENDS", "make_backend"]
 
-STARTED = 0
-SUCCEEDED = 1
-FAILED = 2
-STOPPED = 3
-SKIPPED = 4
-WORKER_UP = 5
-WORKER_DOWN = 6
-LOG = 7
-OUTPUT = 8
-BROKEN = 9
-
-Report = tuple[int, "Job | None", Any, Any, Any]
-Sink = Callable[[list[Report]], None]
-
-
-class Backend(Protocol):
-    """What a `TaskPool` needs from whatever runs its jobs."""
-
-    #: The backend's name as `TaskPool(backend=...)` takes it.
-    name: str
-    #: The most jobs the backend runs at once.
-    workers: int
-    #: Whether a job's timeout is enforced (the job is stopped, not only abandoned).
-    supports_timeout: bool
-    #: Whether a running job can be stopped on request.
-    supports_stop: bool
-
-    def start(self, sink: Sink) -> None:
-        """Begin taking jobs; report to ``sink`` from now on. Called once, by the pool's constructor."""
-
-    def submit(self, job: Job) -> None:
-        """Run one attempt of ``job``. Any thread may call it; it must not block on the job."""
-
-    def stop(self, job: Job) -> bool:
-        """Stop ``job`` if it is running (report STOPPED). Returns whether a stop was started."""
-
-    def want_started(self, enabled: bool) -> None:
-        """Whether to report STARTED for every job (someone listens for ``job_started``)."""
-
-    def shutdown(self, wait: bool) -> None:
-        """Stop the workers.
-
-        With ``wait``, after the pool has seen every job finish: let workers exit cleanly. Without it
-        (terminate): kill them now; jobs still running get no report (the pool cancels their futures).
-        Bounded in time either way.
-        """
+#: The backends by the name `TaskPool(backend=...)` takes, with what each is for.
+BACKENDS = {
+    "process": "CPU-bound work",
+    "thread": "I/O-bound work",
+    "inline": "debugging",
+    "dask": "a Dask cluster",
+}
 
 
 def make_backend(
@@ -112,9 +36,15 @@ def make_backend(
     capture_output: bool,
     address: Any = None,
 ) -> Backend:
-    """Build the backend named ``name`` (runs in the caller's thread)."""
+    """Build the backend named ``name``.
+
+    Raises:
+        ValueError: no backend has that name, or an option does not apply to it (the message says which).
+    """
+    if start_method is not None and name != "process":
+        raise ValueError(f"start_method applies to the process backend, not to {name!r}")
     if name == "process":
-        from .process.scheduler import ProcessBackend
+        from .process.backend import ProcessBackend
 
         return ProcessBackend(
             workers,
@@ -136,7 +66,5 @@ def make_backend(
         from .dask import DaskBackend
 
         return DaskBackend(workers, address=address, initializer=initializer, initargs=initargs)
-    raise ValueError(
-        f"unknown backend {name!r}; choose one of 'process' (CPU-bound work), 'thread' (I/O-bound work), "
-        "'inline' (debugging) or 'dask' (a Dask cluster)"
-    )
+    choices = ", ".join(f"{n!r} ({why})" for n, why in BACKENDS.items())
+    raise ValueError(f"unknown backend {name!r}; choose one of {choices}")

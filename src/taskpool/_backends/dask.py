@@ -63,7 +63,7 @@ import traceback
 import uuid
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .._core.job import CALL, CHUNK
+from .._core.reports import ReportKind
 from .._errors import (
     DaskConnectionError,
     InitializerError,
@@ -73,14 +73,14 @@ from .._errors import (
     TaskpoolError,
     WorkerCrashedError,
 )
+from .._runtime.attempt import JobKind
 from .._runtime.serialize import dumps, dumps_function, loads_checked
-from . import BROKEN, FAILED, LOG, OUTPUT, SKIPPED, STARTED, STOPPED, SUCCEEDED
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from .._core.job import Job
-    from . import Report, Sink
+    from .._core.reports import Report, Sink
 
 __all__ = ["DaskBackend", "DaskConnectionError"]
 
@@ -316,9 +316,9 @@ def _run(
         try:
             fn = loads_checked(fn_data, "function", "worker", name)
             args, kwargs = loads_checked(args_data, "arguments", "worker", name)
-            if kind == CALL:
+            if kind == JobKind.CALL:
                 value = fn(*args, **kwargs)
-            elif kind == CHUNK:
+            elif kind == JobKind.CHUNK:
                 value = [fn(item) for item in args[0]]
             else:
                 value = list(itertools.starmap(fn, args[0]))
@@ -392,6 +392,11 @@ class DaskBackend:
     name = "dask"
     supports_timeout = True
     supports_stop = True
+    start_method: str | None = None
+    shared_state_unavailable: str | None = (
+        "pool.shared is not available on the dask backend: a Manager process on this machine is out of "
+        "reach of remote workers. Use distributed.Lock, distributed.Variable or distributed.Queue instead"
+    )
 
     def __init__(
         self,
@@ -528,7 +533,7 @@ class DaskBackend:
         self._timer.start()
         if self._init_error is not None:
             self._broken_reported = True
-            self._defer([(BROKEN, None, self._init_error, None, None)])
+            self._defer([(ReportKind.BROKEN, None, None, None, None, self._init_error)])
 
     def want_started(self, enabled: bool) -> None:
         """Whether to report STARTED from now on (any thread); workers announce every job anyway."""
@@ -543,10 +548,10 @@ class DaskBackend:
         if self._closed:
             raise RuntimeError("the dask backend is shut down")
         if job.future.cancelled():
-            self._defer([(SKIPPED, job, None, None, None)])
+            self._defer([(ReportKind.SKIPPED, job, None, None, None, None)])
             return
         if self._init_error is not None:
-            self._defer([(FAILED, job, self._init_error, None, None)])
+            self._defer([(ReportKind.FAILED, job, None, None, None, self._init_error)])
             return
         try:
             payload = job.payload
@@ -556,7 +561,7 @@ class DaskBackend:
                     dumps((job.args, job.kwargs), "arguments", "parent", job.name),
                 )
         except SerializationError as exc:
-            self._defer([(FAILED, job, exc, None, None)])
+            self._defer([(ReportKind.FAILED, job, None, None, None, exc)])
             return
         self._send(job, payload, 0)
 
@@ -566,7 +571,7 @@ class DaskBackend:
             error = DaskConnectionError(
                 self._address, f"is not connected (client {self._client.status})", job.name
             )
-            self._defer([(FAILED, job, error, None, None)])
+            self._defer([(ReportKind.FAILED, job, None, None, None, error)])
             return
         key = f"{job.name}-{job.id}-{job.attempt}-{uuid.uuid4().hex}"
         attempt = _Attempt(job, key, payload, requeues)
@@ -593,7 +598,7 @@ class DaskBackend:
             )
         except Exception as exc:
             if self._settle(key) is not None:
-                self._defer([(FAILED, job, exc, None, None)])
+                self._defer([(ReportKind.FAILED, job, None, None, None, exc)])
             return
         attempt.future = future
         with self._lock:
@@ -614,7 +619,7 @@ class DaskBackend:
             attempt = self._live.get(key) if key is not None else None
         if attempt is None or attempt.job is not job or self._settle(attempt.key) is None:
             return False
-        self._emit([(STOPPED, job, None, attempt.worker, attempt.pid)])
+        self._emit([(ReportKind.STOPPED, job, attempt.worker, attempt.pid, None, None)])
         self._halt([attempt])
         return True
 
@@ -744,7 +749,7 @@ class DaskBackend:
                 self._wakeup.notify()
             if self._want_started and not attempt.started:
                 attempt.started = True
-                reports.append((STARTED, attempt.job, worker, pid, None))
+                reports.append((ReportKind.STARTED, attempt.job, worker, pid, None, None))
         self._emit(reports)
 
     def _on_done(self, key: str, future: Any) -> None:
@@ -775,16 +780,28 @@ class DaskBackend:
                 )
             else:
                 error = DaskConnectionError(self._address, "cancelled the job's task", job.name)
-            reports.append((FAILED, job, error, attempt.worker, attempt.pid))
+            reports.append((ReportKind.FAILED, job, attempt.worker, attempt.pid, None, error))
         elif self._requeue(attempt, error):
             return
         else:
             reports.append(
-                (FAILED, job, self._translate(attempt, error), attempt.worker, attempt.pid)
+                (
+                    ReportKind.FAILED,
+                    job,
+                    attempt.worker,
+                    attempt.pid,
+                    None,
+                    self._translate(attempt, error),
+                )
             )
-        if self._want_started and not attempt.started and reports and reports[-1][0] == SUCCEEDED:
+        if (
+            self._want_started
+            and not attempt.started
+            and reports
+            and reports[-1][0] == ReportKind.SUCCEEDED
+        ):
             # The STARTED event may still be on its way (or was never sent): report it before the outcome.
-            reports.insert(0, (STARTED, job, reports[-1][3], reports[-1][4], None))
+            reports.insert(0, (ReportKind.STARTED, job, reports[-1][2], reports[-1][3], None, None))
         self._emit(reports)
 
     def _unpack(self, attempt: _Attempt, envelope: Envelope) -> list[Report]:
@@ -796,15 +813,22 @@ class DaskBackend:
             with contextlib.suppress(
                 Exception
             ):  # a record that does not unpickle is dropped, not the job
-                reports.append((LOG, None, pickle.loads(blob), worker, pid))
-        reports.extend((OUTPUT, None, piece, worker, pid) for piece in output)
+                reports.append((ReportKind.LOG, None, worker, pid, pickle.loads(blob), None))
+        reports.extend((ReportKind.OUTPUT, None, worker, pid, piece, None) for piece in output)
         if status == _OK:
             try:
                 reports.append(
-                    (SUCCEEDED, job, loads_checked(data, "result", "parent", job.name), worker, pid)
+                    (
+                        ReportKind.SUCCEEDED,
+                        job,
+                        worker,
+                        pid,
+                        loads_checked(data, "result", "parent", job.name),
+                        None,
+                    )
                 )
             except SerializationError as exc:
-                reports.append((FAILED, job, exc, worker, pid))
+                reports.append((ReportKind.FAILED, job, worker, pid, None, exc))
         elif status == _ERROR:
             raised: BaseException
             try:
@@ -812,13 +836,13 @@ class DaskBackend:
             except SerializationError as err:
                 raised = err
             raised.__cause__ = RemoteTraceback(tb)
-            reports.append((FAILED, job, raised, worker, pid))
+            reports.append((ReportKind.FAILED, job, worker, pid, None, raised))
         else:
             error = InitializerError(str(data))
             if not self._broken_reported:
                 self._broken_reported = True
-                reports.append((BROKEN, None, error, None, None))
-            reports.append((FAILED, job, error, worker, pid))
+                reports.append((ReportKind.BROKEN, None, None, None, None, error))
+            reports.append((ReportKind.FAILED, job, worker, pid, None, error))
         return reports
 
     def _requeue(self, attempt: _Attempt, error: BaseException | None) -> bool:
@@ -885,11 +909,12 @@ class DaskBackend:
                 timeout = attempt.job.options.timeout or 0.0
                 reports.append(
                     (
-                        FAILED,
+                        ReportKind.FAILED,
                         attempt.job,
-                        JobTimeoutError(timeout, attempt.job.name),
                         attempt.worker,
                         attempt.pid,
+                        None,
+                        JobTimeoutError(timeout, attempt.job.name),
                     )
                 )
             try:

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._core.job import run_here
+from .._core.local import run_attempt
+from .._core.reports import ReportKind, Sink
 from .._errors import InitializerError
-from . import BROKEN, FAILED, SKIPPED, STARTED, SUCCEEDED, WORKER_UP, Sink
 
 if TYPE_CHECKING:
     from .._core.job import Job
@@ -27,6 +27,8 @@ class InlineBackend:
     workers = 1
     supports_timeout = False
     supports_stop = False
+    start_method: str | None = None
+    shared_state_unavailable: str | None = None
 
     def __init__(
         self, *, initializer: Callable[..., object] | None = None, initargs: tuple[Any, ...] = ()
@@ -38,28 +40,17 @@ class InlineBackend:
 
     def start(self, sink: Sink) -> None:
         self._sink = sink
-        sink([(WORKER_UP, None, 1, None, None)])
+        sink([(ReportKind.WORKER_UP, None, 1, None, None, None)])
         if self._initializer is not None:
             try:
                 self._initializer(*self._initargs)
             except Exception as exc:
                 error = InitializerError(f"{type(exc).__name__}: {exc}")
                 error.__cause__ = exc
-                sink([(BROKEN, None, error, None, None)])
+                sink([(ReportKind.BROKEN, None, None, None, None, error)])
 
     def submit(self, job: Job) -> None:
-        sink = self._sink
-        if job.attempt == 1 and not job.future.set_running_or_notify_cancel():
-            sink([(SKIPPED, job, None, None, None)])
-            return
-        if self._want_started:
-            sink([(STARTED, job, 1, None, None)])
-        try:
-            value = run_here(job)
-        except BaseException as exc:
-            sink([(FAILED, job, exc, 1, None)])
-        else:
-            sink([(SUCCEEDED, job, value, 1, None)])
+        run_attempt(job, 1, self._sink, self._want_started)
 
     def stop(self, job: Job) -> bool:
         return False

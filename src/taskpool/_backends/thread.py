@@ -16,9 +16,9 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._core.job import run_here
+from .._core.local import run_attempt
+from .._core.reports import ReportKind, Sink
 from .._errors import InitializerError
-from . import BROKEN, FAILED, SKIPPED, STARTED, SUCCEEDED, WORKER_DOWN, WORKER_UP, Sink
 
 if TYPE_CHECKING:
     from .._core.job import Job
@@ -32,6 +32,8 @@ class ThreadBackend:
     name = "thread"
     supports_timeout = False
     supports_stop = False
+    start_method: str | None = None
+    shared_state_unavailable: str | None = None
 
     def __init__(
         self,
@@ -85,7 +87,7 @@ class ThreadBackend:
     def _work(self, wid: int) -> None:
         """A job thread's life: run the initializer, then jobs until told to stop."""
         sink = self._sink
-        sink([(WORKER_UP, None, wid, None, None)])
+        sink([(ReportKind.WORKER_UP, None, wid, None, None, None)])
         if self._initializer is not None:
             try:
                 self._initializer(*self._initargs)
@@ -93,23 +95,13 @@ class ThreadBackend:
                 self._broken = True
                 error = InitializerError(f"{type(exc).__name__}: {exc}")
                 error.__cause__ = exc
-                sink([(BROKEN, None, error, None, None)])
+                sink([(ReportKind.BROKEN, None, None, None, None, error)])
         while True:
             self._idle += 1
             job = self._queue.get()
             self._idle -= 1
             if job is None:
                 break
-            if job.attempt == 1 and not job.future.set_running_or_notify_cancel():
-                sink([(SKIPPED, job, None, None, None)])
-                continue
-            if self._want_started:
-                sink([(STARTED, job, wid, None, None)])
-            try:
-                value = run_here(job)
-            except BaseException as exc:
-                sink([(FAILED, job, exc, wid, None)])
-            else:
-                sink([(SUCCEEDED, job, value, wid, None)])
-            del job
-        sink([(WORKER_DOWN, None, wid, None, 0)])
+            run_attempt(job, wid, sink, self._want_started)
+            del job  # hold nothing of a finished job while idle
+        sink([(ReportKind.WORKER_DOWN, None, wid, None, 0, None)])

@@ -1,27 +1,18 @@
-"""Parent-side events: the `Event` record, the handler registry, and the event thread.
+"""Parent-side events: the `Event` record and the handler registry.
 
-Each pool has exactly one event thread. It receives the backend's reports in the order the backend saw them,
-and it alone completes futures, runs ``apply_async`` callbacks, runs event handlers, and emits log records and
-printed lines that workers sent. So handlers and callbacks never run concurrently with each other, and for
-one job they see ``job_submitted`` < ``job_started`` < ``job_succeeded``/``job_failed``.
-
-The thread holds only a weak reference to its pool, so a pool that nobody references can be collected (and
-its finalizer can stop the workers).
+Handlers run on the pool's event thread (see `taskpool._core.event_thread`), one at a time, in the order things
+happened: for one job ``job_submitted`` < ``job_started`` < ``job_succeeded``/``job_failed``. Handlers are added
+and removed from any thread.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
-import queue
 import threading
-import time
-import weakref
 from collections.abc import Callable
 from typing import Any, Literal, NamedTuple, get_args
 
-__all__ = ["EVENT_KINDS", "Event", "EventKind", "EventThread", "Handlers"]
+__all__ = ["EVENT_KINDS", "Event", "EventKind", "Handlers"]
 
 log = logging.getLogger("taskpool")
 
@@ -50,7 +41,7 @@ class Event(NamedTuple):
         job_id: the job's id (None for worker events).
         name: the job's name (None for worker events).
         attempt: the attempt number, from 1 (None for worker events).
-        worker: the worker's id within the pool, where known.
+        worker: the worker's id within the pool, where known (a Dask worker's address on the dask backend).
         pid: the worker's process id, where known.
         result: the job's result (``job_succeeded``).
         exception: the job's exception (``job_failed``, ``job_retrying``).
@@ -63,7 +54,7 @@ class Event(NamedTuple):
     job_id: int | None = None
     name: str | None = None
     attempt: int | None = None
-    worker: int | None = None
+    worker: int | str | None = None
     pid: int | None = None
     result: Any = None
     exception: BaseException | None = None
@@ -112,63 +103,9 @@ class Handlers:
         for handler in self.by_kind.get(event.kind, ()):
             try:
                 handler(event)
-            except Exception:
+            except BaseException:  # anything, SystemExit included: the pool must go on
                 log.exception(
                     "an event handler for %s (job %s) raised; the pool goes on",
                     event.kind,
                     event.job_id,
                 )
-
-
-class EventThread:
-    """The thread that turns reports into completed futures, callbacks and events (one per pool)."""
-
-    def __init__(self, process: Callable[[list[Any]], None], name: str = "taskpool-events") -> None:
-        self._queue: queue.SimpleQueue[list[Any] | None] = queue.SimpleQueue()
-        self._timers: list[tuple[float, int, Callable[[], object]]] = []
-        self._timer_ids = itertools.count()
-        self.put = self._queue.put  # the backend's sink: any thread, never blocks
-        owner = getattr(process, "__self__", None)
-        ref: Callable[[], Callable[[list[Any]], None] | None]
-        ref = weakref.WeakMethod(process) if owner is not None else (lambda: process)
-        self._thread = threading.Thread(target=self._run, args=(ref,), name=name, daemon=True)
-        self._thread.start()
-
-    @property
-    def ident(self) -> int | None:
-        return self._thread.ident
-
-    def call_later(self, delay: float, fn: Callable[[], object]) -> None:
-        """Run ``fn`` on this thread after ``delay`` seconds (event thread only)."""
-        heapq.heappush(self._timers, (time.monotonic() + delay, next(self._timer_ids), fn))
-
-    def stop(self, timeout: float | None = None) -> None:
-        """Process what is queued, then end the thread (any other thread)."""
-        self._queue.put(None)
-        if threading.current_thread() is not self._thread:
-            self._thread.join(timeout)
-
-    def _run(self, ref: Callable[[], Callable[[list[Any]], None] | None]) -> None:
-        get = self._queue.get
-        timers = self._timers
-        while True:
-            try:
-                item = get(timeout=max(0.0, timers[0][0] - time.monotonic())) if timers else get()
-            except queue.Empty:
-                item = []
-            if item is None:
-                return
-            process = ref()
-            if process is None:
-                return
-            try:
-                if item:
-                    process(item)
-                while timers and timers[0][0] <= time.monotonic():
-                    heapq.heappop(timers)[2]()
-            except (
-                Exception
-            ):  # a bug in the pool's own handling: say so, keep serving the other jobs
-                log.critical("taskpool's event thread failed to process reports", exc_info=True)
-            # Hold no report while idle: it would keep the last jobs' arguments and results alive.
-            del process, item

@@ -8,17 +8,31 @@ worker needs (function, arguments, a sequence number).
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from .._runtime.attempt import JobKind
 
 if TYPE_CHECKING:
     from .future import JobFuture
     from .retry import Retry
 
-__all__ = ["CALL", "CHUNK", "STARCHUNK", "Job", "JobOptions"]
+__all__ = ["UNSET", "Job", "JobKind", "JobOptions", "Unset", "check_timeout", "job_name"]
 
-_UNSET: Any = object()
+
+class Unset(enum.Enum):
+    """The type of `UNSET`: "this option was not given" (None means "no limit" for some options)."""
+
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+#: The default of keyword arguments whose None has a meaning of its own ("keep what was set").
+UNSET: Final[Literal[Unset.UNSET]] = Unset.UNSET
 
 
 def check_timeout(timeout: float | None) -> float | None:
@@ -81,26 +95,21 @@ class JobOptions:
 
     def merge(
         self,
-        timeout: float | None = _UNSET,
-        retry: Retry | None = _UNSET,
-        name: str | None = _UNSET,
+        timeout: float | Unset | None = UNSET,
+        retry: Retry | Unset | None = UNSET,
+        name: str | Unset | None = UNSET,
     ) -> JobOptions:
         """Return these options with the given fields replaced (fields not given are kept)."""
-        if timeout is _UNSET and retry is _UNSET and name is _UNSET:
+        if timeout is UNSET and retry is UNSET and name is UNSET:
             return self
         return JobOptions(
-            self.timeout if timeout is _UNSET else timeout,
-            self.retry if retry is _UNSET else retry,
-            self.name if name is _UNSET else name,
+            self.timeout if timeout is UNSET else timeout,
+            self.retry if retry is UNSET else retry,
+            self.name if name is UNSET else name,
         )
 
 
 DEFAULT_OPTIONS = JobOptions()
-
-# Job kinds. CALL runs fn(*args, **kwargs); CHUNK runs [fn(x) for x in args[0]]; STARCHUNK [fn(*x) ...].
-CALL = 0
-CHUNK = 1
-STARCHUNK = 2
 
 
 def job_name(fn: Callable[..., Any]) -> str:
@@ -137,7 +146,7 @@ class Job:
         kwargs: dict[str, Any],
         options: JobOptions,
         future: JobFuture[Any],
-        kind: int = CALL,
+        kind: JobKind = JobKind.CALL,
         callback: Callable[[Any], object] | None = None,
         error_callback: Callable[[BaseException], object] | None = None,
         size: int = 1,
@@ -159,22 +168,10 @@ class Job:
         self.size = (
             size  # how many input items the job covers (progress bars count items, not chunks)
         )
-        self.payload: Any = None  # a backend's cache of the pickled arguments, reused by retries
+        # A backend's cache of the job as it sends it (the process backend: function key and pickled
+        # arguments), made by the first attempt and reused by retries.
+        # Opaque to the core: each backend keeps what it needs here.
+        self.payload: Any = None
 
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.name!r} attempt {self.attempt}>"
-
-
-def run_here(job: Job) -> Any:
-    """Run ``job`` in the calling thread and return its value (the thread and inline backends use this)."""
-    from .._runtime.joblog import current_job
-
-    token = current_job.set((job.id, job.name))  # log records made by the job carry its id
-    try:
-        if job.kind == CALL:
-            return job.fn(*job.args, **job.kwargs)
-        if job.kind == CHUNK:
-            return list(map(job.fn, job.args[0]))
-        return [job.fn(*item) for item in job.args[0]]
-    finally:
-        current_job.reset(token)

@@ -8,7 +8,7 @@ How a record made in a job reaches the user's handlers:
   thread hands it to ``logging.getLogger(record.name).handle(record)``: the parent's levels and handlers
   decide, and ``%(process)d`` is the worker's pid.
 - thread and inline backends: jobs run in the parent, so records go straight to the handlers; `JobFilter`
-  tags them with the job the calling thread is running (``current_job``, set by the backends around a job).
+  tags them with the job the calling thread is running (`job_here`, set by the backends around a job).
 
 `JobFilter`, which `get_logger` installs on the loggers it returns, gives every record that passes through them
 ``job_id`` and ``job_name`` (None outside a job), so a format string with ``%(job_id)s`` never fails.
@@ -17,32 +17,11 @@ Runs in whichever thread or process logs.
 
 from __future__ import annotations
 
-import contextvars
 import logging
-import sys
 
-__all__ = ["JobFilter", "current_job", "get_logger"]
+from .attempt import job_here
 
-# The job the current thread runs on the thread and inline backends: (job id, job name), or None.
-current_job: contextvars.ContextVar[tuple[int, str] | None] = contextvars.ContextVar(
-    "taskpool_current_job", default=None
-)
-
-_WORKER_MODULE = "taskpool._backends.process.worker"
-
-
-def _job_here() -> tuple[int | None, str | None]:
-    job = current_job.get()
-    if job is not None:
-        return job
-    # In a worker process the running job is kept by the worker module (a list, set around each job); in the
-    # parent that module is either not imported or says 0 (no job).
-    worker = sys.modules.get(_WORKER_MODULE)
-    if worker is not None:
-        job_id, name = worker.current_job
-        if job_id:
-            return job_id, name
-    return None, None
+__all__ = ["JobFilter", "get_logger"]
 
 
 class JobFilter(logging.Filter):
@@ -54,7 +33,7 @@ class JobFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if "job_id" not in record.__dict__:
-            record.job_id, record.job_name = _job_here()
+            record.job_id, record.job_name = job_here()
         return True
 
 

@@ -14,7 +14,20 @@ from typing import Any
 
 from .._errors import SerializationError
 
-__all__ = ["dumps", "dumps_function", "dumps_split", "has_large_buffer", "loads", "loads_checked"]
+__all__ = [
+    "OUT_OF_BAND_MIN",
+    "Payload",
+    "dumps",
+    "dumps_function",
+    "dumps_split",
+    "has_large_buffer",
+    "loads",
+    "loads_checked",
+]
+
+#: What `loads` takes: a pickle (as it was made, or as a view of a received frame), or a pickle with its
+#: out-of-band buffers, as `dumps_split` makes it.
+Payload = bytes | bytearray | memoryview | pickle.PickleBuffer | tuple[bytes, list[Any]]
 
 # Buffers at least this large are worth sending out of band: written to the pipe from where they lie instead of
 # being copied into a pickle first. Smaller ones cost more in bookkeeping than the copy.
@@ -85,11 +98,11 @@ def dumps_split(
     return main, buffers
 
 
-def loads(payload: Any) -> Any:
+def loads(payload: Payload) -> Any:
     """Unpickle what `dumps` or `dumps_split` made (a pickle, or a ``(pickle, buffers)`` pair)."""
-    if type(payload) is tuple:
+    if type(payload) is tuple:  # not isinstance: this runs per job, and type() is faster
         return pickle.loads(payload[0], buffers=payload[1])
-    return pickle.loads(payload)
+    return pickle.loads(payload)  # type: ignore[arg-type]  # PickleBuffer is a buffer too
 
 
 def _reason(exc: BaseException) -> str:
@@ -124,7 +137,7 @@ def dumps_function(fn: Callable[..., Any], job: str | None = None) -> bytes:
     return dumps(fn, "function", "parent", job)
 
 
-def loads_checked(data: Any, part: str, where: str, job: str | None = None) -> Any:
+def loads_checked(data: Payload, part: str, where: str, job: str | None = None) -> Any:
     """Unpickle ``data``; raise `SerializationError` naming the part that failed."""
     try:
         return loads(data)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import ctypes
 import io
-import itertools
 import logging
 import os
 import select
@@ -26,14 +25,14 @@ import signal
 import sys
 import threading
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..._core.job import CALL, CHUNK
 from ..._errors import SerializationError
-from ..._runtime.serialize import OUT_OF_BAND_MIN, dumps, dumps_split, loads_checked
+from ..._runtime.attempt import call, encode_error, encode_value, format_traceback, process_job
+from ..._runtime.output import LineSplitter, prepare_record
+from ..._runtime.serialize import loads_checked
 from .protocol import (
     FLAG_STARTED,
     FLAG_SYNC,
@@ -58,11 +57,6 @@ if TYPE_CHECKING:
 # batched with later ones while the main thread is busy. Longer: fewer writes for tiny jobs; shorter: results
 # (and the refill of this worker's queue) arrive sooner.
 FLUSH_INTERVAL = 0.002
-
-_BUFFER_TYPES = (bytes, bytearray, memoryview)
-
-# The job this process is running (job id, name), for log records; (0, None) between jobs.
-current_job: list[Any] = [0, None]
 
 
 class Outbox:
@@ -123,7 +117,7 @@ class LineForwarder(io.TextIOBase):
         super().__init__()
         self._outbox = outbox
         self._stream = stream
-        self._partial = ""
+        self._lines = LineSplitter()
         self._lock = threading.Lock()
 
     @property
@@ -135,16 +129,14 @@ class LineForwarder(io.TextIOBase):
 
     def write(self, s: str) -> int:
         with self._lock:
-            text = self._partial + s
-            cut = text.rfind("\n") + 1
-            self._partial = text[cut:]
-        if cut:
-            self._outbox.add_from_any_thread((OP_OUTPUT, self._stream, text[:cut]))
+            lines = self._lines.feed(s)
+        if lines:
+            self._outbox.add_from_any_thread((OP_OUTPUT, self._stream, lines))
         return len(s)
 
     def flush(self) -> None:
         with self._lock:
-            text, self._partial = self._partial, ""
+            text = self._lines.rest()
         if text:
             self._outbox.add_from_any_thread((OP_OUTPUT, self._stream, text))
 
@@ -158,19 +150,11 @@ class RecordForwarder(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            # Make the record picklable the way logging.handlers.QueueHandler does: format the message and
-            # the traceback into text here, where the arguments and the exception still exist.
-            record.message = record.getMessage()
-            if record.exc_info and not record.exc_text:
-                record.exc_text = logging.Formatter().formatException(record.exc_info)
-            record.msg, record.args, record.exc_info = record.message, None, None
-            if not hasattr(record, "job_id"):
-                record.job_id, record.job_name = current_job
-            data = dumps(record, "log record", "worker")
+            data = prepare_record(record, *process_job)
         except Exception:
             self.handleError(record)
             return
-        self._outbox.add_from_any_thread((OP_LOG, current_job[0], data))
+        self._outbox.add_from_any_thread((OP_LOG, process_job[0], data))
 
 
 def _die_with_parent() -> None:
@@ -182,23 +166,6 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except Exception:
         pass  # a safety net only; the jobs pipe closing also ends the worker
-
-
-def _format_tb(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-
-
-def _encode_error(exc: BaseException, name: str | None) -> tuple[Any, str]:
-    tb = _format_tb(exc)
-    # Drop the traceback: it does not pickle, and its text travels separately.
-    exc.__traceback__ = None
-    try:
-        return wrap(dumps(exc, "exception", "worker", name)), tb
-    except SerializationError as err:
-        reason = f"{err.reason}; the job raised {type(exc).__name__}: {exc}"
-        return dumps(
-            SerializationError("exception", "pickle", "worker", name, reason), "exception", "worker"
-        ), tb
 
 
 def worker_main(
@@ -232,7 +199,7 @@ def worker_main(
         try:
             initializer(*initargs)
         except BaseException as exc:
-            outbox.add((OP_INIT_FAILED, f"{type(exc).__name__}: {exc}\n{_format_tb(exc)}"))
+            outbox.add((OP_INIT_FAILED, f"{type(exc).__name__}: {exc}\n{format_traceback(exc)}"))
             outbox.flush()
             return
     outbox.add((OP_READY, os.getpid()))
@@ -263,7 +230,7 @@ def worker_main(
             elif flags & FLAG_STARTED:
                 outbox.add((OP_STARTED, job_id))
                 outbox.arm()
-            current_job[0], current_job[1] = job_id, name
+            process_job[0], process_job[1] = job_id, name
             slot.value = job_id
             t0 = perf()
             try:
@@ -272,32 +239,25 @@ def worker_main(
                     # Unpickled once per worker, before any job had it: name the job that needs it now.
                     raise SerializationError(fn.part, fn.stage, fn.where, name, fn.reason)
                 args = loads_checked(payload, "arguments", "worker", name)
-                if kind == CALL:
-                    value = fn(*args[0], **args[1])
-                elif kind == CHUNK:
-                    value = list(map(fn, args))
-                else:
-                    value = list(itertools.starmap(fn, args))
+                value = call(fn, kind, args, {}) if kind else fn(*args[0], **args[1])
+                data = encode_value(value, name)
                 result: tuple[Any, ...] = (
                     OP_RESULT,
                     job_id,
                     True,
-                    dumps_split(value, "result", "worker", name)
-                    if type(value) in _BUFFER_TYPES and len(value) >= OUT_OF_BAND_MIN
-                    else wrap(dumps(value, "result", "worker", name)),
+                    wrap(data) if type(data) is bytes else data,
                     None,
-                    0.0,
                 )
             except BaseException as exc:
-                data, tb = _encode_error(exc, name)
-                result = (OP_RESULT, job_id, False, data, tb, 0.0)
+                error, tb = encode_error(exc, name)
+                result = (OP_RESULT, job_id, False, wrap(error), tb)
             duration = perf() - t0
             slot.value = 0
-            current_job[0], current_job[1] = 0, None
+            process_job[0], process_job[1] = 0, None
             if capture_output:
                 sys.stdout.flush()
                 sys.stderr.flush()
-            outbox.add((*result[:5], duration))
+            outbox.add((*result, duration))
             if not local and poller.poll(0):
                 try:
                     local.extend(read_frame(jobs_fd))

@@ -45,30 +45,16 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..._core.job import CALL
+from ..._core.reports import Report, ReportKind, Sink
 from ..._errors import (
     InitializerError,
     JobTimeoutError,
     RemoteTraceback,
-    SerializationError,
     TaskpoolError,
     WorkerCrashedError,
 )
+from ..._runtime.attempt import JobKind, decode_error, decode_value
 from ..._runtime.serialize import dumps, dumps_function, dumps_split, has_large_buffer, loads
-from .. import (
-    BROKEN,
-    FAILED,
-    LOG,
-    OUTPUT,
-    SKIPPED,
-    STARTED,
-    STOPPED,
-    SUCCEEDED,
-    WORKER_DOWN,
-    WORKER_UP,
-    Report,
-    Sink,
-)
 from .protocol import (
     FLAG_STARTED,
     FLAG_SYNC,
@@ -96,6 +82,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ProcessBackend", "default_start_method"]
 
+# Bound once: these are used per job on the hot path, where an attribute lookup on the enum class shows.
+SUCCEEDED, FAILED = ReportKind.SUCCEEDED, ReportKind.FAILED
+
 log = logging.getLogger("taskpool")
 
 # How much work (in seconds of measured job time) may wait in one worker's queue. More: fewer round trips for
@@ -114,7 +103,6 @@ STARTUP_FAILURES = 3
 QUIT_GRACE = 5.0
 
 _WAKE, _RESULTS, _SENTINEL, _JOBS = 0, 1, 2, 3
-_STOP = object()  # the kill reason of a job stopped on request
 _NO_ARGUMENTS = pickle.dumps(((), {}), protocol=5)
 # map chunks at most this long are scanned for large buffers to send out of band; long chunks of small items
 # (the common case) are not scanned at all.
@@ -171,7 +159,8 @@ class _Worker:
         self.assigned = 0
         self.ready = False
         self.quitting = False
-        self.kill_reason: tuple[int, object] | None = None
+        # (job id, its error) when the scheduler killed the worker on purpose; error None: stopped on request.
+        self.kill_reason: tuple[int, BaseException | None] | None = None
 
 
 class ProcessBackend:
@@ -180,6 +169,7 @@ class ProcessBackend:
     name = "process"
     supports_timeout = True
     supports_stop = True
+    shared_state_unavailable: str | None = None
 
     def __init__(
         self,
@@ -192,8 +182,8 @@ class ProcessBackend:
         capture_output: bool = True,
     ) -> None:
         self.workers = workers
-        self.start_method = start_method or default_start_method()
-        self._ctx: BaseContext = multiprocessing.get_context(self.start_method)
+        self.start_method: str | None = start_method or default_start_method()
+        self._ctx: BaseContext = multiprocessing.get_context(start_method or default_start_method())
         self._initializer = initializer
         self._initargs = initargs
         self._max_tasks = max_tasks_per_worker
@@ -266,7 +256,7 @@ class ProcessBackend:
             if key is None:
                 key = self._new_function_key(fn, job.name)
             args = job.args
-            if job.kind != CALL:
+            if job.kind != JobKind.CALL:
                 chunk = args[0]
                 if len(chunk) <= _SCAN_CHUNK and has_large_buffer(chunk):
                     job.payload = (key, dumps_split(chunk, "arguments", "parent", job.name))
@@ -352,11 +342,12 @@ class ProcessBackend:
                 self._sink(
                     [
                         (
-                            BROKEN,
+                            ReportKind.BROKEN,
+                            None,
+                            None,
+                            None,
                             None,
                             TaskpoolError(f"the pool's scheduler thread failed: {exc!r}"),
-                            None,
-                            None,
                         )
                     ]
                 )
@@ -388,7 +379,7 @@ class ProcessBackend:
                 else:
                     self._begin_quit(item[1], reports)
             elif self._broken is not None:
-                reports.append((FAILED, item, self._broken, None, None))
+                reports.append((ReportKind.FAILED, item, None, None, None, self._broken))
             else:
                 pending.append(item)
 
@@ -476,7 +467,7 @@ class ProcessBackend:
                     and not job.future.running()
                     and not job.future.set_running_or_notify_cancel()
                 ):
-                    reports.append((SKIPPED, job, None, None, None))
+                    reports.append((ReportKind.SKIPPED, job, None, None, None, None))
                     continue
                 key, payload = job.payload
                 if key not in w.defined:
@@ -536,28 +527,13 @@ class ProcessBackend:
                     discard.discard(job_id)
                     continue
                 if ok:
-                    try:
-                        reports.append((SUCCEEDED, job, loads(payload), wid, pid))
-                    except Exception as exc:
-                        err = SerializationError(
-                            "result", "unpickle", "parent", job.name, f"{type(exc).__name__}: {exc}"
-                        )
-                        reports.append((FAILED, job, err, wid, pid))
+                    ok, value = decode_value(payload, job.name)
+                    if ok:
+                        reports.append((SUCCEEDED, job, wid, pid, value, None))
+                    else:
+                        reports.append((FAILED, job, wid, pid, None, value))
                     continue
-                try:
-                    error = loads(payload)
-                except Exception as exc:
-                    last = tb.strip().rsplit("\n", 1)[-1] if tb else "?"
-                    error = SerializationError(
-                        "exception",
-                        "unpickle",
-                        "parent",
-                        job.name,
-                        f"{type(exc).__name__}: {exc}; the job raised {last}",
-                    )
-                if tb:
-                    error.__cause__ = RemoteTraceback(tb)
-                reports.append((FAILED, job, error, wid, pid))
+                reports.append((FAILED, job, wid, pid, None, decode_error(payload, tb, job.name)))
             elif op == OP_STARTED:
                 job = inflight.get(msg[1])
                 if job is not None:
@@ -567,16 +543,16 @@ class ProcessBackend:
                             (time.monotonic() + job.options.timeout, wid, job.id, job.attempt),
                         )
                     if self._want_started:
-                        reports.append((STARTED, job, wid, pid, None))
+                        reports.append((ReportKind.STARTED, job, wid, pid, None, None))
             elif op == OP_LOG:
                 with contextlib.suppress(Exception):
-                    reports.append((LOG, None, loads(msg[2]), wid, pid))
+                    reports.append((ReportKind.LOG, None, wid, pid, loads(msg[2]), None))
             elif op == OP_OUTPUT:
-                reports.append((OUTPUT, None, (msg[1], msg[2]), wid, pid))
+                reports.append((ReportKind.OUTPUT, None, wid, pid, (msg[1], msg[2]), None))
             elif op == OP_READY:
                 w.ready = True
                 self._startup_failures = 0
-                reports.append((WORKER_UP, None, wid, pid, None))
+                reports.append((ReportKind.WORKER_UP, None, wid, pid, None, None))
             elif op == OP_INIT_FAILED:
                 self._break(
                     InitializerError(msg[1].strip().split("\n", 1)[0]), reports, detail=msg[1]
@@ -593,7 +569,7 @@ class ProcessBackend:
         if detail:
             error.__cause__ = RemoteTraceback(detail)
         self._broken = error
-        reports.append((BROKEN, None, error, None, None))
+        reports.append((ReportKind.BROKEN, None, None, None, None, error))
         for w in self._workers.values():
             w.inflight.clear()
         self._pending.clear()
@@ -621,18 +597,18 @@ class ProcessBackend:
         for w in self._workers.values():
             if job.id in w.inflight and job.id not in w.discard and w.inflight[job.id] is job:
                 if w.slot.value == job.id and w.kill_reason is None:
-                    w.kill_reason = (job.id, _STOP)
+                    w.kill_reason = (job.id, None)
                     self._kill(w)
                 else:
                     # Queued in the worker but not started: it may still run there; its outcome is dropped.
                     w.discard.add(job.id)
-                    reports.append((STOPPED, job, None, w.wid, w.pid))
+                    reports.append((ReportKind.STOPPED, job, w.wid, w.pid, None, None))
                 return
         if job in self._pending:
             self._pending.remove(job)
         # Not found anywhere, the job is between two attempts (the pool waits to retry it): it is stopped
         # all the same, and the pool drops the retry when it finds the future done.
-        reports.append((STOPPED, job, None, None, None))
+        reports.append((ReportKind.STOPPED, job, None, None, None, None))
 
     def _kill(self, w: _Worker) -> None:
         with contextlib.suppress(Exception):
@@ -658,13 +634,21 @@ class ProcessBackend:
             if job_id in w.discard:
                 continue
             if reason is not None and reason[0] == job_id:
-                if reason[1] is _STOP:
-                    reports.append((STOPPED, job, None, w.wid, w.pid))
+                error = reason[1]
+                if error is None:
+                    reports.append((ReportKind.STOPPED, job, w.wid, w.pid, None, None))
                 else:
-                    reports.append((FAILED, job, reason[1], w.wid, w.pid))
+                    reports.append((ReportKind.FAILED, job, w.wid, w.pid, None, error))
             elif job_id == running and self._quit is not False:
                 reports.append(
-                    (FAILED, job, WorkerCrashedError(w.pid, exitcode, job.name), w.wid, w.pid)
+                    (
+                        ReportKind.FAILED,
+                        job,
+                        w.wid,
+                        w.pid,
+                        None,
+                        WorkerCrashedError(w.pid, exitcode, job.name),
+                    )
                 )
             else:
                 requeue.append(job)
@@ -675,7 +659,7 @@ class ProcessBackend:
             self._pending.extendleft(reversed(requeue))
         del self._workers[w.wid]
         self._close_pipes(w)
-        reports.append((WORKER_DOWN, None, w.wid, w.pid, exitcode))
+        reports.append((ReportKind.WORKER_DOWN, None, w.wid, w.pid, exitcode, None))
         if not w.ready and reason is None and self._quit is None:
             self._startup_failures += 1
             if self._startup_failures >= STARTUP_FAILURES and self._broken is None:

@@ -1,0 +1,96 @@
+"""`EventThread`: the one thread per pool that turns reports into outcomes.
+
+It receives the backend's reports in the order the backend saw them, and requests of the pool's own (calls),
+in one queue. It alone completes futures, runs ``apply_async`` callbacks and event handlers, and emits log
+records and printed lines that workers sent, so those never run concurrently with each other, and for one job
+they come in the order things happened. Delayed work (a retry after a wait) sits on its timer heap.
+
+Nothing run here can end the thread: a failure of the pool's own handling is logged and the thread goes on
+with the next item, since every future still pending depends on it.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeAlias
+
+from .reports import Report
+from .timers import TimerHeap
+
+__all__ = ["EventThread"]
+
+log = logging.getLogger("taskpool")
+
+#: What the queue holds: a batch of reports, a call of the pool's own, or None (stop).
+_Item: TypeAlias = "list[Report] | Callable[[], object] | None"
+
+
+class EventThread:
+    """The thread that turns reports into completed futures, callbacks and events (one per pool).
+
+    Args:
+        name: the thread's name.
+    """
+
+    def __init__(self, name: str = "taskpool-events") -> None:
+        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        self._timers: TimerHeap[Callable[[], object]] = TimerHeap()
+        #: The backend's sink: any thread, never blocks.
+        self.put: Callable[[list[Report]], None] = self._queue.put
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._process: Callable[[list[Report]], None] = lambda reports: None
+
+    def start(self, process: Callable[[list[Report]], None]) -> None:
+        """Start the thread; it hands every batch of reports to ``process`` (once, by the pool's constructor)."""
+        self._process = process
+        self._thread.start()
+
+    @property
+    def ident(self) -> int | None:
+        """The thread's identifier (to refuse calls that would wait for this very thread)."""
+        return self._thread.ident
+
+    def call(self, fn: Callable[[], object]) -> None:
+        """Run ``fn`` on this thread after every report queued before it (any thread)."""
+        self._queue.put(fn)
+
+    def call_later(self, delay: float, fn: Callable[[], object]) -> None:
+        """Run ``fn`` on this thread after ``delay`` seconds (event thread only)."""
+        self._timers.push(time.monotonic() + delay, fn)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Handle what is queued, then end the thread (any thread; waits unless it is this thread)."""
+        self._queue.put(None)
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        get, timers, process = self._queue.get, self._timers, self._process
+        while True:
+            wait = timers.wait_time(time.monotonic())
+            try:
+                item = get() if wait is None else get(timeout=wait)
+            except queue.Empty:
+                item = []
+            if item is None:
+                return
+            if type(item) is list:
+                if item:
+                    _guarded(process, item)
+            else:
+                _guarded(item)  # type: ignore[arg-type]
+            for fn in timers.pop_due(time.monotonic()):
+                _guarded(fn)
+            # Hold no report while idle: it would keep the last jobs' arguments and results alive.
+            del item
+
+
+def _guarded(fn: Callable[..., object], *args: object) -> None:
+    try:
+        fn(*args)
+    except BaseException:  # a bug in the pool's own handling: say so, keep serving the other jobs
+        log.critical("taskpool's event thread failed to handle an outcome", exc_info=True)

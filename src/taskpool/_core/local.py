@@ -1,0 +1,43 @@
+"""One attempt run in this process: the attempt loop of the backends whose jobs run in the parent.
+
+The thread backend calls `run_attempt` from its job threads, the inline backend from the submitting thread.
+Jobs run with nothing pickled, so lambdas and unpicklable arguments work, and log records they make are tagged
+with the job through `taskpool._runtime.attempt.thread_job`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._runtime.attempt import JobKind, call, thread_job
+from .reports import Report, ReportKind, Sink
+
+if TYPE_CHECKING:
+    from .job import Job
+
+__all__ = ["run_attempt"]
+
+
+def run_attempt(job: Job, worker: int, sink: Sink, want_started: bool) -> None:
+    """Run one attempt of ``job`` in the calling thread and report its outcome to ``sink``.
+
+    A job whose future was cancelled before it began is reported SKIPPED and not run. Whatever the job
+    raises, `BaseException` included, becomes its FAILED report: it is the job's outcome, not this thread's.
+    """
+    if job.attempt == 1 and not job.future.set_running_or_notify_cancel():
+        sink([(ReportKind.SKIPPED, job, worker, None, None, None)])
+        return
+    if want_started:
+        sink([(ReportKind.STARTED, job, worker, None, None, None)])
+    args = job.args if job.kind == JobKind.CALL else job.args[0]
+    token = thread_job.set((job.id, job.name))
+    report: Report
+    try:
+        value = call(job.fn, job.kind, args, job.kwargs)
+    except BaseException as exc:
+        report = (ReportKind.FAILED, job, worker, None, None, exc)
+    else:
+        report = (ReportKind.SUCCEEDED, job, worker, None, value, None)
+    finally:
+        thread_job.reset(token)
+    sink([report])

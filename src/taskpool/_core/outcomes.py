@@ -1,0 +1,240 @@
+"""`Outcomes`: reports become retries, callbacks, events and completed futures.
+
+This is the only code that runs user callbacks (``apply_async`` callbacks, event handlers, done-callbacks) and
+the only code that completes futures, and it runs only on the pool's event thread. For one job the order is
+always: ``job_submitted``, ``job_started``, then the terminal event, the ``apply_async`` callback, and last the
+future (so a callback has returned before ``result()`` does).
+
+A retry is decided here, in the parent, from the attempt's outcome, so it covers crashes and timeouts too. User
+code that raises anything, `BaseException` included, is logged with the job's id and the pool goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .._errors import TaskpoolError
+from .events import Event, EventKind, Handlers
+from .ledger import Ledger, PoolState
+from .reports import Report, ReportKind
+
+if TYPE_CHECKING:
+    from .job import Job
+
+__all__ = ["Outcomes"]
+
+log = logging.getLogger("taskpool")
+
+# Bound once: compared per report on the hot path.
+_SUCCEEDED, _FAILED, _STARTED = ReportKind.SUCCEEDED, ReportKind.FAILED, ReportKind.STARTED
+
+
+class Outcomes:
+    """Turns a pool's reports into outcomes (event thread only; see the module docstring).
+
+    Args:
+        ledger: the pool's jobs and state.
+        handlers: the pool's event handlers.
+        resubmit: sends a job's next attempt to the backend (raises `TaskpoolError` if it cannot).
+        call_later: runs a function on the event thread after a delay.
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        handlers: Handlers,
+        resubmit: Callable[[Job], None],
+        call_later: Callable[[float, Callable[[], object]], None],
+    ) -> None:
+        self._ledger = ledger
+        self._handlers = handlers
+        self._resubmit_to_backend = resubmit
+        self._call_later = call_later
+
+    def process(self, reports: list[Report]) -> None:
+        """Handle one batch of reports, in order."""
+        by_kind = self._handlers.by_kind
+        for kind, job, worker, pid, value, error in reports:
+            if kind == _SUCCEEDED:
+                assert job is not None
+                self._succeeded(job, worker, pid, value)
+            elif kind == _FAILED:
+                assert job is not None
+                assert error is not None
+                if (
+                    worker is not None
+                    and "job_started" in by_kind
+                    and job.future.attempts < job.attempt
+                ):
+                    # A worker that died at once had no time to send its start report, yet the job ran there:
+                    # keep the promise that job_started comes before the terminal event.
+                    job.future.attempts = job.attempt
+                    self._emit("job_started", job, worker=worker, pid=pid)
+                self._failed(job, error, worker, pid)
+            elif kind == _STARTED:
+                assert job is not None
+                job.future.attempts = job.attempt
+                if "job_started" in by_kind:
+                    self._emit("job_started", job, worker=worker, pid=pid)
+            elif kind == ReportKind.STOPPED or kind == ReportKind.SKIPPED:
+                assert job is not None
+                self._cancelled(job, worker, pid)
+            elif kind == ReportKind.LOG:
+                self._log(value)
+            elif kind == ReportKind.OUTPUT:
+                self._print(value)
+            elif kind == ReportKind.WORKER_UP:
+                if "worker_started" in by_kind:
+                    self._handlers.emit(
+                        Event("worker_started", time.time(), worker=worker, pid=pid)
+                    )
+            elif kind == ReportKind.WORKER_DOWN:
+                if "worker_exited" in by_kind:
+                    exitcode = value if isinstance(value, int) else None
+                    event = Event(
+                        "worker_exited", time.time(), worker=worker, pid=pid, exitcode=exitcode
+                    )
+                    self._handlers.emit(event)
+            elif kind == ReportKind.BROKEN:
+                assert error is not None
+                self._break(error)
+
+    # -- requests of the pool's own (called through the event thread's queue) ----------------------------
+    def submitted(self, job: Job) -> None:
+        """Emit ``job_submitted`` for ``job``: queued like a report, so it comes before the job's others."""
+        self._emit("job_submitted", job)
+
+    def cancel_all(self) -> None:
+        """Cancel every outstanding job (terminate)."""
+        for job in list(self._ledger.outstanding.values()):
+            self._cancelled(job, None, None)
+
+    # -- outcomes -----------------------------------------------------------------------------------------
+    def _succeeded(
+        self, job: Job, worker: int | str | None, pid: int | None, value: object
+    ) -> None:
+        future = job.future
+        future.attempts = job.attempt
+        if "job_succeeded" in self._handlers.by_kind:
+            self._emit("job_succeeded", job, worker=worker, pid=pid, result=value)
+        if job.callback is not None:
+            self._run_callback(job.callback, value, job)
+        if not future.done():
+            future.set_result(value)
+        self._ledger.finish(job)
+
+    def _failed(
+        self, job: Job, error: BaseException, worker: int | str | None, pid: int | None
+    ) -> None:
+        future = job.future
+        policy = job.options.retry
+        ledger = self._ledger
+        if policy is not None and ledger.state is not PoolState.TERMINATED and not future.done():
+            delay = self._retry_delay(job, error)
+            if delay is not None and ledger.broken is None:
+                if "job_retrying" in self._handlers.by_kind:
+                    self._emit(
+                        "job_retrying", job, worker=worker, pid=pid, exception=error, delay=delay
+                    )
+                job.attempt += 1
+                if delay > 0:
+                    self._call_later(delay, lambda: self._resubmit(job))
+                else:
+                    self._resubmit(job)
+                return
+        future.attempts = job.attempt
+        if "job_failed" in self._handlers.by_kind:
+            self._emit("job_failed", job, worker=worker, pid=pid, exception=error)
+        if job.error_callback is not None:
+            self._run_callback(job.error_callback, error, job)
+        if not future.done():
+            future.set_exception(error)
+        ledger.finish(job)
+
+    def _retry_delay(self, job: Job, error: BaseException) -> float | None:
+        """The retry policy's decision; a policy that raises ends the job with what it raised."""
+        assert job.options.retry is not None
+        try:
+            return job.options.retry.decide(job.attempt, error, job.started)
+        except BaseException:
+            log.exception("the retry policy of job %s (%r) raised; the job fails", job.id, job.name)
+            return None
+
+    def _cancelled(self, job: Job, worker: int | str | None, pid: int | None) -> None:
+        job.future._force_cancel()
+        if "job_cancelled" in self._handlers.by_kind:
+            self._emit("job_cancelled", job, worker=worker, pid=pid)
+        self._ledger.finish(job)
+
+    def _resubmit(self, job: Job) -> None:
+        if self._ledger.state is PoolState.TERMINATED or job.future.done():
+            self._ledger.finish(job)
+            return
+        try:
+            self._resubmit_to_backend(job)
+        except TaskpoolError as exc:
+            self._failed(job, exc, None, None)
+
+    def _break(self, error: BaseException) -> None:
+        self._ledger.break_(error)
+        for job in list(self._ledger.outstanding.values()):
+            self._failed(job, error, None, None)
+
+    # -- user code ------------------------------------------------------------------------------------------
+    def _emit(
+        self,
+        kind: EventKind,
+        job: Job,
+        *,
+        worker: int | str | None = None,
+        pid: int | None = None,
+        result: Any = None,
+        exception: BaseException | None = None,
+        delay: float | None = None,
+    ) -> None:
+        event = Event(
+            kind,
+            time.time(),
+            job.id,
+            job.name,
+            job.attempt,
+            worker,
+            pid,
+            result,
+            exception,
+            None,
+            delay,
+        )
+        self._handlers.emit(event)
+
+    def _run_callback(self, callback: Callable[[Any], object], arg: object, job: Job) -> None:
+        try:
+            callback(arg)
+        except (
+            BaseException
+        ):  # anything, SystemExit included: other jobs' futures depend on this thread
+            log.exception("the callback of job %s (%r) raised; the pool goes on", job.id, job.name)
+
+    def _log(self, record: object) -> None:
+        if isinstance(record, logging.LogRecord):
+            logger = logging.getLogger(record.name)
+            if logger.isEnabledFor(record.levelno):
+                logger.handle(record)
+
+    def _print(self, output: object) -> None:
+        if not isinstance(output, tuple):
+            return
+        stream_name, text = output
+        stream = sys.stdout if stream_name == "stdout" else sys.stderr
+        if stream is None:
+            return
+        try:
+            stream.write(text)
+            stream.flush()
+        except (OSError, ValueError):
+            # The parent's stream is closed (``| head``) or broken: the lines are lost, the outcomes are not.
+            pass

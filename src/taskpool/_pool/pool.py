@@ -1,0 +1,421 @@
+"""`TaskPool`: the façade users write against.
+
+The pool hands each job to its backend and leaves the rest to the core: the `Ledger` (state and outstanding
+jobs), the event thread, and `Outcomes` (retries, callbacks, events, futures). It never asks which backend it
+drives; what differs between backends is on the `Backend` protocol.
+
+Threads that touch a pool:
+- caller threads: `submit` and friends, `close`, `join`, `terminate`, `on`/`off`, `shared`.
+- the event thread: `Outcomes.process`, and the pool's own requests queued with `EventThread.call`.
+- the backend's own threads, which only call the sink (`EventThread.put`).
+The event thread and the backend's threads hold no reference to the pool, so a pool that nobody references is
+collected, and its finalizer stops the workers. No lock is held while user code runs.
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures as cf
+import contextlib
+import functools
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .._backends import make_backend
+from .._core.event_thread import EventThread
+from .._core.events import Event, EventKind, Handlers
+from .._core.job import JobKind, JobOptions, check_timeout
+from .._core.ledger import Ledger, PoolState
+from .._core.outcomes import Outcomes
+from .._core.reports import ReportKind
+from .._errors import TaskpoolError
+from .active import enter_pool, exit_pool
+from .common import MAP_CHUNKS_PER_WORKER, check_chunksize, split_chunks
+from .submitter import Submitter
+
+if TYPE_CHECKING:
+    from .._core.backend import Backend
+    from .._core.future import JobFuture
+    from .._core.retry import Retry
+    from .._shared import SharedState
+
+__all__ = ["TaskPool"]
+
+T = TypeVar("T")
+
+log = logging.getLogger("taskpool")
+
+_live_pools: weakref.WeakSet[TaskPool] = weakref.WeakSet()
+_exit_hook_lock = threading.Lock()
+_exit_hook_registered = False
+
+
+def _terminate_live_pools() -> None:
+    """At interpreter exit: stop every pool still open, so no worker outlives the program (atexit)."""
+    for pool in list(_live_pools):
+        try:
+            pool.terminate()
+        except Exception:
+            log.debug("error while stopping a pool at exit", exc_info=True)
+
+
+def _register_exit_hook() -> None:
+    global _exit_hook_registered
+    with _exit_hook_lock:
+        if not _exit_hook_registered:
+            atexit.register(_terminate_live_pools)
+            _exit_hook_registered = True
+
+
+def _whole(name: str, value: object, minimum: int, optional: bool) -> None:
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        none = " or None" if optional else ""
+        raise ValueError(f"{name} must be a whole number >= {minimum}{none}, not {value!r}")
+
+
+def _stop_future(ledger: Ledger, backend: Backend, future: JobFuture[Any]) -> bool:
+    """Stop the running job of ``future`` (any thread); what `JobFuture.stop` calls."""
+    job = ledger.outstanding.get(future.job_id)
+    if job is None or job.future is not future or not backend.supports_stop:
+        return False
+    return backend.stop(job)
+
+
+class TaskPool(Submitter):
+    """A pool of workers that runs jobs and gives back typed futures.
+
+    Args:
+        workers: how many jobs run at once (worker processes for the process backend). Default: the number
+            of CPUs, read when the pool is made.
+        backend: ``"process"`` (CPU-bound work; the default), ``"thread"`` (I/O-bound work), ``"inline"``
+            (runs each job in the submitting thread; for debugging) or ``"dask"`` (a Dask cluster).
+        start_method: ``"forkserver"`` (the default on Linux), ``"spawn"`` or ``"fork"`` (process backend).
+            ``fork`` starts fastest but is unsafe once the parent has threads; see the docs.
+        initializer: called as ``initializer(*initargs)`` in each worker before it takes jobs.
+        initargs: the initializer's arguments.
+        max_tasks_per_worker: replace a worker after it has run this many jobs (None: never).
+        timeout: the default per-job timeout in seconds (None: no limit).
+        retry: the default `Retry` policy (None: no retries).
+        max_pending: the most jobs submitted but not finished; `submit` blocks the caller while that many
+            are pending, so a producer cannot outrun the workers and exhaust memory (None: no bound).
+        capture_output: forward what workers print to the parent line by line (process backend).
+        address: the Dask scheduler address, or a ``distributed.Client`` (dask backend).
+
+    Used as a context manager, the pool is closed and joined on exit (jobs finish; nothing is cut short),
+    or terminated if the block is left by KeyboardInterrupt.
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        backend: str = "process",
+        start_method: str | None = None,
+        initializer: Callable[..., object] | None = None,
+        initargs: Iterable[Any] = (),
+        max_tasks_per_worker: int | None = None,
+        timeout: float | None = None,
+        retry: Retry | None = None,
+        max_pending: int | None = None,
+        capture_output: bool = True,
+        address: Any = None,
+    ) -> None:
+        if workers is None:
+            workers = os.cpu_count() or 1
+        _whole("workers", workers, 1, optional=False)
+        if initializer is not None and not callable(initializer):
+            raise TypeError(f"initializer must be callable, not {initializer!r}")
+        _whole("max_tasks_per_worker", max_tasks_per_worker, 1, optional=True)
+        _whole("max_pending", max_pending, 1, optional=True)
+        if start_method is not None:
+            import multiprocessing
+
+            if start_method not in multiprocessing.get_all_start_methods():
+                raise ValueError(
+                    f"start_method {start_method!r} is not available here; choose one of "
+                    f"{multiprocessing.get_all_start_methods()}"
+                )
+        self._core = self
+        self._opts = JobOptions(timeout=check_timeout(timeout), retry=retry)
+        self._backend: Backend = make_backend(
+            backend,
+            workers,
+            start_method=start_method,
+            initializer=initializer,
+            initargs=tuple(initargs),
+            max_tasks_per_worker=max_tasks_per_worker,
+            capture_output=capture_output,
+            address=address,
+        )
+        self._check_options(self._opts)
+        self.workers = self._backend.workers
+        self._ledger = Ledger(max_pending)
+        self._handlers = Handlers()
+        self._handlers_lock = threading.Lock()
+        self._shared: SharedState | None = None
+        self._joined = False
+        # Bound once, with no reference to the pool: every future gets the same one.
+        self._stopper = functools.partial(_stop_future, self._ledger, self._backend)
+        self._events = EventThread()
+        self._outcomes = Outcomes(
+            self._ledger, self._handlers, self._backend.submit, self._events.call_later
+        )
+        self._events.start(self._outcomes.process)
+        self._backend.start(self._events.put)
+        _live_pools.add(self)
+        _register_exit_hook()
+
+    def __repr__(self) -> str:
+        return f"<TaskPool {self._backend.name} workers={self.workers} {self.state.value}>"
+
+    @property
+    def state(self) -> PoolState:
+        """The pool's state."""
+        return self._ledger.state
+
+    @property
+    def backend(self) -> str:
+        """The name of the backend the pool runs on."""
+        return self._backend.name
+
+    @property
+    def start_method(self) -> str | None:
+        """The multiprocessing start method of the process backend (None for other backends)."""
+        return self._backend.start_method
+
+    # -- submission (caller threads) -------------------------------------------------------------------
+    def _check_options(self, opts: JobOptions) -> None:
+        if opts.timeout is not None and not self._backend.supports_timeout:
+            raise ValueError(
+                f"the {self._backend.name} backend cannot enforce a timeout (a running job cannot be stopped "
+                "there); use the process backend for jobs that need one"
+            )
+
+    def _submit(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        opts: JobOptions | None = None,
+        kind: JobKind = JobKind.CALL,
+        *,
+        callback: Callable[[Any], object] | None = None,
+        error_callback: Callable[[BaseException], object] | None = None,
+        size: int = 1,
+    ) -> JobFuture[Any]:
+        """Submit one job (a caller thread): what every front end's submission comes down to.
+
+        ``opts`` None means the pool's own options. This is the hot path of every submit: keep it lean.
+        """
+        if not callable(fn):
+            raise TypeError(f"the job's function must be callable, not {fn!r}")
+        if opts is None:
+            opts = self._opts
+        elif opts is not self._opts and opts.timeout is not None:
+            self._check_options(opts)
+        job = self._ledger.admit(fn, args, kwargs, opts, kind, callback, error_callback, size)
+        future = job.future
+        if size != 1:
+            future._items = size
+        if opts.retry is not None:
+            job.started = time.monotonic()  # what stop_after_delay counts from
+        future._stopper = self._stopper
+        if "job_submitted" in self._handlers.by_kind:
+            self._events.call(functools.partial(self._outcomes.submitted, job))
+        try:
+            self._backend.submit(job)
+        except (
+            TaskpoolError
+        ) as exc:  # it cannot be sent (it does not pickle): that job fails, nothing else
+            self._events.put([(ReportKind.FAILED, job, None, None, None, exc)])
+        return future
+
+    def _wait(self, future: JobFuture[T]) -> T:
+        """Wait for a future the pool made for a blocking call; Ctrl-C terminates the pool."""
+        try:
+            return future.result()
+        except KeyboardInterrupt:
+            self.terminate()
+            raise
+
+    def _map_futures(
+        self,
+        fn: Callable[..., Any],
+        iterable: Iterable[Any],
+        chunksize: int | None,
+        kind: JobKind,
+        opts: JobOptions,
+    ) -> list[JobFuture[list[Any]]]:
+        check_chunksize(chunksize)
+        if not callable(fn):
+            raise TypeError(f"the job's function must be callable, not {fn!r}")
+        if self.state is not PoolState.RUNNING:
+            raise self._ledger.closed_error()
+        chunks = split_chunks(list(iterable), chunksize, self.workers * MAP_CHUNKS_PER_WORKER)
+        return [self._submit(fn, (chunk,), {}, opts, kind, size=len(chunk)) for chunk in chunks]
+
+    def _map(
+        self,
+        fn: Callable[..., Any],
+        iterable: Iterable[Any],
+        chunksize: int | None,
+        progress: bool | str | Mapping[str, Any],
+        kind: JobKind,
+        opts: JobOptions,
+    ) -> list[Any]:
+        futures = self._map_futures(fn, iterable, chunksize, kind, opts)
+        bar = None
+        if progress:
+            from .._core.progress import track
+
+            bar = track(futures, progress, total=sum(f._items for f in futures))
+        results: list[Any] = []
+        try:
+            for future in futures:
+                chunk: list[Any] = self._wait(future)
+                results.extend(chunk)
+        finally:
+            if bar is not None:
+                bar.close()
+        return results
+
+    # -- events ----------------------------------------------------------------------------------------
+    def on(self, kind: EventKind, handler: Callable[[Event], object]) -> Callable[[], None]:
+        """Call ``handler(event)`` on the pool's event thread, in the parent, for each event of ``kind``.
+
+        Returns a function that removes the handler again. Handlers run in the order things happened and
+        never concurrently with each other or with callbacks; one that raises is logged and the pool goes on.
+
+        Raises:
+            ValueError: ``kind`` is not an event kind (the message lists them).
+        """
+        with self._handlers_lock:  # the change and what the backend is told of it, as one step
+            self._handlers.add(kind, handler)
+            if kind == "job_started":
+                self._backend.want_started(True)
+
+        def remove() -> None:
+            self.off(kind, handler)
+
+        return remove
+
+    def off(self, kind: EventKind, handler: Callable[[Event], object]) -> bool:
+        """Remove a handler added with `on`; returns whether it was there."""
+        with self._handlers_lock:
+            removed = self._handlers.remove(kind, handler)
+            if kind == "job_started" and "job_started" not in self._handlers.by_kind:
+                self._backend.want_started(False)
+        return removed
+
+    # -- shared state ----------------------------------------------------------------------------------
+    @property
+    def shared(self) -> SharedState:
+        """Shared state (dicts, lists, counters, locks, ...) served by one Manager process, made on first use.
+
+        It stops when the pool is joined or terminated.
+
+        Raises:
+            PoolClosedError: the pool is closed.
+            TaskpoolError: the backend's workers cannot reach a Manager on this machine (dask: use Dask's
+                Lock, Variable and Queue instead).
+        """
+        if self._shared is None:
+            with self._ledger.lock:
+                if self.state is not PoolState.RUNNING:
+                    raise self._ledger.closed_error()
+                if self._shared is None:
+                    why = self._backend.shared_state_unavailable
+                    if why is not None:
+                        raise TaskpoolError(why)
+                    import multiprocessing
+
+                    from .._shared import SharedState
+
+                    self._shared = SharedState(multiprocessing.get_context(self.start_method))
+        return self._shared
+
+    # -- lifecycle (caller threads) --------------------------------------------------------------------
+    def close(self) -> None:
+        """Take no more jobs; those submitted still run. Call `join` next to wait for them."""
+        self._ledger.close()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until every submitted job has finished and the workers have exited.
+
+        Returns False if ``timeout`` seconds passed first (the pool is then still finishing).
+
+        Raises:
+            ValueError: the pool is still running: call `close` (or `terminate`) first.
+        """
+        if self.state is PoolState.RUNNING:
+            raise ValueError("join() needs close() or terminate() first: the pool still takes jobs")
+        if threading.get_ident() == self._events.ident:
+            raise RuntimeError(
+                "join() cannot be called from a callback or event handler of the same pool"
+            )
+        if self._joined:
+            return True
+        if not self._ledger.drained.wait(timeout):
+            return False
+        self._shutdown(wait=True)
+        return True
+
+    def terminate(self) -> None:
+        """Stop now: kill the workers, cancel every job that has not finished. Bounded in time."""
+        ledger = self._ledger
+        with ledger.lock:
+            if self._joined or ledger.state is PoolState.TERMINATED:
+                return
+            ledger.state = PoolState.TERMINATED
+        self._backend.shutdown(wait=False)
+        self._events.call(self._outcomes.cancel_all)
+        self._shutdown(wait=False)
+
+    def _shutdown(self, wait: bool) -> None:
+        with self._ledger.lock:
+            if self._joined:
+                return
+            self._joined = True
+        if wait:
+            self._backend.shutdown(wait=True)
+        self._events.stop(10.0)
+        if self._shared is not None:
+            self._shared.shutdown()
+        _live_pools.discard(self)
+
+    def __enter__(self) -> TaskPool:
+        enter_pool(self)  # inside the block, @task functions submit to this pool
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        exit_pool(self)
+        if exc_type is not None and not issubclass(exc_type, Exception):
+            self.terminate()  # Ctrl-C or SystemExit: the user wants out now, not after the jobs finish
+            return
+        self.close()
+        self.join()
+
+    def __del__(self) -> None:
+        ledger = getattr(self, "_ledger", None)
+        if ledger is not None and ledger.state is PoolState.RUNNING and not self._joined:
+            with contextlib.suppress(Exception):
+                self.terminate()
+
+    # -- concurrent.futures.Executor -------------------------------------------------------------------
+    def as_executor(self) -> cf.Executor:
+        """This pool as a `concurrent.futures.Executor` (for ``loop.run_in_executor`` and the like).
+
+        Its ``shutdown(wait=True)`` closes and joins the pool.
+        """
+        from .executor import ExecutorView
+
+        return ExecutorView(self)

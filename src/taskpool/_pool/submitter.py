@@ -1,0 +1,165 @@
+"""The job-submitting methods users write: `Submitter`, which `TaskPool` and `PoolView` share.
+
+Every method runs in the caller's thread and hands jobs to the pool (``_core``) with the options this object
+carries; `TaskPool.options` makes a `PoolView` with other options over the same workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from .._core.job import UNSET, JobKind, JobOptions, Unset
+from .imap import IMapIterator
+
+if TYPE_CHECKING:
+    from .._core.future import JobFuture
+    from .._core.retry import Retry
+    from .pool import TaskPool
+
+__all__ = ["PoolView", "Submitter"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+
+class Submitter:
+    """The job-submitting methods, shared by `TaskPool` and the views that `options` returns.
+
+    Each runs in the caller's thread; the blocking ones (`apply`, `map`, `starmap`) wait there.
+    """
+
+    _core: TaskPool
+    _opts: JobOptions
+
+    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> JobFuture[R]:
+        """Submit ``fn(*args, **kwargs)`` and return its future at once (runs in the caller's thread).
+
+        Raises:
+            PoolClosedError: the pool is closed or terminated.
+            TypeError: ``fn`` is not callable.
+        """
+        return self._core._submit(fn, args, kwargs, self._opts)
+
+    def apply(
+        self, fn: Callable[..., R], args: Iterable[Any] = (), kwds: Mapping[str, Any] | None = None
+    ) -> R:
+        """Run ``fn(*args, **kwds)`` on the pool and return its result, blocking the caller, like `Pool.apply`.
+
+        The job's own exception is raised here as itself, with the worker's traceback as ``__cause__``.
+        """
+        future: JobFuture[R] = self._core._submit(fn, tuple(args), dict(kwds or {}), self._opts)
+        return self._core._wait(future)
+
+    def apply_async(
+        self,
+        fn: Callable[..., R],
+        args: Iterable[Any] = (),
+        kwds: Mapping[str, Any] | None = None,
+        callback: Callable[[R], object] | None = None,
+        error_callback: Callable[[BaseException], object] | None = None,
+    ) -> JobFuture[R]:
+        """Submit ``fn(*args, **kwds)``; like `Pool.apply_async`.
+
+        Exactly one of ``callback`` (with the result) or ``error_callback`` (with the exception) runs, once,
+        on the pool's event thread in the parent process, and it has returned before the future's
+        ``get()``/``result()`` returns. A callback that raises is logged; the pool goes on.
+        """
+        for cb in (callback, error_callback):
+            if cb is not None and not callable(cb):
+                raise TypeError(f"callbacks must be callable, not {cb!r}")
+        return self._core._submit(
+            fn,
+            tuple(args),
+            dict(kwds or {}),
+            self._opts,
+            callback=callback,
+            error_callback=error_callback,
+        )
+
+    def map(
+        self,
+        fn: Callable[[T], R],
+        iterable: Iterable[T],
+        chunksize: int | None = None,
+        progress: bool | str | Mapping[str, Any] = False,
+    ) -> list[R]:
+        """Apply ``fn`` to every item and return the results in input order, like `Pool.map`.
+
+        The input is read whole first (as `Pool.map` does; `imap` reads lazily). Items are sent in chunks of
+        ``chunksize`` (chosen from the input's length and the worker count when None); chunking never
+        changes the results. The first failing job's exception (in input order) is raised here.
+
+        Args:
+            progress: True or a description draws a tqdm progress bar on stderr when it is a terminal; a
+                mapping is passed to tqdm as keyword arguments (``{"disable": False}`` draws it always).
+        """
+        return self._core._map(fn, iterable, chunksize, progress, JobKind.CHUNK, self._opts)
+
+    def starmap(
+        self,
+        fn: Callable[..., R],
+        iterable: Iterable[Iterable[Any]],
+        chunksize: int | None = None,
+        progress: bool | str | Mapping[str, Any] = False,
+    ) -> list[R]:
+        """Like `map`, but each item is unpacked as the arguments: ``fn(*item)``, like `Pool.starmap`."""
+        return self._core._map(fn, iterable, chunksize, progress, JobKind.STARCHUNK, self._opts)
+
+    def imap(
+        self,
+        fn: Callable[[T], R],
+        iterable: Iterable[T],
+        chunksize: int = 1,
+        progress: bool | str | Mapping[str, Any] = False,
+    ) -> IMapIterator[R]:
+        """Apply ``fn`` lazily: results in input order, the input read only as fast as results are taken.
+
+        At most a bounded number of jobs is in flight, so an endless or huge input runs in constant memory.
+        An exception from a job or from the input iterable is raised when its turn comes.
+        """
+        return IMapIterator(
+            self._core, fn, iterable, chunksize, JobKind.CHUNK, True, progress, self._opts
+        )
+
+    def imap_unordered(
+        self,
+        fn: Callable[[T], R],
+        iterable: Iterable[T],
+        chunksize: int = 1,
+        progress: bool | str | Mapping[str, Any] = False,
+    ) -> IMapIterator[R]:
+        """Like `imap`, but results come as they are ready, in any order."""
+        return IMapIterator(
+            self._core, fn, iterable, chunksize, JobKind.CHUNK, False, progress, self._opts
+        )
+
+    def options(
+        self,
+        *,
+        timeout: float | Unset | None = UNSET,
+        retry: Retry | Unset | None = UNSET,
+        name: str | Unset | None = UNSET,
+    ) -> PoolView:
+        """A view of the pool whose jobs get these options; the pool itself is unchanged.
+
+        ``pool.options(timeout=2.0, retry=Retry(attempts=3)).submit(fn, x)``
+
+        Raises:
+            ValueError: the backend cannot enforce a timeout, or a value is out of range.
+        """
+        opts = self._opts.merge(timeout=timeout, retry=retry, name=name)
+        self._core._check_options(opts)
+        return PoolView(self._core, opts)
+
+
+class PoolView(Submitter):
+    """A pool with other job options, made by `TaskPool.options`. It shares the pool's workers."""
+
+    def __init__(self, core: TaskPool, opts: JobOptions) -> None:
+        self._core = core
+        self._opts = opts
+
+    def __repr__(self) -> str:
+        return f"<PoolView of {self._core!r} with {self._opts}>"

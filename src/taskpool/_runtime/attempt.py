@@ -1,0 +1,170 @@
+"""One attempt of a job, run where the job runs, and its outcome carried back to the parent.
+
+Every place a job runs uses this module: the process backend's workers, the thread and inline backends, Dask
+workers, `spawn`, and the per-item wrapper of the ``taskpool run`` command. So a job's kinds, the running
+job's identity (for log records), and the way a result or an exception is encoded for the trip back and decoded
+in the parent exist once.
+
+Runs in whichever thread or process runs the job; `decode_value` and `decode_error` run in the parent (the
+process backend's scheduler thread, the Dask backend's callback thread). Like the rest of `taskpool._runtime`,
+it imports the standard library and `taskpool._errors` only, so a worker process starts light.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import enum
+import itertools
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .._errors import RemoteTraceback, SerializationError
+from .serialize import OUT_OF_BAND_MIN, Payload, dumps, dumps_split, loads
+
+__all__ = [
+    "JobKind",
+    "call",
+    "decode_error",
+    "decode_value",
+    "encode_error",
+    "encode_value",
+    "format_traceback",
+    "job_here",
+    "process_job",
+    "thread_job",
+]
+
+
+class JobKind(enum.IntEnum):
+    """What one job runs. An int on the wire, so that a job costs no more to send than a plain tuple."""
+
+    #: ``fn(*args, **kwargs)``.
+    CALL = 0
+    #: ``[fn(x) for x in chunk]``: one chunk of a map.
+    CHUNK = 1
+    #: ``[fn(*x) for x in chunk]``: one chunk of a starmap.
+    STARCHUNK = 2
+
+
+def call(fn: Callable[..., Any], kind: int, args: Any, kwargs: dict[str, Any]) -> Any:
+    """Run one attempt's function: ``args`` are the call's arguments, or the chunk for the chunk kinds."""
+    if kind == JobKind.CALL:
+        return fn(*args, **kwargs)
+    if kind == JobKind.CHUNK:
+        return list(map(fn, args))
+    return list(itertools.starmap(fn, args))
+
+
+# -- which job runs here ------------------------------------------------------------------------------------
+
+#: The job the current thread runs, ``(job id, name)``, on backends whose jobs run in threads of a process
+#: that also runs other code (thread, inline, Dask). A context variable, so that concurrent jobs do not mix.
+thread_job: contextvars.ContextVar[tuple[int, str] | None] = contextvars.ContextVar(
+    "taskpool_thread_job", default=None
+)
+
+#: The job a worker process runs, ``[job id, name]`` (``[0, None]`` between jobs). Process-wide rather than per
+#: thread, so that records logged by threads the job started are tagged with it too; a list, so that the
+#: worker sets it around each job with two stores.
+process_job: list[Any] = [0, None]
+
+
+def job_here() -> tuple[int | None, str | None]:
+    """The ``(job id, name)`` of the job this thread or process runs now, or ``(None, None)`` outside jobs."""
+    job = thread_job.get()
+    if job is not None:
+        return job
+    job_id, name = process_job
+    if job_id:
+        return job_id, name
+    return None, None
+
+
+# -- outcomes ---------------------------------------------------------------------------------------------
+
+
+def format_traceback(exc: BaseException, skip: int = 0) -> str:
+    """The traceback of ``exc`` as text, leaving out its ``skip`` outermost frames (taskpool's own)."""
+    tb = exc.__traceback__
+    for _ in range(skip):
+        if tb is None or tb.tb_next is None:
+            break
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+def encode_value(value: Any, name: str | None, split: bool = True) -> Payload:
+    """Pickle a job's result for the trip to the parent (where the job runs).
+
+    With ``split``, a large bytes-like result travels as an out-of-band buffer, not copied into the pickle.
+
+    Raises:
+        SerializationError: the result does not pickle (the job fails with it, naming the result).
+    """
+    if split and type(value) in _BUFFER_TYPES and len(value) >= OUT_OF_BAND_MIN:
+        return dumps_split(value, "result", "worker", name)
+    return dumps(value, "result", "worker", name)
+
+
+_BUFFER_TYPES = (bytes, bytearray, memoryview)
+
+
+def encode_error(exc: BaseException, name: str | None, skip: int = 0) -> tuple[bytes, str]:
+    """Pickle a job's exception for the trip to the parent: ``(pickle, traceback text)``.
+
+    The traceback travels as text (it does not pickle). An exception that does not pickle is replaced by a
+    `SerializationError` that names it, so the parent always learns what the job raised.
+    """
+    tb = format_traceback(exc, skip)
+    exc.__traceback__ = None
+    try:
+        return dumps(exc, "exception", "worker", name), tb
+    except SerializationError as err:
+        reason = f"{err.reason}; the job raised {type(exc).__name__}: {exc}"
+        stand_in = SerializationError("exception", "pickle", "worker", name, reason)
+        return dumps(stand_in, "exception", "worker"), tb
+
+
+def decode_value(payload: Payload, name: str | None) -> tuple[bool, Any]:
+    """Unpickle a result in the parent: ``(True, value)``, or ``(False, SerializationError)``.
+
+    Anything unpickling raises, ``SystemExit`` and ``KeyboardInterrupt`` included, fails this job only: it is
+    the job's data misbehaving, not a request to the parent.
+    """
+    try:
+        return True, loads(payload)
+    except BaseException as exc:
+        return False, SerializationError(
+            "result", "unpickle", "parent", name, f"{type(exc).__name__}: {exc}"
+        )
+
+
+def decode_error(payload: Payload, tb: str | None, name: str | None) -> BaseException:
+    """Rebuild a job's exception in the parent, with the worker's traceback text as its ``__cause__``.
+
+    An exception that cannot be rebuilt here becomes a `SerializationError` that says what the job raised.
+    """
+    error: BaseException
+    try:
+        loaded = loads(payload)
+        if not isinstance(loaded, BaseException):
+            raise TypeError(f"expected an exception, got {type(loaded).__name__}")
+        error = loaded
+    except BaseException as exc:
+        last = _last_line(tb)
+        error = SerializationError(
+            "exception",
+            "unpickle",
+            "parent",
+            name,
+            f"{type(exc).__name__}: {exc}; the job raised {last}",
+        )
+    if tb:
+        error.__cause__ = RemoteTraceback(tb)
+    return error
+
+
+def _last_line(tb: str | None) -> str:
+    lines: Sequence[str] = tb.strip().rsplit("\n", 1) if tb else ()
+    return lines[-1] if lines else "?"
