@@ -68,7 +68,7 @@ from multiprocessing.managers import BaseManager, BaseProxy, Namespace
 from multiprocessing.managers import RebuildProxy as _rebuild_proxy  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast, overload
 
-from ._errors import PoolClosedError
+from .._errors import PoolClosedError
 
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
