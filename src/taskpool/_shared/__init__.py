@@ -69,6 +69,7 @@ from multiprocessing.managers import RebuildProxy as _rebuild_proxy  # type: ign
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast, overload
 
 from .._errors import PoolClosedError
+from ._referents import ManagedCounter, ManagedDict, ManagedValue
 
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
@@ -107,113 +108,6 @@ _SOCKET_NAME = "manager.sock"
 
 # How long a SIGKILLed server may take to be reaped. SIGKILL cannot be caught, so this only waits for the kernel.
 _KILL_GRACE = 1.0
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Referents: the objects that live in the manager server process.
-# --------------------------------------------------------------------------------------------------------------
-
-
-class _ManagedDict(builtins.dict[Any, Any]):
-    """The object behind a `SharedDict`; lives in the manager server process.
-
-    Server threads (one per client connection) call its methods concurrently. Every method that writes holds
-    ``_lock``, so ``increment`` (a read and a write) is atomic with respect to every other write, not only to
-    other increments. Reads take no lock: a single dict lookup is already atomic.
-    """
-
-    __slots__ = ("_lock",)
-
-    def __init__(self, data: Mapping[Any, Any] | None = None) -> None:
-        super().__init__(data or {})
-        self._lock = threading.Lock()
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        with self._lock:
-            super().__setitem__(key, value)
-
-    def __delitem__(self, key: Any) -> None:
-        with self._lock:
-            super().__delitem__(key)
-
-    def __reduce__(self) -> tuple[type[builtins.dict[Any, Any]], tuple[builtins.dict[Any, Any]]]:
-        # The lock cannot be pickled; a copy travels as a plain dict (used by a proxy's _getvalue()).
-        return (builtins.dict, (builtins.dict(self),))
-
-    def increment(self, key: Any, amount: Any = 1) -> Any:
-        with self._lock:
-            value = builtins.dict.get(self, key, 0) + amount
-            super().__setitem__(key, value)
-            return value
-
-    def setdefault(self, key: Any, default: Any = None) -> Any:
-        with self._lock:
-            return super().setdefault(key, default)
-
-    def pop(self, key: Any, *default: Any) -> Any:
-        with self._lock:
-            return super().pop(key, *default)
-
-    def popitem(self) -> tuple[Any, Any]:
-        with self._lock:
-            return super().popitem()
-
-    def update(self, data: Any = (), /, **kwargs: Any) -> None:
-        with self._lock:
-            super().update(data, **kwargs)
-
-    def clear(self) -> None:
-        with self._lock:
-            super().clear()
-
-    def copy(self) -> builtins.dict[Any, Any]:
-        # A plain dict, because a _ManagedDict would carry its lock to the client.
-        return builtins.dict(self)
-
-    def key_list(self) -> builtins.list[Any]:
-        # One round trip for the keys: iterating a proxy goes over this snapshot.
-        return builtins.list(self)
-
-
-class _ManagedCounter:
-    """The object behind a `SharedCounter`; lives in the manager server process (called from server threads)."""
-
-    def __init__(self, initial: int = 0) -> None:
-        self._value = initial
-        self._lock = threading.Lock()
-
-    def __reduce__(self) -> tuple[type[_ManagedCounter], tuple[int]]:
-        return (_ManagedCounter, (self._value,))
-
-    def add(self, n: int = 1) -> int:
-        with self._lock:
-            self._value += n
-            return self._value
-
-    def get(self) -> int:
-        return self._value
-
-    def set(self, value: int) -> None:
-        with self._lock:
-            self._value = value
-
-
-class _ManagedValue:
-    """The object behind a `SharedValue`; lives in the manager server process.
-
-    ``typecode`` is kept for the same call signature as ``multiprocessing.Manager().Value``; like there, it is
-    not enforced: the value is any picklable object.
-    """
-
-    def __init__(self, typecode: str, value: Any) -> None:
-        self.typecode = typecode
-        self._value = value
-
-    def get(self) -> Any:
-        return self._value
-
-    def set(self, value: Any) -> None:
-        self._value = value
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -760,7 +654,7 @@ class _Manager(BaseManager):
     _process: BaseProcess
 
 
-_Manager.register("dict", _ManagedDict, SharedDict)
+_Manager.register("dict", ManagedDict, SharedDict)
 _Manager.register("list", builtins.list, SharedList)
 _Manager.register("namespace", Namespace, SharedNamespace)
 _Manager.register("lock", threading.Lock, SharedLock)
@@ -769,9 +663,9 @@ _Manager.register("semaphore", threading.Semaphore, SharedSemaphore)
 _Manager.register("event", threading.Event, SharedEvent)
 _Manager.register("barrier", threading.Barrier, SharedBarrier)
 _Manager.register("queue", _queue.Queue, SharedQueue)
-_Manager.register("value", _ManagedValue, SharedValue)
+_Manager.register("value", ManagedValue, SharedValue)
 _Manager.register("array", _array.array, SharedArray)
-_Manager.register("counter", _ManagedCounter, SharedCounter)
+_Manager.register("counter", ManagedCounter, SharedCounter)
 
 
 def _server_init(socket_dir: str | None) -> None:
