@@ -35,22 +35,12 @@ argument could otherwise be freed after it was pickled and before the worker unp
 
 from __future__ import annotations
 
-import array as _array
 import builtins
 import enum
-import os
-import queue as _queue
 import shutil
-import signal
-import socket
-import sys
-import tempfile
 import threading
 from collections.abc import Iterable, Mapping
-from multiprocessing import connection as _connection
-from multiprocessing import parent_process
-from multiprocessing import util as _mp_util
-from multiprocessing.managers import BaseManager, BaseProxy, Namespace
+from multiprocessing.managers import BaseProxy
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from .._errors import PoolClosedError
@@ -62,12 +52,11 @@ from ._containers import (
     SharedNamespace,
     SharedValue,
 )
-from ._referents import ManagedCounter, ManagedDict, ManagedValue
+from ._server import SharedManager, start_server, stop_server
 from ._sync import SharedBarrier, SharedEvent, SharedLock, SharedQueue, SharedSemaphore
 
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
-    from multiprocessing.process import BaseProcess
 
 
 __all__ = [
@@ -88,88 +77,6 @@ __all__ = [
 K = TypeVar("K")
 V = TypeVar("V")
 T = TypeVar("T")
-
-# Longest socket path we create. sun_path holds 108 bytes on Linux and 104 on macOS; keep a margin.
-_MAX_SOCKET_PATH = 100
-_SOCKET_NAME = "manager.sock"
-
-# How long a SIGKILLed server may take to be reaped. SIGKILL cannot be caught, so this only waits for the kernel.
-_KILL_GRACE = 1.0
-
-
-# --------------------------------------------------------------------------------------------------------------
-# The manager and its server process.
-# --------------------------------------------------------------------------------------------------------------
-
-
-class _Manager(BaseManager):
-    """The manager class: a BaseManager with only taskpool's types registered (never the stdlib's SyncManager).
-
-    Runs in the parent; its server half runs in the manager server process.
-    """
-
-    # Set by BaseManager.start(); declared here because the stubs omit it.
-    _process: BaseProcess
-
-
-_Manager.register("dict", ManagedDict, SharedDict)
-_Manager.register("list", builtins.list, SharedList)
-_Manager.register("namespace", Namespace, SharedNamespace)
-_Manager.register("lock", threading.Lock, SharedLock)
-_Manager.register("rlock", threading.RLock, SharedLock)
-_Manager.register("semaphore", threading.Semaphore, SharedSemaphore)
-_Manager.register("event", threading.Event, SharedEvent)
-_Manager.register("barrier", threading.Barrier, SharedBarrier)
-_Manager.register("queue", _queue.Queue, SharedQueue)
-_Manager.register("value", ManagedValue, SharedValue)
-_Manager.register("array", _array.array, SharedArray)
-_Manager.register("counter", ManagedCounter, SharedCounter)
-
-
-def _server_init(socket_dir: str | None) -> None:
-    """Prepare the manager server process; runs there, in its main thread, before it serves."""
-    # Ctrl-C goes to the whole foreground process group. The server must outlive it so that the parent can
-    # shut down in order (the stdlib also ignores SIGINT here; this does not rely on it).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if socket_dir is not None:
-        # A graceful stop (the manager's own finalizer, at the parent's exit or when it is garbage collected)
-        # ends in the server's exit-time finalizers: remove the directory there, after the listener has
-        # unlinked its socket (finalizers with priority 0 run before this one).
-        _mp_util.Finalize(
-            None, shutil.rmtree, args=(socket_dir,), kwargs={"ignore_errors": True}, exitpriority=-1
-        )
-    parent = parent_process()
-    if parent is not None:
-        threading.Thread(
-            target=_exit_with_parent,
-            args=(parent.sentinel, socket_dir),
-            name="taskpool-shared-watchdog",
-            daemon=True,
-        ).start()
-
-
-def _exit_with_parent(sentinel: int, socket_dir: str | None) -> None:
-    """Exit the manager server when its parent dies; runs in the server's watchdog thread.
-
-    The stdlib server does not watch its parent: if the parent is killed, nobody sends it the shutdown message
-    and it would serve an unreachable socket forever. The parent's sentinel becomes ready when the parent is
-    gone (with fork, once every process forked from the parent after the server has exited too).
-    """
-    _connection.wait([sentinel])
-    if socket_dir is not None:
-        shutil.rmtree(socket_dir, ignore_errors=True)
-    # Nobody is left to serve and the state is in memory only, so there is nothing to save: leave at once.
-    os._exit(0)
-
-
-def _private_socket_dir() -> str:
-    """Create a directory only this user can enter (mkdtemp makes it 0700); return its path."""
-    path = tempfile.mkdtemp(prefix="taskpool-")
-    if len(os.path.join(path, _SOCKET_NAME)) > _MAX_SOCKET_PATH and os.path.isdir("/tmp"):
-        # A long TMPDIR would overflow sun_path; /tmp is short and mkdtemp keeps the same mode.
-        os.rmdir(path)
-        path = tempfile.mkdtemp(prefix="taskpool-", dir="/tmp")
-    return path
 
 
 class _State(enum.Enum):
@@ -201,7 +108,7 @@ class SharedState:
         self._ctx = ctx
         self._lock = threading.Lock()
         self._state = _State.IDLE
-        self._manager: _Manager | None = None
+        self._manager: SharedManager | None = None
         self._socket_dir: str | None = None
         # Proxies kept alive until shutdown; see "Lifetime" in the module docstring.
         self._proxies: builtins.list[BaseProxy] = []
@@ -232,39 +139,16 @@ class SharedState:
 
     # -- lifetime -----------------------------------------------------------------------------------------
 
-    def _running_manager(self) -> _Manager:
+    def _running_manager(self) -> SharedManager:
         """Return the manager, starting its server on first use; runs in the calling thread of the parent."""
         with self._lock:
             if self._state is _State.CLOSED:
                 raise PoolClosedError("closed")
             if self._manager is None:
-                self._manager = self._start()
+                # Started with the lock held: a second thread waits for this start rather than starting another.
+                self._manager, self._socket_dir = start_server(self._ctx)
                 self._state = _State.RUNNING
             return self._manager
-
-    def _start(self) -> _Manager:
-        # Called with self._lock held: a second thread waits for this start rather than starting another one.
-        socket_dir: str | None = None
-        address: str | None = None
-        if sys.platform == "win32":
-            pass  # address None: the stdlib picks a fresh local named pipe (AF_PIPE)
-        elif hasattr(socket, "AF_UNIX"):
-            socket_dir = _private_socket_dir()
-            address = os.path.join(socket_dir, _SOCKET_NAME)
-        else:
-            raise OSError(
-                "shared state needs a local socket (AF_UNIX) or a named pipe; this platform has neither, "
-                "and taskpool will not open a TCP port for it"
-            )
-        try:
-            manager = _Manager(address=address, authkey=os.urandom(32), ctx=self._ctx)
-            manager.start(initializer=_server_init, initargs=(socket_dir,))
-        except BaseException:
-            if socket_dir is not None:
-                shutil.rmtree(socket_dir, ignore_errors=True)
-            raise
-        self._socket_dir = socket_dir
-        return manager
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Stop the server process and free every shared object; runs in the calling thread of the parent.
@@ -283,7 +167,7 @@ class SharedState:
             socket_dir, self._socket_dir = self._socket_dir, None
         try:
             if manager is not None:
-                _stop_server(manager, timeout)
+                stop_server(manager, timeout)
         finally:
             # Dropped only now: a proxy dropped while the server runs sends it a "decref" (one round trip
             # each); once the manager is marked shut down, proxies skip that.
@@ -369,25 +253,3 @@ class SharedState:
     def list(self, items: Iterable[Any] = (), /) -> SharedList[Any]:
         """Return a shared list, optionally filled from ``items``."""
         return cast("SharedList[Any]", self._create("list", builtins.list(items)))
-
-
-def _stop_server(manager: _Manager, timeout: float) -> None:
-    """Stop the manager's server process within about ``timeout`` + 1 seconds; runs in the parent.
-
-    The stdlib's graceful stop connects to the server and waits for its answer with no timeout, so a stuck
-    server would hang the pool's close. A signal cannot hang.
-    """
-    process = manager._process
-    if process.is_alive():
-        process.terminate()
-        process.join(timeout)
-    if process.is_alive():
-        process.kill()
-        process.join(_KILL_GRACE)
-    if process.is_alive():
-        # Still there after SIGKILL (stuck in the kernel). Leave the manager's own finalizer registered rather
-        # than call it: it would try the graceful stop and could block.
-        return
-    # The process is gone, so this only marks the manager shut down: its proxies then skip the decref round trip
-    # when they are dropped, and its exit-time finalizer has nothing left to do.
-    manager.shutdown()
