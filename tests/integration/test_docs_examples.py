@@ -36,6 +36,13 @@ def _blocks() -> list[object]:
     return params
 
 
+def _pythonpath() -> str:
+    # ROOT first; then whatever PYTHONPATH the tests run with, so that an example imports the same taskpool
+    # as the tests do (a source tree put on PYTHONPATH, rather than whichever copy is installed).
+    inherited = os.environ.get("PYTHONPATH")
+    return os.pathsep.join([str(ROOT), inherited]) if inherited else str(ROOT)
+
+
 @pytest.mark.parametrize(("page", "number", "code"), _blocks())
 def test_docs_example_runs(page: Path, number: int, code: str, tmp_path: Path) -> None:
     script = tmp_path / f"example_{number}.py"
@@ -46,7 +53,7 @@ def test_docs_example_runs(page: Path, number: int, code: str, tmp_path: Path) -
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": _pythonpath()},
         check=False,
     )
     assert result.returncode == 0, (

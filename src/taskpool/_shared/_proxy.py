@@ -1,0 +1,51 @@
+"""The base of taskpool's proxies: one round trip per call, and pickling that lets a proxy reach a worker.
+
+Runs in every process that holds a proxy (the parent and workers), in whichever thread calls it; the stdlib gives
+each thread its own connection to the manager server.
+
+A pickled proxy carries the server's authkey, because a proxy sent to a worker as a job argument must be able to
+connect. Anyone who can read a pickled proxy can therefore connect to the server, and whatever the server sends
+back is unpickled, which runs code: never write pickled proxies anywhere others can read them.
+"""
+
+from __future__ import annotations
+
+import builtins
+from multiprocessing.managers import BaseProxy
+
+# RebuildProxy is the stdlib's unpickler for proxies: besides rebuilding the proxy it recognises a proxy that
+# arrives back inside its own server (a proxy stored in a shared dict) and hands out the object itself.
+# typeshed does not declare it.
+from multiprocessing.managers import RebuildProxy as _rebuild_proxy  # type: ignore[attr-defined]
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from multiprocessing.managers import Token
+
+
+class SharedProxy(BaseProxy):
+    """Base of every taskpool proxy. Each method call is one round trip to the manager server.
+
+    Runs in whichever process and thread holds the proxy; each thread has its own connection to the server.
+    """
+
+    # The server allows only the methods named here; `BaseManager.register` reads this attribute.
+    _exposed_: ClassVar[tuple[str, ...]] = ()
+
+    # Set by BaseProxy.__init__; declared here because the stubs omit them.
+    _token: Token
+    _serializer: str
+    _authkey: bytes
+
+    def _call(self, method: str, /, *args: Any) -> Any:
+        # The stubs declare _callmethod as returning None; it returns the server's answer.
+        call: Callable[..., Any] = self._callmethod
+        return call(method, args)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, Any, str, builtins.dict[Any, Any]]]:
+        # The stdlib includes the authkey only while spawning a process, so a proxy sent later (as a job
+        # argument, through a pipe) would connect with the receiving process's own authkey and be refused.
+        # The key goes with the proxy; see the module docstring.
+        kwds = {"authkey": bytes(self._authkey)}
+        return (_rebuild_proxy, (type(self), self._token, self._serializer, kwds))

@@ -1,0 +1,218 @@
+"""`SharedState`, what ``pool.shared`` returns: starts the manager server lazily, makes shared objects, shuts down.
+
+Runs in the parent (the process that owns the pool), in any of its threads. Constructing a `SharedState` starts
+nothing. The first factory call (``dict()``, ``counter()``, ...) starts one manager server process, from any
+thread; ``shutdown()`` stops it, and the pool calls it when it closes.
+
+Locks: ``SharedState._lock`` guards the state, the manager handle and the list of live proxies. It is held while
+the server starts (a bounded wait for a process we own), never while a proxy call or user code runs.
+
+Lifetime: every shared object lives until the pool closes. `SharedState` keeps a reference to each proxy it
+made, because the server frees an object when the last proxy to it is dropped: a proxy created inline as a job
+argument could otherwise be freed after it was pickled and before the worker unpickled it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import enum
+import shutil
+import threading
+from collections.abc import Iterable, Mapping
+from multiprocessing.managers import BaseProxy
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
+
+from .._errors import PoolClosedError
+from ._containers import (
+    SharedArray,
+    SharedCounter,
+    SharedDict,
+    SharedList,
+    SharedNamespace,
+    SharedValue,
+)
+from ._server import SharedManager, start_server, stop_server
+from ._sync import SharedBarrier, SharedEvent, SharedLock, SharedQueue, SharedSemaphore
+
+if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
+
+K = TypeVar("K")
+V = TypeVar("V")
+T = TypeVar("T")
+
+
+class _State(enum.Enum):
+    IDLE = "idle"  # no server yet
+    RUNNING = "running"
+    CLOSED = "closed"
+
+
+class SharedState:
+    """Shared objects for the jobs of one pool, kept in one manager server process.
+
+    ``pool.shared`` is one of these. Nothing starts until the first factory call; then one server process
+    starts (with the pool's multiprocessing context) and serves every object. Each factory returns a proxy that
+    can be passed to jobs as an argument; in a job, calling its methods acts on the one shared object. The
+    server and every object in it stop when the pool closes; after that, a factory raises `PoolClosedError`.
+
+    Security: the server listens on a Unix domain socket in a private 0700 directory (a named pipe on Windows,
+    never TCP) and requires a random 32-byte authkey. Values are pickled on the way in and out, and unpickling
+    can run code: data in shared state is trusted like code.
+
+    Thread safety: every method may be called from any thread of the parent. Proxies may be used from any thread
+    or process.
+
+    Args:
+        ctx: the multiprocessing context used to start the server process.
+    """
+
+    def __init__(self, ctx: BaseContext) -> None:
+        self._ctx = ctx
+        self._lock = threading.Lock()
+        self._state = _State.IDLE
+        self._manager: SharedManager | None = None
+        self._socket_dir: str | None = None
+        # Proxies kept alive until shutdown; see "Lifetime" in the module docstring.
+        self._proxies: builtins.list[BaseProxy] = []
+
+    # -- properties ---------------------------------------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        """Whether the server process is running (it starts on the first factory call)."""
+        return self._state is _State.RUNNING
+
+    @property
+    def closed(self) -> bool:
+        """Whether `shutdown` was called."""
+        return self._state is _State.CLOSED
+
+    @property
+    def pid(self) -> int | None:
+        """The server process id, or None when it is not running."""
+        manager = self._manager
+        return manager._process.pid if manager is not None else None
+
+    @property
+    def address(self) -> str | None:
+        """The server's socket path (or pipe name on Windows), or None when it is not running."""
+        manager = self._manager
+        return cast("str", manager.address) if manager is not None else None
+
+    # -- lifetime -----------------------------------------------------------------------------------------
+
+    def _running_manager(self) -> SharedManager:
+        """Return the manager, starting its server on first use; runs in the calling thread of the parent."""
+        with self._lock:
+            if self._state is _State.CLOSED:
+                raise PoolClosedError("closed")
+            if self._manager is None:
+                # Started with the lock held: a second thread waits for this start rather than starting another.
+                self._manager, self._socket_dir = start_server(self._ctx)
+                self._state = _State.RUNNING
+            return self._manager
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop the server process and free every shared object; runs in the calling thread of the parent.
+
+        Idempotent, and fine to call when the server never started. Takes at most about ``timeout`` seconds
+        plus one: the server is sent SIGTERM (its objects are in memory only, so there is nothing to save),
+        then SIGKILL if it has not exited after ``timeout``. Proxies stop working; factories raise
+        `PoolClosedError`.
+        """
+        with self._lock:
+            if self._state is _State.CLOSED:
+                return
+            self._state = _State.CLOSED
+            manager, self._manager = self._manager, None
+            proxies, self._proxies = self._proxies, []
+            socket_dir, self._socket_dir = self._socket_dir, None
+        try:
+            if manager is not None:
+                stop_server(manager, timeout)
+        finally:
+            # Dropped only now: a proxy dropped while the server runs sends it a "decref" (one round trip
+            # each); once the manager is marked shut down, proxies skip that.
+            proxies.clear()
+            if socket_dir is not None:
+                shutil.rmtree(socket_dir, ignore_errors=True)
+
+    # -- factories ----------------------------------------------------------------------------------------
+
+    def _create(self, typeid: str, *args: Any, **kwargs: Any) -> Any:
+        manager = self._running_manager()
+        try:
+            proxy: BaseProxy = getattr(manager, typeid)(*args, **kwargs)
+        except Exception as exc:
+            # shutdown() may have run between _running_manager() and here; say so rather than showing a
+            # connection error (or the stdlib's assertion that the manager is not running).
+            if self._state is _State.CLOSED:
+                raise PoolClosedError("closed") from exc
+            raise
+        with self._lock:
+            if self._state is _State.CLOSED:
+                raise PoolClosedError("closed")
+            self._proxies.append(proxy)
+        return proxy
+
+    def namespace(self, **attributes: Any) -> SharedNamespace:
+        """Return a shared namespace with the given initial attributes."""
+        return cast("SharedNamespace", self._create("namespace", **attributes))
+
+    def lock(self) -> SharedLock:
+        """Return a shared (non-reentrant) lock."""
+        return cast("SharedLock", self._create("lock"))
+
+    def rlock(self) -> SharedLock:
+        """Return a shared reentrant lock."""
+        return cast("SharedLock", self._create("rlock"))
+
+    def semaphore(self, value: int = 1) -> SharedSemaphore:
+        """Return a shared semaphore with counter ``value``."""
+        return cast("SharedSemaphore", self._create("semaphore", value))
+
+    def event(self) -> SharedEvent:
+        """Return a shared event, initially clear."""
+        return cast("SharedEvent", self._create("event"))
+
+    def barrier(self, parties: int, timeout: float | None = None) -> SharedBarrier:
+        """Return a shared barrier for ``parties`` callers; ``timeout`` is the default for its ``wait``."""
+        return cast("SharedBarrier", self._create("barrier", parties, None, timeout))
+
+    def queue(self, maxsize: int = 0) -> SharedQueue[Any]:
+        """Return a shared FIFO queue (``maxsize`` <= 0 means unbounded)."""
+        return cast("SharedQueue[Any]", self._create("queue", maxsize))
+
+    def value(self, typecode: str, initial: T) -> SharedValue[T]:
+        """Return one shared value; ``typecode`` is accepted as in ``multiprocessing.Manager().Value``."""
+        return cast("SharedValue[T]", self._create("value", typecode, initial))
+
+    def array(self, typecode: str, sequence: Iterable[T]) -> SharedArray[T]:
+        """Return a shared ``array.array(typecode, sequence)``."""
+        return cast("SharedArray[T]", self._create("array", typecode, builtins.list(sequence)))
+
+    def counter(self, initial: int = 0) -> SharedCounter:
+        """Return a shared integer counter whose `SharedCounter.add` is atomic."""
+        return cast("SharedCounter", self._create("counter", initial))
+
+    # dict() and list() come last: inside the class body, their names shadow the builtins.
+
+    @overload
+    def dict(self, /) -> SharedDict[Any, Any]: ...
+    @overload
+    def dict(self, data: Mapping[K, V] | Iterable[tuple[K, V]], /) -> SharedDict[K, V]: ...
+
+    def dict(self, data: Any = None, /) -> SharedDict[Any, Any]:
+        """Return a shared dict, optionally filled from a mapping or from (key, value) pairs."""
+        initial = builtins.dict(data) if data is not None else None
+        return cast("SharedDict[Any, Any]", self._create("dict", initial))
+
+    @overload
+    def list(self, /) -> SharedList[Any]: ...
+    @overload
+    def list(self, items: Iterable[T], /) -> SharedList[T]: ...
+
+    def list(self, items: Iterable[Any] = (), /) -> SharedList[Any]:
+        """Return a shared list, optionally filled from ``items``."""
+        return cast("SharedList[Any]", self._create("list", builtins.list(items)))
