@@ -275,12 +275,6 @@ def _label(contender: str, variant: str) -> str:
     return f"{contender} {variant}" if variant else contender
 
 
-def _ratio(value: float, baseline: float, higher_is_better: bool) -> float | None:
-    if value <= 0 or baseline <= 0:
-        return None
-    return value / baseline if higher_is_better else baseline / value
-
-
 def aggregate(
     scenario: Scenario,
     params: dict[str, Any],
@@ -347,7 +341,7 @@ def aggregate(
         for metric in scenario.metrics:
             mine, theirs = entry["metrics"].get(metric.name), base["metrics"].get(metric.name)
             if mine and theirs:
-                mine["ratio"] = _ratio(mine["median"], theirs["median"], metric.higher_is_better)
+                mine["ratio"] = metric.ratio(mine["median"], theirs["median"])
         entry["ratio"] = entry["metrics"][scenario.primary.name]["ratio"]
     return {
         "title": scenario.title,
