@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as _dt
-import importlib.metadata
 import importlib.util
 import json
 import os
-import platform
 import signal
 import statistics
 import subprocess
@@ -31,14 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import _jobs
-from benchmarks._contenders import CONTENDERS, WORKERS, ContenderSpec
+from benchmarks._contenders import CONTENDERS, ContenderSpec
+from benchmarks._machine import loadavg, machine_info
 from benchmarks._report import write_reports
 from benchmarks._scenarios import BASELINE, SCENARIOS, Scenario
 
 ROOT = Path(__file__).resolve().parent.parent
-
-#: Distributions whose versions go into the results, so that numbers can be traced to what produced them.
-_VERSIONED = ("taskpool", "loky", "joblib", "pebble", "mpire", "billiard", "distributed", "dask")
 
 
 @dataclass
@@ -99,51 +94,6 @@ def missing_requirement(spec: ContenderSpec) -> str | None:
         if importlib.util.find_spec(module) is None:
             return f"{module} is not installed (pip install -e '.[bench]')"
     return None
-
-
-def machine_info(quick: bool, repeats: int) -> dict[str, Any]:
-    cpu_model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory_gb = None
-    if hasattr(os, "sysconf") and "SC_PHYS_PAGES" in os.sysconf_names:
-        memory_gb = round(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30, 1)
-    versions: dict[str, str | None] = {}
-    for dist in _VERSIONED:
-        try:
-            versions[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            versions[dist] = None
-    return {
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "cpu_model": cpu_model,
-        "memory_gb": memory_gb,
-        "workers": WORKERS,
-        # Others' load skews every number on a shared machine: record it so that a reader can judge.
-        "loadavg_start": _loadavg(),
-        "quick": quick,
-        "repeats": repeats,
-        "baseline": BASELINE,
-        "ratio_meaning": "relative performance vs the baseline in the same run; > 1 means better "
-        "(faster, more throughput, or less memory), whatever the unit's direction",
-        "versions": versions,
-    }
-
-
-def _loadavg() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
 
 
 def calibrate(params: dict[str, Any]) -> None:
@@ -378,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
             scenario, contenders, args.quick, repeats
         )
     meta["total_seconds"] = round(time.perf_counter() - t0, 1)
-    meta["loadavg_end"] = _loadavg()
+    meta["loadavg_end"] = loadavg()
     paths = write_reports(results, args.out, charts=not args.no_charts)
     _say(f"done in {meta['total_seconds']} s; wrote {', '.join(str(p) for p in paths)}")
     return 0
