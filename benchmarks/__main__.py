@@ -1,4 +1,4 @@
-"""Entry point: ``python -m benchmarks [--quick] [--only NAMES] [--repeats N] [--out DIR]``.
+"""Entry point: ``python -m benchmarks [--quick] [--only NAMES] [--repeats N] [--at REV]... [--out DIR]``.
 
 Runs in the harness parent; see `benchmarks._harness` for what happens where.
 """

@@ -8,18 +8,18 @@ and killed with its whole process group when it hangs or when it leaves workers 
 Order: for each scenario, for each repeat, every selected contender once (the order rotates between repeats so
 that no contender always runs first, when the machine is coldest, or last). Medians over repeats are
 reported, and ratios against `BASELINE` are taken from the same run.
+
+With ``--at REV``, every selected taskpool contender also runs as it is at REV (`benchmarks._revisions`),
+interleaved with the rest, and the working tree's rows get their ratio against those twins too.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as _dt
-import importlib.metadata
 import importlib.util
 import json
 import os
-import platform
 import signal
 import statistics
 import subprocess
@@ -28,17 +28,18 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from benchmarks import _jobs
-from benchmarks._contenders import CONTENDERS, WORKERS, ContenderSpec
+from benchmarks import _jobs, _revisions
+from benchmarks._contenders import CONTENDERS, ContenderSpec
+from benchmarks._machine import loadavg, machine_info
 from benchmarks._report import write_reports
 from benchmarks._scenarios import BASELINE, SCENARIOS, Scenario
 
-ROOT = Path(__file__).resolve().parent.parent
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
-#: Distributions whose versions go into the results, so that numbers can be traced to what produced them.
-_VERSIONED = ("taskpool", "loky", "joblib", "pebble", "mpire", "billiard", "distributed", "dask")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -68,6 +69,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--repeats", type=int, default=None, help="samples per pair (default 3, 1 quick)"
     )
+    parser.add_argument(
+        "--at",
+        action="append",
+        default=[],
+        metavar="REV",
+        help="also run every selected taskpool contender with taskpool as it is at git revision REV "
+        "(branch, tag or commit; repeatable), named NAME@COMMIT, and report the working tree's "
+        "ratio against it",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
     return parser.parse_args(argv)
@@ -86,6 +96,11 @@ def select(only: str) -> tuple[list[ContenderSpec], list[Scenario]]:
             contenders += hits
         elif token in SCENARIOS:
             scenarios.append(token)
+        elif _revisions.SEP in token:
+            raise SystemExit(
+                f"--only: {raw.strip()!r}: name the contender alone; --at REV adds the twin at REV "
+                "of every taskpool contender selected"
+            )
         else:
             names = ", ".join([*CONTENDERS, *SCENARIOS])
             raise SystemExit(f"--only: unknown name {raw.strip()!r}; known: {names}")
@@ -99,51 +114,6 @@ def missing_requirement(spec: ContenderSpec) -> str | None:
         if importlib.util.find_spec(module) is None:
             return f"{module} is not installed (pip install -e '.[bench]')"
     return None
-
-
-def machine_info(quick: bool, repeats: int) -> dict[str, Any]:
-    cpu_model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory_gb = None
-    if hasattr(os, "sysconf") and "SC_PHYS_PAGES" in os.sysconf_names:
-        memory_gb = round(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30, 1)
-    versions: dict[str, str | None] = {}
-    for dist in _VERSIONED:
-        try:
-            versions[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            versions[dist] = None
-    return {
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "cpu_model": cpu_model,
-        "memory_gb": memory_gb,
-        "workers": WORKERS,
-        # Others' load skews every number on a shared machine: record it so that a reader can judge.
-        "loadavg_start": _loadavg(),
-        "quick": quick,
-        "repeats": repeats,
-        "baseline": BASELINE,
-        "ratio_meaning": "relative performance vs the baseline in the same run; > 1 means better "
-        "(faster, more throughput, or less memory), whatever the unit's direction",
-        "versions": versions,
-    }
-
-
-def _loadavg() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
 
 
 def calibrate(params: dict[str, Any]) -> None:
@@ -162,13 +132,13 @@ def _kill_group(pgid: int) -> None:
 
 
 def run_child(
-    spec: ContenderSpec, scenario: Scenario, params: dict[str, Any], timeout: float
+    spec: ContenderSpec, scenario: Scenario, params: dict[str, Any], timeout: float, src: Path
 ) -> tuple[dict[str, Any], float]:
-    """Run one sample in a fresh child and return its outcome and its wall time (parent side)."""
+    """Run one sample in a fresh child, with taskpool from `src`; return its outcome and wall time."""
     env = dict(os.environ)
     # The child, the workers it starts (forkserver, spawn, loky, Dask nannies) and the CLI must all find
-    # `benchmarks` and, when taskpool is not installed, the working tree's `src/taskpool`.
-    paths = [str(ROOT), str(ROOT / "src")]
+    # `benchmarks` and the `src/taskpool` asked for, ahead of any installed one.
+    paths = [str(ROOT), str(src)]
     if env.get("PYTHONPATH"):
         paths.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(paths)
@@ -180,7 +150,7 @@ def run_child(
             "-m",
             "benchmarks._run",
             "--contender",
-            spec.name,
+            _revisions.base_name(spec.name),
             "--scenario",
             scenario.name,
             "--params",
@@ -221,7 +191,11 @@ def _format(value: float, unit: str) -> str:
 
 
 def run_scenario(
-    scenario: Scenario, contenders: list[ContenderSpec], quick: bool, repeats: int
+    scenario: Scenario,
+    contenders: list[ContenderSpec],
+    quick: bool,
+    repeats: int,
+    revisions: Sequence[_revisions.Revision] = (),
 ) -> dict[str, Any]:
     """Run every repeat of one scenario and aggregate it into its section of latest.json."""
     base_params = scenario.params(quick)
@@ -251,15 +225,23 @@ def run_scenario(
             for key in ("jobs", "items", "calls"):
                 if key in params and scale != 1.0:
                     params[key] = max(1, int(params[key] * scale))
-            result, seconds = run_child(spec, scenario, params, scenario.timeout(quick))
+            src = _revisions.taskpool_src(spec.name, revisions, ROOT / "src")
+            result, seconds = run_child(spec, scenario, params, scenario.timeout(quick), src)
             outcome.seconds.append(round(seconds, 3))
             tag = f"[{scenario.name} {rep + 1}/{repeats}] {spec.name}"
+            if spec.family == "taskpool":
+                # A twin that ran the working tree's taskpool (or the other way round) would compare
+                # a tree with itself and look like a clean result: such a sample must not count.
+                foreign = _revisions.foreign_import(result.get("taskpool_file"), src)
+                if foreign:
+                    result = {"status": "failed", "reason": foreign}
             if result["status"] != "ok":
                 outcome.status, outcome.reason = result["status"], result["reason"]
                 _say(f"{tag}: {result['status']}: {result['reason']}")
                 continue
             for row in result["rows"]:
                 row["child_peak_rss_mb"] = result.get("peak_rss_mb")
+                row["taskpool_file"] = result.get("taskpool_file")
             outcome.rows.extend(result["rows"])
             primary = scenario.primary
             shown = ", ".join(
@@ -268,17 +250,12 @@ def run_scenario(
                 for r in result["rows"]
             )
             _say(f"{tag}: {shown}  [{seconds:.1f} s]")
-    return aggregate(scenario, base_params, outcomes, not_applicable)
+    commits = [r.commit for r in revisions]
+    return aggregate(scenario, base_params, outcomes, not_applicable, commits)
 
 
 def _label(contender: str, variant: str) -> str:
     return f"{contender} {variant}" if variant else contender
-
-
-def _ratio(value: float, baseline: float, higher_is_better: bool) -> float | None:
-    if value <= 0 or baseline <= 0:
-        return None
-    return value / baseline if higher_is_better else baseline / value
 
 
 def aggregate(
@@ -286,6 +263,7 @@ def aggregate(
     params: dict[str, Any],
     outcomes: dict[str, Outcome],
     not_applicable: dict[str, str],
+    commits: Sequence[str] = (),
 ) -> dict[str, Any]:
     entries: dict[str, dict[str, Any]] = {}
     for name, outcome in outcomes.items():
@@ -332,6 +310,7 @@ def aggregate(
                 "ratio": None,
                 "metrics": metrics,
                 "child_seconds": outcome.seconds,
+                "taskpool_file": rows[0].get("taskpool_file"),
             }
     baseline_label = None
     for entry in entries.values():
@@ -347,8 +326,9 @@ def aggregate(
         for metric in scenario.metrics:
             mine, theirs = entry["metrics"].get(metric.name), base["metrics"].get(metric.name)
             if mine and theirs:
-                mine["ratio"] = _ratio(mine["median"], theirs["median"], metric.higher_is_better)
+                mine["ratio"] = metric.ratio(mine["median"], theirs["median"])
         entry["ratio"] = entry["metrics"][scenario.primary.name]["ratio"]
+    _revisions.compare(entries, scenario.metrics, commits)
     return {
         "title": scenario.title,
         "description": scenario.description,
@@ -368,23 +348,29 @@ def main(argv: list[str] | None = None) -> int:
     repeats = args.repeats if args.repeats is not None else (1 if args.quick else 3)
     if repeats < 1:
         raise SystemExit("--repeats must be at least 1")
-    contenders, scenarios = select(args.only)
+    selected, scenarios = select(args.only)
     meta = machine_info(args.quick, repeats)
     meta["command"] = " ".join(
         ["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])]
     )
-    _say(
-        f"{len(contenders)} contenders x {len(scenarios)} scenarios, {repeats} repeat(s), "
-        f"{meta['cpu_count']} CPUs, Python {meta['python']}"
-    )
-    t0 = time.perf_counter()
     results: dict[str, Any] = {"meta": meta, "scenarios": {}}
-    for scenario in scenarios:
-        results["scenarios"][scenario.name] = run_scenario(
-            scenario, contenders, args.quick, repeats
+    # The exported trees live until every sample has run, and go away however the run ends.
+    with _revisions.exported(ROOT, args.at) as revisions:
+        contenders = _revisions.twins(selected, revisions)
+        if revisions:
+            meta["working_tree"] = _revisions.working_tree(ROOT)
+            meta["revisions"] = [r.describe() for r in revisions]
+        _say(
+            f"{len(contenders)} contenders x {len(scenarios)} scenarios, {repeats} repeat(s), "
+            f"{meta['cpu_count']} CPUs, Python {meta['python']}"
         )
-    meta["total_seconds"] = round(time.perf_counter() - t0, 1)
-    meta["loadavg_end"] = _loadavg()
+        t0 = time.perf_counter()
+        for scenario in scenarios:
+            results["scenarios"][scenario.name] = run_scenario(
+                scenario, contenders, args.quick, repeats, revisions
+            )
+        meta["total_seconds"] = round(time.perf_counter() - t0, 1)
+    meta["loadavg_end"] = loadavg()
     paths = write_reports(results, args.out, charts=not args.no_charts)
     _say(f"done in {meta['total_seconds']} s; wrote {', '.join(str(p) for p in paths)}")
     return 0

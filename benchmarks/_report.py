@@ -11,6 +11,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from benchmarks._contenders import CONTENDERS
+from benchmarks._revisions import base_name, commit_of, twin_name
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["write_reports"]
 
 _TASKPOOL_COLOR = "#1f77b4"
+_TWIN_COLOR = "#9ecae1"  # taskpool at another revision: the same hue, lighter
 _OTHER_COLOR = "#b0b0b0"
 _BASELINE_COLOR = "#ff7f0e"
 
@@ -51,11 +53,13 @@ def fmt_ratio(value: float | None) -> str:
     return "-" if value is None else f"x{value:.2f}"
 
 
-def _order(entry: dict[str, Any]) -> tuple[int, bool, str]:
-    """Sort key: the registry's contender order, each contender's plain row before its variants."""
+def _order(entry: dict[str, Any]) -> tuple[int, str, bool, str]:
+    """Sort key: the registry's contender order, the working tree before its twins at other revisions,
+    each contender's plain row before its variants."""
     names = list(CONTENDERS)
-    rank = names.index(entry["contender"]) if entry["contender"] in names else len(names)
-    return (rank, bool(entry["variant"]), entry["variant"])
+    base = base_name(entry["contender"])
+    rank = names.index(base) if base in names else len(names)
+    return (rank, commit_of(entry["contender"]), bool(entry["variant"]), entry["variant"])
 
 
 def _ok_entries(section: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -84,13 +88,15 @@ def markdown(results: dict[str, Any]) -> str:
     }
     if mp_sections:
         lines += _summary(mp_sections)
+    for revision in meta.get("revisions", []):
+        lines += _versus(results["scenarios"], revision, meta.get("working_tree") or {})
     for name, section in results["scenarios"].items():
         lines += _section(name, section)
     return "\n".join(lines) + "\n"
 
 
 def _summary(sections: dict[str, dict[str, Any]]) -> list[str]:
-    keys: dict[str, tuple[int, bool, str]] = {}
+    keys: dict[str, tuple[int, str, bool, str]] = {}
     for section in sections.values():
         for label, entry in _ok_entries(section):
             keys[label] = _order(entry)
@@ -112,6 +118,47 @@ def _summary(sections: dict[str, dict[str, Any]]) -> list[str]:
                 cells.append("")
             else:
                 cells.append(f"{fmt(entry['median'])} ({fmt_ratio(entry['ratio'])})")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _versus(
+    sections: dict[str, dict[str, Any]], revision: dict[str, str], working: dict[str, Any]
+) -> list[str]:
+    """The working tree's taskpool against the same contender at `revision`, scenario by scenario."""
+    commit = revision["commit"]
+    rows: dict[str, dict[str, str]] = {}
+    keys: dict[str, tuple[int, str, bool, str]] = {}
+    columns: dict[str, str] = {}
+    for name, section in sections.items():
+        ok = {(e["contender"], e["variant"]): e for _, e in _ok_entries(section)}
+        for (contender, variant), entry in ok.items():
+            ratio = entry.get("vs", {}).get(commit)
+            twin = ok.get((twin_name(contender, commit), variant))
+            if ratio is None or twin is None:
+                continue
+            label = f"{contender} {variant}" if variant else contender
+            keys[label] = _order(entry)
+            columns[name] = f"{name} ({section['metrics'][0]['unit']})"
+            cell = f"{fmt(entry['median'])} / {fmt(twin['median'])} ({fmt_ratio(ratio)})"
+            rows.setdefault(label, {})[name] = cell
+    if not rows:
+        return []
+    here = f"HEAD {working['commit']}" if working.get("commit") else "HEAD"
+    if working.get("uncommitted_changes"):
+        here += " with uncommitted changes"
+    lines = [
+        f"## Working tree against `{revision['rev']}` ({commit})",
+        "",
+        f"The working tree ({here}) against `{revision['rev']}` ({commit}: {revision['subject']}), "
+        "same contender and same run: median of the working tree / median at the revision, and the "
+        "ratio (above 1: the working tree is better).",
+        "",
+        "| contender | " + " | ".join(columns.values()) + " |",
+        "|---" * (len(columns) + 1) + "|",
+    ]
+    for label in sorted(rows, key=keys.__getitem__):
+        cells = [rows[label].get(name, "") for name in columns]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 
@@ -150,7 +197,9 @@ def _section(name: str, section: dict[str, Any]) -> list[str]:
 def _color(label: str, baseline: str | None) -> str:
     if label == baseline:
         return _BASELINE_COLOR
-    return _TASKPOOL_COLOR if label.startswith("taskpool") else _OTHER_COLOR
+    if not label.startswith("taskpool"):
+        return _OTHER_COLOR
+    return _TWIN_COLOR if commit_of(label.split(" ", 1)[0]) else _TASKPOOL_COLOR
 
 
 def write_charts(results: dict[str, Any], out: Path) -> list[Path]:

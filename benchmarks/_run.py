@@ -6,8 +6,12 @@ the runner together with every worker it started. This process builds the conten
 scenario, and writes one JSON object to the result file (stdout and stderr belong to the libraries under test
 and are only kept for diagnostics):
 
-    {"status": "ok", "rows": [{"variant": "", "metrics": {...}, "n": 20000, "note": ""}], "peak_rss_mb": 41.2}
+    {"status": "ok", "rows": [{"variant": "", "metrics": {...}, "n": 20000, "note": ""}], "peak_rss_mb": 41.2,
+     "taskpool_file": "/path/to/src/taskpool/__init__.py"}
     {"status": "skipped" | "failed", "reason": "..."}
+
+``taskpool_file`` is where this process imported taskpool from (None if it did not): the parent checks it
+against the tree the contender is meant to run, which it put first on PYTHONPATH.
 
 The pool's workers are this process's children (or, for Dask, its nanny's); the peak RSS reported is this
 process's own (`resource.getrusage`), i.e. the parent side of the pool.
@@ -298,7 +302,13 @@ def run(contender: str, scenario: str, params: Params) -> dict[str, Any]:
     except Exception as exc:
         traceback.print_exc()
         return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
-    return {"status": "ok", "rows": rows, "peak_rss_mb": _peak_rss_mb()}
+    taskpool_file = getattr(sys.modules.get("taskpool"), "__file__", None)
+    return {
+        "status": "ok",
+        "rows": rows,
+        "peak_rss_mb": _peak_rss_mb(),
+        "taskpool_file": taskpool_file,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

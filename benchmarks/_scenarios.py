@@ -25,6 +25,12 @@ class Metric:
     unit: str
     higher_is_better: bool
 
+    def ratio(self, value: float, baseline: float) -> float | None:
+        """How much better `value` is than `baseline` (above 1 is better, whatever the direction)."""
+        if value <= 0 or baseline <= 0:
+            return None
+        return value / baseline if self.higher_is_better else baseline / value
+
 
 @dataclass(frozen=True, slots=True)
 class Scenario:

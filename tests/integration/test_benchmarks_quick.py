@@ -1,4 +1,5 @@
-"""The benchmark harness end to end: a quick run of a few cheap contenders and scenarios.
+"""The benchmark harness end to end: a quick run of a few cheap contenders and scenarios, and one that also
+runs taskpool as it is at another git revision (``--at``).
 
 The test process only starts ``python -m benchmarks`` and reads what it writes; the harness starts its own
 child runners and pools. No timing is asserted (the machine may be busy): only that the run finishes in
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,10 +26,19 @@ SCENARIOS = ("tiny", "startup")
 MUST_RUN = ("mp.Pool-fork", "PPE-fork")
 
 
-def _run_quick(out: Path) -> subprocess.CompletedProcess[str]:
-    only = ",".join((*CONTENDERS, *SCENARIOS))
-    cmd = [sys.executable, "-m", "benchmarks", "--quick", "--only", only, "--out", str(out)]
+def _run_quick(out: Path, *extra: str, only: str = "") -> subprocess.CompletedProcess[str]:
+    only = only or ",".join((*CONTENDERS, *SCENARIOS))
+    cmd = [sys.executable, "-m", "benchmarks", "--quick", "--only", only, "--out", str(out), *extra]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+
+
+def _in_git_checkout() -> bool:
+    if shutil.which("git") is None:
+        return False
+    proc = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, timeout=30, check=False
+    )
+    return proc.returncode == 0
 
 
 @pytest.mark.slow
@@ -67,3 +78,32 @@ def test_quick_run_writes_results(tmp_path: Path) -> None:
         assert (tmp_path / "summary.png").stat().st_size > 0
         for name in SCENARIOS:
             assert (tmp_path / f"{name}.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+def test_quick_run_at_another_revision(tmp_path: Path) -> None:
+    if not _in_git_checkout():
+        pytest.skip("not a git checkout")
+    proc = _run_quick(
+        tmp_path, "--at", "HEAD", "--no-charts", only="taskpool-fork,mp.Pool-fork,latency"
+    )
+    assert proc.returncode == 0, proc.stderr
+
+    results: dict[str, Any] = json.loads((tmp_path / "latest.json").read_text())
+    [revision] = results["meta"]["revisions"]
+    assert revision["rev"] == "HEAD"
+    commit = revision["commit"]
+    # The exported tree is gone once the run is over.
+    assert not Path(revision["src"]).exists()
+    entries = results["scenarios"]["latency"]["results"]
+    twin = entries[f"taskpool-fork@{commit}"]
+    mine = entries["taskpool-fork"]
+    assert twin["status"] in ("ok", "skipped", "failed"), twin
+    if twin["status"] == "ok":
+        assert Path(twin["taskpool_file"]).is_relative_to(revision["src"])
+    if mine["status"] == "ok":
+        assert Path(mine["taskpool_file"]).is_relative_to(ROOT / "src")
+    if twin["status"] == "ok" and mine["status"] == "ok":
+        assert mine["vs"][commit] is not None
+        assert f"Working tree against `HEAD` ({commit})" in (tmp_path / "latest.md").read_text()
