@@ -1,4 +1,4 @@
-"""Small rules of the map family shared by `TaskPool` and the `Pool` drop-in: chunk sizes and chunking.
+"""Small rules shared by `TaskPool` and the `Pool` drop-in: chunk sizes, chunking, whole-number options.
 
 Pure functions; run in the caller's thread.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["MAP_CHUNKS_PER_WORKER", "check_chunksize", "split_chunks"]
+__all__ = ["MAP_CHUNKS_PER_WORKER", "check_chunksize", "check_whole", "split_chunks"]
 
 # map splits its input into this many chunks per worker when no chunksize is given. About sixteen
 # (multiprocessing.Pool makes four): the parent pickles the next chunks while workers run the first ones, uneven
@@ -34,3 +34,12 @@ def split_chunks(items: list[Any], chunksize: int | None, chunks_wanted: int) ->
         if extra or not chunksize:
             chunksize += 1
     return [items[i : i + chunksize] for i in range(0, len(items), chunksize)]
+
+
+def check_whole(name: str, value: object, minimum: int, optional: bool) -> None:
+    """Refuse ``value`` unless it is a whole number >= ``minimum`` (or None, when ``optional``)."""
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        none = " or None" if optional else ""
+        raise ValueError(f"{name} must be a whole number >= {minimum}{none}, not {value!r}")

@@ -14,7 +14,6 @@ collected, and its finalizer stops the workers. No lock is held while user code 
 
 from __future__ import annotations
 
-import atexit
 import concurrent.futures as cf
 import contextlib
 import functools
@@ -22,7 +21,6 @@ import logging
 import os
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -35,7 +33,8 @@ from .._core.outcomes import Outcomes
 from .._core.reports import ReportKind
 from .._errors import TaskpoolError
 from .active import enter_pool, exit_pool
-from .common import MAP_CHUNKS_PER_WORKER, check_chunksize, split_chunks
+from .common import MAP_CHUNKS_PER_WORKER, check_chunksize, check_whole, split_chunks
+from .lifetime import forget_pool, track_pool
 from .submitter import Submitter
 
 if TYPE_CHECKING:
@@ -49,35 +48,6 @@ __all__ = ["TaskPool"]
 T = TypeVar("T")
 
 log = logging.getLogger("taskpool")
-
-_live_pools: weakref.WeakSet[TaskPool] = weakref.WeakSet()
-_exit_hook_lock = threading.Lock()
-_exit_hook_registered = False
-
-
-def _terminate_live_pools() -> None:
-    """At interpreter exit: stop every pool still open, so no worker outlives the program (atexit)."""
-    for pool in list(_live_pools):
-        try:
-            pool.terminate()
-        except Exception:
-            log.debug("error while stopping a pool at exit", exc_info=True)
-
-
-def _register_exit_hook() -> None:
-    global _exit_hook_registered
-    with _exit_hook_lock:
-        if not _exit_hook_registered:
-            atexit.register(_terminate_live_pools)
-            _exit_hook_registered = True
-
-
-def _whole(name: str, value: object, minimum: int, optional: bool) -> None:
-    if optional and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        none = " or None" if optional else ""
-        raise ValueError(f"{name} must be a whole number >= {minimum}{none}, not {value!r}")
 
 
 def _stop_future(ledger: Ledger, backend: Backend, future: JobFuture[Any]) -> bool:
@@ -129,11 +99,11 @@ class TaskPool(Submitter):
     ) -> None:
         if workers is None:
             workers = os.cpu_count() or 1
-        _whole("workers", workers, 1, optional=False)
+        check_whole("workers", workers, 1, optional=False)
         if initializer is not None and not callable(initializer):
             raise TypeError(f"initializer must be callable, not {initializer!r}")
-        _whole("max_tasks_per_worker", max_tasks_per_worker, 1, optional=True)
-        _whole("max_pending", max_pending, 1, optional=True)
+        check_whole("max_tasks_per_worker", max_tasks_per_worker, 1, optional=True)
+        check_whole("max_pending", max_pending, 1, optional=True)
         if start_method is not None:
             import multiprocessing
 
@@ -169,8 +139,7 @@ class TaskPool(Submitter):
         )
         self._events.start(self._outcomes.process)
         self._backend.start(self._events.put)
-        _live_pools.add(self)
-        _register_exit_hook()
+        track_pool(self)
 
     def __repr__(self) -> str:
         return f"<TaskPool {self._backend.name} workers={self.workers} {self.state.value}>"
@@ -388,7 +357,7 @@ class TaskPool(Submitter):
         self._events.stop(10.0)
         if self._shared is not None:
             self._shared.shutdown()
-        _live_pools.discard(self)
+        forget_pool(self)
 
     def __enter__(self) -> TaskPool:
         enter_pool(self)  # inside the block, @task functions submit to this pool
