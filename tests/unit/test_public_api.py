@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+import ast
+import pkgutil
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
 import taskpool
+
+INIT = Path(taskpool.__file__)
+API_DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
+
+
+def _type_checking_imports() -> dict[str, str]:
+    """The names `taskpool/__init__.py` imports under TYPE_CHECKING, by the module they come from."""
+    tree = ast.parse(INIT.read_text())
+    found: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            for stmt in node.body:
+                assert isinstance(stmt, ast.ImportFrom)
+                for alias in stmt.names:
+                    assert alias.asname == alias.name, "re-export with `import X as X`"
+                    found[alias.name] = "." * stmt.level + (stmt.module or "")
+    return found
 
 
 def test_all_names_each_public_name_once_and_resolves() -> None:
@@ -67,3 +87,23 @@ def test_importing_taskpool_starts_no_thread_and_no_process() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "clean"
+
+
+def test_all_lazy_exports_and_type_checking_imports_agree() -> None:
+    exports: dict[str, str] = taskpool._EXPORTS  # type: ignore[attr-defined]
+    assert set(exports) == set(taskpool.__all__)
+    assert _type_checking_imports() == exports
+
+
+def test_the_only_public_module_is_examples() -> None:
+    modules = {m.name for m in pkgutil.iter_modules(taskpool.__path__)}
+    assert {m for m in modules if not m.startswith("_")} == {"examples"}
+
+
+def test_every_public_name_is_in_the_api_reference() -> None:
+    documented = {
+        line.split("::: taskpool.", 1)[1].strip()
+        for line in API_DOC.read_text().splitlines()
+        if line.startswith("::: taskpool.")
+    }
+    assert set(taskpool.__all__) - documented == set()
