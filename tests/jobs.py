@@ -143,3 +143,26 @@ def outcome(value: int, fail: int) -> int:
     if fail == 3:
         raise JobError("job failed", value)
     return value * 2
+
+
+def _exit_on_load() -> Any:
+    raise SystemExit("unpickling this object asks the process to exit")
+
+
+class ExitsOnUnpickle:
+    """Pickles fine; unpickling it raises SystemExit (in the parent, when it is a result)."""
+
+    def __reduce__(self) -> Any:
+        return (_exit_on_load, ())
+
+
+def return_exits_on_unpickle() -> ExitsOnUnpickle:
+    return ExitsOnUnpickle()
+
+
+def log_with_unpicklable_extra(x: int) -> int:
+    import logging
+    import threading
+
+    logging.getLogger("tests.extra").warning("with a lock %d", x, extra={"lock": threading.Lock()})
+    return x

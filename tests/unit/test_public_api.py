@@ -90,7 +90,7 @@ def test_importing_taskpool_starts_no_thread_and_no_process() -> None:
 
 
 def test_all_lazy_exports_and_type_checking_imports_agree() -> None:
-    exports: dict[str, str] = taskpool._EXPORTS  # type: ignore[attr-defined]
+    exports: dict[str, str] = taskpool._EXPORTS
     assert set(exports) == set(taskpool.__all__)
     assert _type_checking_imports() == exports
 

@@ -50,7 +50,7 @@ class EventThread:
         self._thread.start()
 
     @property
-    def ident(self) -> int | None:
+    def ident(self) -> int | None:  # set once the thread has started
         """The thread's identifier (to refuse calls that would wait for this very thread)."""
         return self._thread.ident
 

@@ -50,7 +50,7 @@ class JobFuture(cf.Future[R], Generic[R]):
     was already waiting when the completer took the Condition: no wake-up is lost.
     """
 
-    def __init__(self, job_id: int = 0, name: str = "") -> None:
+    def __init__(self, job_id: int = 0, name: str = "", completer: int | None = None) -> None:
         # Deliberately not super().__init__(): it makes the Condition eagerly; these are its other fields.
         self._state = PENDING
         self._result: Any = None
@@ -63,6 +63,8 @@ class JobFuture(cf.Future[R], Generic[R]):
         self._items = 1  # how many input items the job covers (a map chunk covers several)
         # Set by the pool: asks the backend to stop the job's worker. None where nothing can be stopped.
         self._stopper: Callable[[JobFuture[Any]], bool] | None = None
+        # The thread that completes this future (its pool's event thread): it must never wait for it.
+        self._completer = completer
 
     @property
     def _condition(self) -> threading.Condition:
@@ -155,12 +157,22 @@ class JobFuture(cf.Future[R], Generic[R]):
                 self = None  # type: ignore[assignment]  # break the cycle through the traceback
         return self._result  # type: ignore[no-any-return]
 
+    def _refuse_deadlock(self, timeout: float | None) -> None:
+        """Refuse to block the one thread that would complete this future (its pool's event thread)."""
+        if (timeout is None or timeout > 0) and threading.get_ident() == self._completer:
+            raise RuntimeError(
+                f"waiting for job {self.name!r} in a callback or event handler of its own pool would never "
+                "end: the thread waiting is the one that completes it. Chain the work with "
+                "future.add_done_callback(...) instead, or submit without waiting"
+            )
+
     def result(self, timeout: float | None = None) -> R:
         state = self._state
         if state == FINISHED:
             return self._outcome()
         if state in _CANCELLED:
             raise cf.CancelledError()
+        self._refuse_deadlock(timeout)
         with self._condition:
             if self._state not in _DONE:
                 self._condition.wait(timeout)
@@ -173,6 +185,7 @@ class JobFuture(cf.Future[R], Generic[R]):
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         if self._state not in _DONE:
+            self._refuse_deadlock(timeout)
             with self._condition:
                 if self._state not in _DONE:
                     self._condition.wait(timeout)
@@ -232,6 +245,7 @@ class JobFuture(cf.Future[R], Generic[R]):
         """Block the calling thread until the job finishes or ``timeout`` seconds pass."""
         if self._state in _DONE:
             return
+        self._refuse_deadlock(timeout)
         with self._condition:
             if self._state not in _DONE:
                 self._condition.wait(timeout)

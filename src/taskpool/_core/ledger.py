@@ -42,6 +42,8 @@ class Ledger:
         self.outstanding: dict[int, Job] = {}
         #: Set when the pool takes no more jobs and none is outstanding.
         self.drained = threading.Event()
+        #: The pool's event thread, which completes futures: it must never wait for one of its own pool's jobs.
+        self.event_thread: int | None = None
         self._ids = itertools.count(1)
         self._slots = threading.BoundedSemaphore(max_pending) if max_pending is not None else None
 
@@ -77,13 +79,25 @@ class Ledger:
                     self._slots.release()
                 raise self.closed_error()
             job_id = next(self._ids)
-            future: JobFuture[Any] = JobFuture(job_id, opts.name or job_name(fn))
+            future: JobFuture[Any] = JobFuture(job_id, opts.name or job_name(fn), self.event_thread)
             job = Job(job_id, fn, args, kwargs, opts, future, kind, callback, error_callback, size)
             self.outstanding[job_id] = job
         return job
 
+    def refuse_wait(self, what: str) -> None:
+        """Refuse a call that would block the pool's own event thread until that thread does something."""
+        if threading.get_ident() == self.event_thread:
+            raise RuntimeError(
+                f"{what} cannot wait in a callback or event handler of the same pool: the thread waiting "
+                "is the one that completes the pool's jobs. Submit without waiting (submit, apply_async, "
+                "map_async) and chain the work with future.add_done_callback(...)"
+            )
+
     def _acquire_slot(self) -> None:
         assert self._slots is not None
+        if self._slots.acquire(blocking=False):
+            return
+        self.refuse_wait("submit with max_pending reached")
         # Wake now and then to notice a pool closed or terminated by another thread meanwhile.
         while not self._slots.acquire(timeout=0.5):
             if self.state is not PoolState.RUNNING:

@@ -138,6 +138,7 @@ class TaskPool(Submitter):
             self._ledger, self._handlers, self._backend.submit, self._events.call_later
         )
         self._events.start(self._outcomes.process)
+        self._ledger.event_thread = self._events.ident
         self._backend.start(self._events.put)
         track_pool(self)
 
@@ -222,6 +223,7 @@ class TaskPool(Submitter):
         kind: JobKind,
         opts: JobOptions,
     ) -> list[JobFuture[list[Any]]]:
+        self._ledger.refuse_wait("map()")
         check_chunksize(chunksize)
         if not callable(fn):
             raise TypeError(f"the job's function must be callable, not {fn!r}")
@@ -325,10 +327,7 @@ class TaskPool(Submitter):
         """
         if self.state is PoolState.RUNNING:
             raise ValueError("join() needs close() or terminate() first: the pool still takes jobs")
-        if threading.get_ident() == self._events.ident:
-            raise RuntimeError(
-                "join() cannot be called from a callback or event handler of the same pool"
-            )
+        self._ledger.refuse_wait("join()")
         if self._joined:
             return True
         if not self._ledger.drained.wait(timeout):

@@ -48,7 +48,11 @@ class Submitter:
         """Run ``fn(*args, **kwds)`` on the pool and return its result, blocking the caller, like `Pool.apply`.
 
         The job's own exception is raised here as itself, with the worker's traceback as ``__cause__``.
+
+        Raises:
+            RuntimeError: called in a callback or event handler of the same pool, where it would wait forever.
         """
+        self._core._ledger.refuse_wait("apply()")
         future: JobFuture[R] = self._core._submit(fn, tuple(args), dict(kwds or {}), self._opts)
         return self._core._wait(future)
 
