@@ -166,3 +166,7 @@ def log_with_unpicklable_extra(x: int) -> int:
 
     logging.getLogger("tests.extra").warning("with a lock %d", x, extra={"lock": threading.Lock()})
     return x
+
+
+def return_open_file(path: str) -> Any:
+    return open(path)  # noqa: SIM115 - the open file is the point: it must not travel

@@ -8,6 +8,7 @@ closures and nested functions. Runs in whichever thread or process calls it.
 
 from __future__ import annotations
 
+import io
 import pickle
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -115,25 +116,53 @@ def dumps(obj: Any, part: str, where: str, job: str | None = None) -> bytes:
         return pickle.dumps(obj, protocol=5)
     except Exception:
         pass  # plain pickle refuses lambdas, closures and local classes: cloudpickle can take them by value
-    import cloudpickle  # here, not at the top: a worker that never needs it does not pay for its import
-
     try:
-        data: bytes = cloudpickle.dumps(obj, protocol=5)
+        return _by_value(obj)
     except Exception as exc:
         raise SerializationError(part, "pickle", where, job, _reason(exc)) from exc
-    return data
+
+
+def _by_value(obj: Any) -> bytes:
+    """Pickle with cloudpickle, which takes functions and classes by value, and nothing else it would fake."""
+    buffer = io.BytesIO()
+    _code_pickler()(buffer, protocol=5).dump(obj)
+    return buffer.getvalue()
+
+
+_pickler_class: list[type[pickle.Pickler]] = []
+
+
+def _code_pickler() -> type[pickle.Pickler]:
+    """cloudpickle's Pickler, refusing what cloudpickle would turn into something else (made on first use).
+
+    cloudpickle exists here for code that plain pickle cannot take by reference: lambdas, closures, local and
+    ``__main__`` functions and classes. It also pickles an open file as a ``StringIO`` of its contents, which
+    would hand the receiver a different object than the job returned; such objects are refused instead, as
+    plain pickle refuses them.
+    """
+    if not _pickler_class:
+        import cloudpickle  # here, not at the top: a worker that never needs it does not pay for its import
+
+        class CodePickler(cloudpickle.Pickler):  # type: ignore[misc]
+            def reducer_override(self, obj: Any) -> Any:
+                if isinstance(obj, io.IOBase):
+                    raise pickle.PicklingError(
+                        f"cannot pickle {type(obj).__name__!r} object: an open file or stream stays in the "
+                        "process that opened it; send its path or its contents instead"
+                    )
+                return super().reducer_override(obj)
+
+        _pickler_class.append(CodePickler)
+    return _pickler_class[0]
 
 
 def dumps_function(fn: Callable[..., Any], job: str | None = None) -> bytes:
     """Pickle a job's function (by value for ``__main__`` functions, else by reference when possible)."""
     if getattr(fn, "__module__", None) == "__main__":
-        import cloudpickle
-
         try:
-            data: bytes = cloudpickle.dumps(fn, protocol=5)
+            return _by_value(fn)
         except Exception as exc:
             raise SerializationError("function", "pickle", "parent", job, _reason(exc)) from exc
-        return data
     return dumps(fn, "function", "parent", job)
 
 
