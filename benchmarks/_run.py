@@ -246,7 +246,7 @@ def latency(adapter: Adapter, p: Params) -> list[Row]:
 
 def _cli_command() -> list[str]:
     try:
-        importlib.import_module("taskpool._cli")
+        importlib.import_module("taskpool._cli._run")  # what `taskpool run` needs, not only `main`
     except Exception as exc:
         raise Skip(f"the taskpool CLI does not import yet: {type(exc).__name__}: {exc}") from exc
     # Prefer the installed console script, which is exactly what users type; fall back to the module.

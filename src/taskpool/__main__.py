@@ -1,4 +1,4 @@
-"""``python -m taskpool``: the same as the ``taskpool`` command (see `taskpool._cli`); runs in the main thread."""
+"""``python -m taskpool``: the same as the ``taskpool`` command (see `taskpool._cli.main`); runs in the main thread."""
 
 from __future__ import annotations
 

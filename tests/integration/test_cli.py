@@ -8,25 +8,20 @@ wait on), and check afterwards that none of its workers outlived it.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
-import queue
 import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psutil
 import pytest
 
 from taskpool import _cli as cli
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
 
 ROOT = Path(__file__).resolve().parents[2]
 JOBS = "tests.integration._cli_jobs"
@@ -423,7 +418,8 @@ def test_chunks_isolate_an_input_that_raises(capsys: pytest.CaptureFixture[str])
     got = records(capsys.readouterr().out)
     assert [r["ok"] for r in got] == [True, True, True, False, True, True, True, True]
     assert got[3]["error"]["traceback"].startswith("Traceback (most recent call last):\n  File")
-    assert "_call_chunk" not in got[3]["error"]["traceback"]
+    assert "call_chunk" not in got[3]["error"]["traceback"]
+    assert "_runtime" not in got[3]["error"]["traceback"]  # nor the runtime's frame that called it
 
 
 def test_ctrl_c_keeps_finished_lines_and_exits_130(tmp_path: Path) -> None:
@@ -543,56 +539,3 @@ def test_a_file_path_names_the_module(tmp_path: Path, capsys: pytest.CaptureFixt
     assert records(capsys.readouterr().out) == [
         {"index": i, "ok": True, "result": 3 * i} for i in range(3)
     ]
-
-
-# -- the parts that bound memory and recover a file (in-process, no pool) -------------------------------------
-
-
-def test_the_reader_holds_at_most_a_window_of_chunks() -> None:
-    events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-    consumed: list[int] = []
-
-    def endless() -> Iterator[tuple[Any]]:
-        for n in itertools.count():
-            consumed.append(n)
-            yield (((n,), {}),)
-
-    reader = cli._Reader(endless(), cli._IndexSet(), chunksize=3, window=2, events=events)
-    reader.start()
-    try:
-        chunks = [events.get(timeout=10)[1] for _ in range(2)]
-        assert [c.indices for c in chunks] == [[0, 1, 2], [3, 4, 5]]
-        with pytest.raises(queue.Empty):  # no credit left: it reads nothing more
-            events.get(timeout=0.2)
-        assert len(consumed) == 6
-        reader.credits.release()  # one chunk written: one more may be read
-        assert events.get(timeout=10)[1].indices == [6, 7, 8]
-    finally:
-        reader.stop()
-
-
-def test_index_set_stays_compact_for_consecutive_indices() -> None:
-    done = cli._IndexSet()
-    for i in [2, 0, 1, 5, 3]:
-        done.add(i)
-    assert done.floor == 4
-    assert done.above == {5}
-    assert [i in done for i in range(7)] == [True, True, True, True, False, True, False]
-    assert len(done) == 5
-
-
-def test_read_previous_truncates_only_a_torn_last_line(tmp_path: Path) -> None:
-    out = tmp_path / "out.jsonl"
-    good = (
-        '{"index": 0, "ok": true, "result": 0}\n{"index": 2, "ok": false, "error": {"type": "E"}}\n'
-    )
-    out.write_text(good + '{"index": 1, "ok": tr', encoding="utf-8")
-    previous = cli._read_previous(str(out))
-    assert previous.torn
-    assert out.read_text(encoding="utf-8") == good
-    assert (previous.ok, previous.failed, len(previous.done)) == (1, 1, 2)
-    assert 1 not in previous.done
-    again = cli._read_previous(str(out))  # a whole file is left alone
-    assert not again.torn
-    assert out.read_text(encoding="utf-8") == good
-    assert not cli._read_previous(str(tmp_path / "absent.jsonl")).done  # nothing yet: start afresh

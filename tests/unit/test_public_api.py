@@ -63,17 +63,35 @@ def test_unknown_names_raise_attribute_error() -> None:
         _ = taskpool.TaskPoool
 
 
+def _fresh_python(code: str) -> str:
+    """What ``code`` prints in a fresh interpreter (so that imports made by other tests do not count)."""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
 def test_a_worker_imports_only_what_it_needs() -> None:
     code = (
         "import sys, taskpool._backends.process.worker; "
         "heavy = [m for m in ('tqdm', 'tenacity', 'taskpool._pool', 'multiprocessing.managers') if m in sys.modules]; "
         "print(heavy)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    assert _fresh_python(code) == "[]"
+
+
+def test_the_cli_jobs_import_only_the_runtime() -> None:
+    # Every job of `taskpool run` imports its wrapper in the worker: not the parser, the pool or the rest
+    # of the command.
+    code = (
+        "import sys, taskpool._cli._worker; "
+        "heavy = [m for m in sys.modules if m in ('argparse', 'dataclasses', 'tqdm', 'tenacity') "
+        "or m.startswith(('taskpool._pool', 'taskpool._core', 'taskpool._backends')) "
+        "or (m.startswith('taskpool._cli') and m not in ('taskpool._cli', 'taskpool._cli._worker'))]; "
+        "print(sorted(heavy))"
     )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    assert _fresh_python(code) == "[]"
 
 
 def test_importing_taskpool_starts_no_thread_and_no_process() -> None:
@@ -82,11 +100,7 @@ def test_importing_taskpool_starts_no_thread_and_no_process() -> None:
         "assert threading.active_count() == 1, threading.enumerate(); "
         "assert not multiprocessing.active_children(); print('clean')"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "clean"
+    assert _fresh_python(code) == "clean"
 
 
 def test_all_lazy_exports_and_type_checking_imports_agree() -> None:
