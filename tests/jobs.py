@@ -169,4 +169,4 @@ def log_with_unpicklable_extra(x: int) -> int:
 
 
 def return_open_file(path: str) -> Any:
-    return open(path)  # noqa: SIM115 - the open file is the point: it must not travel
+    return open(path)  # the open file is the point: it must not travel
