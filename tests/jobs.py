@@ -170,3 +170,24 @@ def log_with_unpicklable_extra(x: int) -> int:
 
 def return_open_file(path: str) -> Any:
     return open(path)  # the open file is the point: it must not travel
+
+
+def make_process_pool() -> str:
+    """Try to start a process pool inside a job; return what was raised, and how many threads this left."""
+    import threading
+
+    from taskpool import TaskPool
+
+    before = threading.active_count()
+    try:
+        TaskPool(1)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc} | threads +{threading.active_count() - before}"
+    return "no error"
+
+
+def use_thread_pool_inside(n: int) -> list[int]:
+    from taskpool import TaskPool
+
+    with TaskPool(2, backend="thread") as inner:
+        return inner.map(square, range(n))

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ._core.progress import as_completed as as_completed
     from ._core.retry import Retry as Retry
     from ._errors import DaskConnectionError as DaskConnectionError
+    from ._errors import ForkedPoolError as ForkedPoolError
     from ._errors import InitializerError as InitializerError
     from ._errors import JobTimeoutError as JobTimeoutError
     from ._errors import PoolClosedError as PoolClosedError
@@ -59,6 +60,7 @@ _EXPORTS = {
     "MapResult": "._compat",
     "Pool": "._compat",
     "DaskConnectionError": "._errors",
+    "ForkedPoolError": "._errors",
     "InitializerError": "._errors",
     "JobTimeoutError": "._errors",
     "PoolClosedError": "._errors",
@@ -114,6 +116,7 @@ __all__ = (
     "DaskConnectionError",
     "Event",
     "EventKind",
+    "ForkedPoolError",
     "IMapIterator",
     "InitializerError",
     "JobFuture",

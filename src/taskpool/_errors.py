@@ -14,6 +14,7 @@ import signal as _signal
 
 __all__ = [
     "DaskConnectionError",
+    "ForkedPoolError",
     "InitializerError",
     "JobTimeoutError",
     "PoolClosedError",
@@ -42,6 +43,29 @@ class PoolClosedError(TaskpoolError, ValueError):
 
     def __reduce__(self) -> tuple[type[PoolClosedError], tuple[str]]:
         return (type(self), (self.state,))
+
+
+class ForkedPoolError(TaskpoolError, RuntimeError):
+    """A pool (or its shared state) was used in a process forked from the one that made it.
+
+    A forked child inherits the pool's objects but not its threads or its workers, which still belong to the
+    parent: using them from the child would mix two processes' jobs, so the child gets this error instead.
+
+    Attributes:
+        owner: the process id of the process that made the pool.
+        what: what was used ("pool", "shared state").
+    """
+
+    def __init__(self, owner: int, what: str = "pool") -> None:
+        self.owner = owner
+        self.what = what
+        super().__init__(
+            f"this {what} belongs to process {owner}; this process was forked from it and cannot use it "
+            "(its workers and threads are the parent's). Create a new TaskPool in this process"
+        )
+
+    def __reduce__(self) -> tuple[type[ForkedPoolError], tuple[int, str]]:
+        return (type(self), (self.owner, self.what))
 
 
 def _signal_name(signum: int) -> str:

@@ -44,6 +44,7 @@ def make_backend(
     if start_method is not None and name != "process":
         raise ValueError(f"start_method applies to the process backend, not to {name!r}")
     if name == "process":
+        _refuse_inside_a_worker()
         from .process.backend import ProcessBackend
 
         return ProcessBackend(
@@ -68,3 +69,18 @@ def make_backend(
         return DaskBackend(workers, address=address, initializer=initializer, initargs=initargs)
     choices = ", ".join(f"{n!r} ({why})" for n, why in BACKENDS.items())
     raise ValueError(f"unknown backend {name!r}; choose one of {choices}")
+
+
+def _refuse_inside_a_worker() -> None:
+    """Refuse a process pool in a daemonic process (a pool's worker) before anything is allocated."""
+    import multiprocessing
+
+    process = multiprocessing.current_process()
+    if process.daemon:
+        from .._errors import TaskpoolError
+
+        raise TaskpoolError(
+            f"a process pool cannot start inside a worker process ({process.name}, pid {process.pid}): "
+            "workers are daemonic, and daemonic processes cannot have children. Inside a job, use "
+            "TaskPool(backend='thread'), or return the work to the parent and submit it there"
+        )

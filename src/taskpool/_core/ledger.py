@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import enum
 import itertools
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from .._errors import PoolClosedError
+from .._errors import ForkedPoolError, PoolClosedError
 from .future import JobFuture
 from .job import Job, JobKind, JobOptions, job_name
 
@@ -44,11 +45,17 @@ class Ledger:
         self.drained = threading.Event()
         #: The pool's event thread, which completes futures: it must never wait for one of its own pool's jobs.
         self.event_thread: int | None = None
+        #: The process that made the pool; in a process forked from it, the pool is unusable.
+        self.owner = os.getpid()
+        #: True in a process forked from the owner (set by `disown`, in the child).
+        self.foreign = False
         self._ids = itertools.count(1)
         self._slots = threading.BoundedSemaphore(max_pending) if max_pending is not None else None
 
     def closed_error(self) -> BaseException:
         """What a submit to a pool that is not running raises."""
+        if self.foreign:
+            return ForkedPoolError(self.owner)
         if self.state is PoolState.BROKEN and self.broken is not None:
             return self.broken
         return PoolClosedError(self.state.value)
@@ -102,6 +109,21 @@ class Ledger:
         while not self._slots.acquire(timeout=0.5):
             if self.state is not PoolState.RUNNING:
                 raise self.closed_error()
+
+    def disown(self) -> None:
+        """This process was forked from the owner (in the child, right after the fork): refuse every use.
+
+        No lock is taken: the child has one thread, and a lock some parent thread held at the fork would stay
+        held here for good.
+        """
+        self.foreign = True
+        self.state = PoolState.CLOSED
+        self.lock = threading.Lock()
+
+    def check_owner(self) -> None:
+        """Raise `ForkedPoolError` in a process forked from the pool's owner."""
+        if self.foreign:
+            raise ForkedPoolError(self.owner)
 
     def finish(self, job: Job) -> bool:
         """Retire ``job`` (event thread). Returns False if it was retired already."""

@@ -315,6 +315,7 @@ class TaskPool(Submitter):
     # -- lifecycle (caller threads) --------------------------------------------------------------------
     def close(self) -> None:
         """Take no more jobs; those submitted still run. Call `join` next to wait for them."""
+        self._ledger.check_owner()
         self._ledger.close()
 
     def join(self, timeout: float | None = None) -> bool:
@@ -325,6 +326,7 @@ class TaskPool(Submitter):
         Raises:
             ValueError: the pool is still running: call `close` (or `terminate`) first.
         """
+        self._ledger.check_owner()
         if self.state is PoolState.RUNNING:
             raise ValueError("join() needs close() or terminate() first: the pool still takes jobs")
         self._ledger.refuse_wait("join()")
@@ -338,6 +340,7 @@ class TaskPool(Submitter):
     def terminate(self) -> None:
         """Stop now: kill the workers, cancel every job that has not finished. Bounded in time."""
         ledger = self._ledger
+        ledger.check_owner()
         with ledger.lock:
             if self._joined or ledger.state is PoolState.TERMINATED:
                 return
@@ -358,6 +361,13 @@ class TaskPool(Submitter):
             self._shared.shutdown()
         forget_pool(self)
 
+    def _disown(self) -> None:
+        """In a process forked from the pool's owner (the fork hook): every later use raises ForkedPoolError."""
+        self._ledger.disown()
+        self._joined = True  # nothing to shut down here: the workers and threads are the parent's
+        if self._shared is not None:
+            self._shared._disown(self._ledger.owner)
+
     def __enter__(self) -> TaskPool:
         enter_pool(self)  # inside the block, @task functions submit to this pool
         return self
@@ -366,6 +376,8 @@ class TaskPool(Submitter):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
     ) -> None:
         exit_pool(self)
+        if self._ledger.foreign:
+            return  # a forked child leaving the parent's block: nothing of the pool is this process's
         if exc_type is not None and not issubclass(exc_type, Exception):
             self.terminate()  # Ctrl-C or SystemExit: the user wants out now, not after the jobs finish
             return

@@ -11,6 +11,8 @@ back is unpickled, which runs code: never write pickled proxies anywhere others 
 from __future__ import annotations
 
 import builtins
+import os
+from multiprocessing import util
 from multiprocessing.managers import BaseProxy
 
 # RebuildProxy is the stdlib's unpickler for proxies: besides rebuilding the proxy it recognises a proxy that
@@ -18,6 +20,8 @@ from multiprocessing.managers import BaseProxy
 # typeshed does not declare it.
 from multiprocessing.managers import RebuildProxy as _rebuild_proxy  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from .._errors import ForkedPoolError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -38,7 +42,20 @@ class SharedProxy(BaseProxy):
     _serializer: str
     _authkey: bytes
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The process that may use this proxy: where it was made or unpickled, or a process multiprocessing
+        # started from there (it runs the after-fork hooks). A process forked from it by a plain os.fork()
+        # inherits the object but not the right to use the parent's connection and state.
+        self._owner_pid = os.getpid()
+        util.register_after_fork(self, SharedProxy._reown)
+
+    def _reown(self) -> None:
+        self._owner_pid = os.getpid()
+
     def _call(self, method: str, /, *args: Any) -> Any:
+        if self._owner_pid != os.getpid():
+            raise ForkedPoolError(self._owner_pid, "shared state")
         # The stubs declare _callmethod as returning None; it returns the server's answer.
         call: Callable[..., Any] = self._callmethod
         return call(method, args)

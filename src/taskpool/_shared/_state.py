@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from multiprocessing.managers import BaseProxy
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
-from .._errors import PoolClosedError
+from .._errors import ForkedPoolError, PoolClosedError
 from ._containers import (
     SharedArray,
     SharedCounter,
@@ -75,6 +75,8 @@ class SharedState:
         self._socket_dir: str | None = None
         # Proxies kept alive until shutdown; see "Lifetime" in the module docstring.
         self._proxies: builtins.list[BaseProxy] = []
+        # The process that made the pool, when this is a process forked from it (see `_disown`).
+        self._forked_from: int | None = None
 
     # -- properties ---------------------------------------------------------------------------------------
 
@@ -105,6 +107,8 @@ class SharedState:
     def _running_manager(self) -> SharedManager:
         """Return the manager, starting its server on first use; runs in the calling thread of the parent."""
         with self._lock:
+            if self._forked_from is not None:
+                raise ForkedPoolError(self._forked_from, "shared state")
             if self._state is _State.CLOSED:
                 raise PoolClosedError("closed")
             if self._manager is None:
@@ -122,8 +126,8 @@ class SharedState:
         `PoolClosedError`.
         """
         with self._lock:
-            if self._state is _State.CLOSED:
-                return
+            if self._state is _State.CLOSED or self._forked_from is not None:
+                return  # closed already, or the server is a parent process's: never stop it from here
             self._state = _State.CLOSED
             manager, self._manager = self._manager, None
             proxies, self._proxies = self._proxies, []
@@ -137,6 +141,14 @@ class SharedState:
             proxies.clear()
             if socket_dir is not None:
                 shutil.rmtree(socket_dir, ignore_errors=True)
+
+    def _disown(self, owner: int) -> None:
+        """In a process forked from ``owner`` (the pool's fork hook, in the child): refuse every use, and never
+        stop the parent's server or remove its socket."""
+        self._forked_from = owner
+        self._lock = (
+            threading.Lock()
+        )  # one some parent thread held at the fork would stay held here
 
     # -- factories ----------------------------------------------------------------------------------------
 
