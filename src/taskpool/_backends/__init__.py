@@ -41,8 +41,16 @@ def make_backend(
     Raises:
         ValueError: no backend has that name, or an option does not apply to it (the message says which).
     """
-    if start_method is not None and name != "process":
-        raise ValueError(f"start_method applies to the process backend, not to {name!r}")
+    if start_method is not None:
+        import multiprocessing
+
+        if start_method not in multiprocessing.get_all_start_methods():
+            raise ValueError(
+                f"start_method {start_method!r} is not available here; choose one of "
+                f"{multiprocessing.get_all_start_methods()}"
+            )
+        if name != "process":
+            raise ValueError(f"start_method applies to the process backend, not to {name!r}")
     if name == "process":
         _refuse_inside_a_worker()
         from .process.backend import ProcessBackend

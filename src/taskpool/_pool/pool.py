@@ -104,14 +104,6 @@ class TaskPool(Submitter):
             raise TypeError(f"initializer must be callable, not {initializer!r}")
         check_whole("max_tasks_per_worker", max_tasks_per_worker, 1, optional=True)
         check_whole("max_pending", max_pending, 1, optional=True)
-        if start_method is not None:
-            import multiprocessing
-
-            if start_method not in multiprocessing.get_all_start_methods():
-                raise ValueError(
-                    f"start_method {start_method!r} is not available here; choose one of "
-                    f"{multiprocessing.get_all_start_methods()}"
-                )
         self._core = self
         self._opts = JobOptions(timeout=check_timeout(timeout), retry=retry)
         self._backend: Backend = make_backend(
