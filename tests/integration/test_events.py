@@ -176,3 +176,38 @@ def test_the_remover_and_off_stop_a_handler(any_pool: TaskPool) -> None:
     third = any_pool.submit(basic.square, 3)
     third.result(TIMEOUT)
     assert started == [third.job_id]
+
+
+def test_on_and_off_at_the_same_time_never_leave_a_handler_that_never_fires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """off() of the last job_started handler and on() of a new one, interleaved: the backend ends up told to
+    report starts, because the handler list and what the backend is told change as one step."""
+    told: list[bool] = []
+    in_off, release = threading.Event(), threading.Event()
+    with TaskPool(1, backend="thread") as pool:
+        real = pool._backend.want_started
+
+        def want_started(enabled: bool) -> None:
+            if not enabled:
+                in_off.set()
+                release.wait(10)
+            told.append(enabled)
+            real(enabled)
+
+        first: list[Event] = []
+        pool.on("job_started", first.append)
+        monkeypatch.setattr(pool._backend, "want_started", want_started)
+        off = threading.Thread(target=pool.off, args=("job_started", first.append))
+        off.start()
+        assert in_off.wait(10)
+        second: list[Event] = []
+        on = threading.Thread(target=pool.on, args=("job_started", second.append))
+        on.start()
+        on.join(0.2)  # without the lock, on() would finish here, before off() stores its decision
+        release.set()
+        off.join(10)
+        on.join(10)
+        assert told[-1] is True
+        pool.submit(basic.square, 3).result(timeout=10)
+    assert [e.kind for e in second] == ["job_started"]
