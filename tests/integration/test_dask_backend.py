@@ -34,8 +34,8 @@ from taskpool import (  # noqa: E402
     TaskpoolError,
     WorkerCrashedError,
 )
-from taskpool._backends import dask as dask_backend  # noqa: E402
-from taskpool._backends.dask import DaskBackend, DaskConnectionError  # noqa: E402
+from taskpool._backends.dask import cluster as dask_cluster  # noqa: E402
+from taskpool._backends.dask.backend import DaskBackend, DaskConnectionError  # noqa: E402
 from taskpool._core.future import JobFuture  # noqa: E402
 from taskpool._core.job import Job, JobKind, JobOptions, job_name  # noqa: E402
 from taskpool._core.reports import ReportKind  # noqa: E402
@@ -453,7 +453,7 @@ def test_a_cluster_with_other_versions_is_refused_clearly(monkeypatch: pytest.Mo
 def test_without_distributed_the_error_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(dask_backend, "distributed", None)
+    monkeypatch.setattr(dask_cluster, "distributed", None)
     with pytest.raises(ImportError, match=r"pip install 'taskpool\[dask\]'"):
         DaskBackend(2)
 
