@@ -76,3 +76,18 @@ def initialized() -> list[str]:
 
 def refuse(tag: str) -> None:
     raise RuntimeError(f"initializer refuses {tag}")
+
+
+def _exit_on_load() -> None:
+    raise SystemExit("this result refuses to be unpickled")
+
+
+class ExitsOnLoad:
+    """Pickles fine on the worker; unpickling it in the parent raises SystemExit."""
+
+    def __reduce__(self) -> tuple[object, tuple[()]]:
+        return (_exit_on_load, ())
+
+
+def return_exits_on_load() -> ExitsOnLoad:
+    return ExitsOnLoad()

@@ -40,6 +40,7 @@ from taskpool._core.future import JobFuture  # noqa: E402
 from taskpool._core.job import Job, JobKind, JobOptions, job_name  # noqa: E402
 from taskpool._core.reports import ReportKind  # noqa: E402
 
+from .. import jobs as common_jobs  # noqa: E402
 from . import _dask_jobs as jobs  # noqa: E402
 
 if TYPE_CHECKING:
@@ -233,6 +234,31 @@ def test_what_does_not_pickle_fails_that_job_and_names_the_part(
     assert kind == FAILED
     assert isinstance(error, SerializationError)
     assert (error.part, error.stage, error.where) == ("result", "pickle", "worker")
+    assert sink.outcome(ok)[::4][:2] == (SUCCEEDED, 8)
+
+
+def test_what_does_not_unpickle_in_the_parent_fails_that_job_and_says_why(
+    backend: tuple[DaskBackend, Sink],
+) -> None:
+    b, sink = backend
+    unrebuildable = make_job(common_jobs.raise_unrebuildable)
+    exits = make_job(jobs.return_exits_on_load)
+    ok = make_job(jobs.double, 4)
+    for job in (unrebuildable, exits, ok):
+        b.submit(job)
+    kind, _, _, _, _, error = sink.outcome(unrebuildable)
+    assert kind == FAILED
+    assert isinstance(error, SerializationError)
+    assert (error.part, error.stage, error.where) == ("exception", "unpickle", "parent")
+    assert "the job raised tests.jobs.NeedsKeywordError: cannot rebuild me" in error.reason
+    assert isinstance(error.__cause__, RemoteTraceback)
+    assert "in raise_unrebuildable" in str(error.__cause__)
+    # SystemExit raised while unpickling a result is the job's data misbehaving: it fails that job only.
+    kind, _, _, _, _, error = sink.outcome(exits)
+    assert kind == FAILED
+    assert isinstance(error, SerializationError)
+    assert (error.part, error.stage, error.where) == ("result", "unpickle", "parent")
+    assert "SystemExit: this result refuses to be unpickled" in error.reason
     assert sink.outcome(ok)[::4][:2] == (SUCCEEDED, 8)
 
 
