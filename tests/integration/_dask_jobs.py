@@ -7,6 +7,8 @@ import os
 import threading
 import time
 
+import taskpool
+
 # Set by `remember` (the pools' initializer) in each worker process.
 INITIALIZED: list[str] = []
 
@@ -91,3 +93,8 @@ class ExitsOnLoad:
 
 def return_exits_on_load() -> ExitsOnLoad:
     return ExitsOnLoad()
+
+
+def log_through_get_logger(x: int) -> int:
+    taskpool.get_logger("taskpool.tests.dask.tagged").warning("tagged %s", x)
+    return x

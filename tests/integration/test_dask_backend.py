@@ -288,6 +288,19 @@ def test_logs_and_prints_are_reported_before_the_outcome(backend: tuple[DaskBack
     assert "".join(text for stream, text in output if stream == "stdout") == "printed 9\nno newline"
 
 
+def test_records_logged_through_get_logger_carry_their_job(
+    backend: tuple[DaskBackend, Sink],
+) -> None:
+    b, sink = backend
+    job = make_job(jobs.log_through_get_logger, 5)
+    b.submit(job)
+    assert sink.outcome(job)[::4][:2] == (SUCCEEDED, 5)
+    (record,) = [r[4] for r in sink.reports if r[0] == LOG]
+    assert isinstance(record, logging.LogRecord)
+    assert record.getMessage() == "tagged 5"
+    assert (record.job_id, record.job_name) == (job.id, job.name)  # type: ignore[attr-defined]
+
+
 def test_started_is_reported_only_when_wanted(backend: tuple[DaskBackend, Sink]) -> None:
     b, sink = backend
     quiet = make_job(jobs.double, 1)

@@ -24,7 +24,14 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ..._runtime.attempt import JobKind, call, encode_error, encode_value, format_traceback
+from ..._runtime.attempt import (
+    JobKind,
+    call,
+    encode_error,
+    encode_value,
+    format_traceback,
+    thread_job,
+)
 from ..._runtime.output import LineSplitter, prepare_record
 from ..._runtime.serialize import loads_checked
 from .protocol import Envelope, Status, started_event, started_topic
@@ -219,6 +226,9 @@ def run(
     if failure is not None:
         return Envelope(Status.INIT_FAILED, failure, "", [], [], address, pid)
     with _Capture(job_id, name, level) as capture:
+        # Loggers made by get_logger tag records with the job this thread runs; other jobs may run in other
+        # task threads of this worker at the same time, so the job is per thread, not per process.
+        running = thread_job.set((job_id, name))
         try:
             fn = loads_checked(fn_data, "function", "worker", name)
             args, kwargs = loads_checked(args_data, "arguments", "worker", name)
@@ -228,6 +238,7 @@ def run(
             status = Status.ERROR
             data, tb = encode_error(exc, name)
         finally:
+            thread_job.reset(running)
             with contextlib.suppress(Exception):
                 sys.stdout.flush()
                 sys.stderr.flush()
