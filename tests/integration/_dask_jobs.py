@@ -7,6 +7,8 @@ import os
 import threading
 import time
 
+import taskpool
+
 # Set by `remember` (the pools' initializer) in each worker process.
 INITIALIZED: list[str] = []
 
@@ -76,3 +78,23 @@ def initialized() -> list[str]:
 
 def refuse(tag: str) -> None:
     raise RuntimeError(f"initializer refuses {tag}")
+
+
+def _exit_on_load() -> None:
+    raise SystemExit("this result refuses to be unpickled")
+
+
+class ExitsOnLoad:
+    """Pickles fine on the worker; unpickling it in the parent raises SystemExit."""
+
+    def __reduce__(self) -> tuple[object, tuple[()]]:
+        return (_exit_on_load, ())
+
+
+def return_exits_on_load() -> ExitsOnLoad:
+    return ExitsOnLoad()
+
+
+def log_through_get_logger(x: int) -> int:
+    taskpool.get_logger("taskpool.tests.dask.tagged").warning("tagged %s", x)
+    return x

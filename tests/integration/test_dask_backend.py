@@ -34,12 +34,13 @@ from taskpool import (  # noqa: E402
     TaskpoolError,
     WorkerCrashedError,
 )
-from taskpool._backends import dask as dask_backend  # noqa: E402
-from taskpool._backends.dask import DaskBackend, DaskConnectionError  # noqa: E402
+from taskpool._backends.dask import cluster as dask_cluster  # noqa: E402
+from taskpool._backends.dask.backend import DaskBackend, DaskConnectionError  # noqa: E402
 from taskpool._core.future import JobFuture  # noqa: E402
 from taskpool._core.job import Job, JobKind, JobOptions, job_name  # noqa: E402
 from taskpool._core.reports import ReportKind  # noqa: E402
 
+from .. import jobs as common_jobs  # noqa: E402
 from . import _dask_jobs as jobs  # noqa: E402
 
 if TYPE_CHECKING:
@@ -236,6 +237,31 @@ def test_what_does_not_pickle_fails_that_job_and_names_the_part(
     assert sink.outcome(ok)[::4][:2] == (SUCCEEDED, 8)
 
 
+def test_what_does_not_unpickle_in_the_parent_fails_that_job_and_says_why(
+    backend: tuple[DaskBackend, Sink],
+) -> None:
+    b, sink = backend
+    unrebuildable = make_job(common_jobs.raise_unrebuildable)
+    exits = make_job(jobs.return_exits_on_load)
+    ok = make_job(jobs.double, 4)
+    for job in (unrebuildable, exits, ok):
+        b.submit(job)
+    kind, _, _, _, _, error = sink.outcome(unrebuildable)
+    assert kind == FAILED
+    assert isinstance(error, SerializationError)
+    assert (error.part, error.stage, error.where) == ("exception", "unpickle", "parent")
+    assert "the job raised tests.jobs.NeedsKeywordError: cannot rebuild me" in error.reason
+    assert isinstance(error.__cause__, RemoteTraceback)
+    assert "in raise_unrebuildable" in str(error.__cause__)
+    # SystemExit raised while unpickling a result is the job's data misbehaving: it fails that job only.
+    kind, _, _, _, _, error = sink.outcome(exits)
+    assert kind == FAILED
+    assert isinstance(error, SerializationError)
+    assert (error.part, error.stage, error.where) == ("result", "unpickle", "parent")
+    assert "SystemExit: this result refuses to be unpickled" in error.reason
+    assert sink.outcome(ok)[::4][:2] == (SUCCEEDED, 8)
+
+
 def test_logs_and_prints_are_reported_before_the_outcome(backend: tuple[DaskBackend, Sink]) -> None:
     b, sink = backend
     job = make_job(jobs.log_and_print, 9)
@@ -260,6 +286,19 @@ def test_logs_and_prints_are_reported_before_the_outcome(backend: tuple[DaskBack
     output = [cast(tuple[str, str], r[4]) for r in reports if r[0] == OUTPUT]
     assert all(reports.index(r) < position for r in reports if r[0] == OUTPUT)
     assert "".join(text for stream, text in output if stream == "stdout") == "printed 9\nno newline"
+
+
+def test_records_logged_through_get_logger_carry_their_job(
+    backend: tuple[DaskBackend, Sink],
+) -> None:
+    b, sink = backend
+    job = make_job(jobs.log_through_get_logger, 5)
+    b.submit(job)
+    assert sink.outcome(job)[::4][:2] == (SUCCEEDED, 5)
+    (record,) = [r[4] for r in sink.reports if r[0] == LOG]
+    assert isinstance(record, logging.LogRecord)
+    assert record.getMessage() == "tagged 5"
+    assert (record.job_id, record.job_name) == (job.id, job.name)  # type: ignore[attr-defined]
 
 
 def test_started_is_reported_only_when_wanted(backend: tuple[DaskBackend, Sink]) -> None:
@@ -453,7 +492,7 @@ def test_a_cluster_with_other_versions_is_refused_clearly(monkeypatch: pytest.Mo
 def test_without_distributed_the_error_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(dask_backend, "distributed", None)
+    monkeypatch.setattr(dask_cluster, "distributed", None)
     with pytest.raises(ImportError, match=r"pip install 'taskpool\[dask\]'"):
         DaskBackend(2)
 

@@ -72,7 +72,7 @@ def make_backend(
 
         return InlineBackend(initializer=initializer, initargs=initargs)
     if name == "dask":
-        from .dask import DaskBackend
+        from .dask.backend import DaskBackend
 
         return DaskBackend(workers, address=address, initializer=initializer, initargs=initargs)
     choices = ", ".join(f"{n!r} ({why})" for n, why in BACKENDS.items())
