@@ -221,3 +221,20 @@ class RemoteTraceback(Exception):
 
     def __str__(self) -> str:
         return self.tb
+
+
+# Tracebacks and reprs name these classes where users import them (taskpool.WorkerCrashedError), not the private
+# module that defines them. Pickle finds them there too: taskpool resolves its public names on first use.
+for _cls in (
+    TaskpoolError,
+    PoolClosedError,
+    ForkedPoolError,
+    WorkerCrashedError,
+    JobTimeoutError,
+    SerializationError,
+    InitializerError,
+    DaskConnectionError,
+    RemoteTraceback,
+):
+    _cls.__module__ = "taskpool"
+del _cls

@@ -530,3 +530,10 @@ def test_crashes_with_worker_recycling(tmp_path: Path) -> None:
         # still completes once.
         assert {int(x) for x in Path(path).read_text().split()} == {i for i in range(30) if i % 5}
         assert_full_strength(pool)
+
+
+def test_serialization_error_names_the_argument_that_does_not_pickle(pool: TaskPool) -> None:
+    with pytest.raises(SerializationError, match=r"keyword argument 'lock' \(a _thread.lock\)"):
+        pool.submit(jobs.echo_kwargs, 1, lock=threading.Lock()).result(timeout=TIMEOUT)
+    with pytest.raises(SerializationError, match=r"argument 2 \(a _thread.lock\)"):
+        pool.submit(jobs.add, 1, threading.Lock()).result(timeout=TIMEOUT)  # type: ignore[arg-type]

@@ -143,7 +143,7 @@ def test_lambdas_and_closures_run_in_processes(pool: TaskPool) -> None:
 
 
 def test_the_future_is_awaitable_and_works_with_asyncio(pool: TaskPool) -> None:
-    async def main() -> tuple[int, int]:
+    async def main() -> tuple[float, int]:
         direct = await pool.submit(jobs.square, 3)
         loop = asyncio.get_running_loop()
         via_executor = await loop.run_in_executor(pool.as_executor(), jobs.square, 4)
@@ -255,3 +255,73 @@ def test_large_bytes_arguments_and_results_arrive_intact(pool: TaskPool) -> None
         bytearray(big),
     ]
     assert pool.submit(jobs.echo_kwargs, big, key=big).result(TIMEOUT) == ((big,), {"key": big})
+
+
+# -- the conventions of the pools people know ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["max_workers", "processes", "n_jobs"])
+def test_other_pools_names_for_workers_say_to_use_workers(name: str) -> None:
+    with pytest.raises(TypeError, match=r"number of workers is `workers`"):
+        TaskPool(**{name: 2})  # type: ignore[arg-type]
+
+
+def test_map_over_two_iterables_points_to_starmap(any_pool: TaskPool) -> None:
+    with pytest.raises(TypeError, match=r"starmap\(fn, zip\(a, b\)\)"):
+        any_pool.map(jobs.add, [1, 2], [3, 4])  # type: ignore[arg-type]
+    assert any_pool.starmap(jobs.add, zip([1, 2], [3, 4], strict=False)) == [4, 6]
+
+
+def test_shutdown_waits_like_an_executor(any_pool: TaskPool) -> None:
+    future = any_pool.submit(jobs.square, 5)
+    any_pool.shutdown(wait=True)
+    assert future.result(timeout=0) == 25
+    assert any_pool.state is PoolState.CLOSED
+    with pytest.raises(PoolClosedError):
+        any_pool.submit(jobs.square, 1)
+
+
+def test_async_with_closes_and_joins_without_blocking_the_loop() -> None:
+    async def main() -> tuple[float, int]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        tick_task = asyncio.ensure_future(ticker())
+        async with TaskPool(2) as pool:
+            future = pool.submit(jobs.sleep_for, 0.3)
+        tick_task.cancel()
+        return await future, ticks
+
+    result, ticks = asyncio.run(main())
+    assert result == 0.3
+    assert ticks >= 5  # the loop ran while the exit waited for the job
+
+
+def test_imap_unordered_progress_knows_the_total_of_a_sized_input(
+    any_pool: TaskPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from taskpool._core import progress
+
+    totals: list[int | None] = []
+    real = progress.track
+
+    def spy(futures: Any, spec: Any, total: int | None) -> Any:
+        totals.append(total)
+        return real(futures, spec, total=total)
+
+    monkeypatch.setattr(progress, "track", spy)
+    assert sorted(any_pool.imap_unordered(jobs.square, range(7), progress={"disable": True})) == [
+        0,
+        1,
+        4,
+        9,
+        16,
+        25,
+        36,
+    ]
+    assert totals == [7]

@@ -71,6 +71,7 @@ f("x")
 pool = TaskPool(1)
 pool.submit(g, "wrong")
 pool.submit(g, 1, extra=2)
+pool = TaskPool(max_workers=2)
 """
 
 
@@ -94,7 +95,9 @@ def test_mypy_rejects_wrong_argument_types(tmp_path: Path) -> None:
     errors = {int(line.split(":")[1]) for line in stdout.splitlines() if ": error:" in line}
     lines = textwrap.dedent(BAD).splitlines()
     expected = {
-        i + 1 for i, line in enumerate(lines) if line.startswith(("f.", "f(", "pool.submit"))
+        i + 1
+        for i, line in enumerate(lines)
+        if line.startswith(("f.", "f(", "pool.submit", "pool = TaskPool(max"))
     }
     assert errors == expected, stdout
     assert 'Argument 1 to "submit" of "Task" has incompatible type "str"; expected "int"' in stdout

@@ -11,6 +11,7 @@ import pytest
 import taskpool
 from taskpool import (
     DaskConnectionError,
+    ForkedPoolError,
     InitializerError,
     JobTimeoutError,
     PoolClosedError,
@@ -23,6 +24,11 @@ from taskpool import (
 ERRORS: list[Any] = [
     pytest.param(TaskpoolError("plain"), {}, id="TaskpoolError"),
     pytest.param(PoolClosedError("terminated"), {"state": "terminated"}, id="PoolClosedError"),
+    pytest.param(
+        ForkedPoolError(4321, "shared state"),
+        {"owner": 4321, "what": "shared state"},
+        id="ForkedPoolError",
+    ),
     pytest.param(
         WorkerCrashedError(1234, -signal.SIGSEGV, "parse", "while loading"),
         {
@@ -131,3 +137,10 @@ def test_messages_say_what_happened_and_what_to_do() -> None:
     assert "create a new pool" in str(PoolClosedError())
     assert "fix the initializer" in str(InitializerError("x"))
     assert str(RemoteTraceback("tb text")) == "tb text"
+
+
+def test_errors_are_named_where_users_import_them() -> None:
+    for p in ERRORS:
+        error = p.values[0]
+        assert type(error).__module__ == "taskpool", type(error)
+        assert getattr(taskpool, type(error).__name__) is type(error)

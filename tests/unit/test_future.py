@@ -227,3 +227,21 @@ def test_await_a_failed_or_cancelled_future() -> None:
             await cancelled
 
     asyncio.run(main())
+
+
+def test_repr_names_the_job_once_and_its_state() -> None:
+    f: JobFuture[int] = JobFuture(7, "parse")
+    assert repr(f) == "<JobFuture 7 'parse' pending>"
+    f.set_result(3)
+    assert repr(f) == "<JobFuture 7 'parse' finished returned int>"
+    g: JobFuture[int] = JobFuture(8, "load")
+    g.set_exception(ValueError("x"))
+    assert repr(g) == "<JobFuture 8 'load' finished raised ValueError>"
+
+
+def test_a_timeout_says_which_job_and_how_long() -> None:
+    f: JobFuture[int] = JobFuture(9, "slow")
+    with pytest.raises(cf.TimeoutError, match=r"job 'slow' did not finish within 0.01 s"):
+        f.result(timeout=0.01)
+    with pytest.raises(cf.TimeoutError, match=r"job 'slow' did not finish within 0.01 s"):
+        f.exception(timeout=0.01)

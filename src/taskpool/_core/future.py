@@ -181,7 +181,7 @@ class JobFuture(cf.Future[R], Generic[R]):
             return self._outcome()
         if state in _CANCELLED:
             raise cf.CancelledError()
-        raise cf.TimeoutError()
+        raise cf.TimeoutError(f"job {self.name!r} did not finish within {timeout} s")
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         if self._state not in _DONE:
@@ -193,7 +193,7 @@ class JobFuture(cf.Future[R], Generic[R]):
         if state in _CANCELLED:
             raise cf.CancelledError()
         if state != FINISHED:
-            raise cf.TimeoutError()
+            raise cf.TimeoutError(f"job {self.name!r} did not finish within {timeout} s")
         return self._exception
 
     def add_done_callback(self, fn: Callable[[cf.Future[R]], object]) -> None:
@@ -210,7 +210,15 @@ class JobFuture(cf.Future[R], Generic[R]):
             )
 
     def __repr__(self) -> str:
-        return f"<JobFuture {self.job_id} {self.name!r} {super().__repr__()[1:-1]}>"
+        state = self._state
+        if state == FINISHED:
+            if self._exception is not None:
+                how = f"finished raised {type(self._exception).__name__}"
+            else:
+                how = f"finished returned {type(self._result).__name__}"
+        else:
+            how = "cancelled" if state in _CANCELLED else state.lower()
+        return f"<JobFuture {self.job_id} {self.name!r} {how}>"
 
     # -- multiprocessing.pool.AsyncResult vocabulary -------------------------------------------------
     def get(self, timeout: float | None = None) -> R:

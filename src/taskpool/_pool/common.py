@@ -5,9 +5,16 @@ Pure functions; run in the caller's thread.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["MAP_CHUNKS_PER_WORKER", "check_chunksize", "check_whole", "split_chunks"]
+__all__ = [
+    "MAP_CHUNKS_PER_WORKER",
+    "check_chunksize",
+    "check_whole",
+    "split_chunks",
+    "unexpected_arguments",
+]
 
 # map splits its input into this many chunks per worker when no chunksize is given. About sixteen
 # (multiprocessing.Pool makes four): the parent pickles the next chunks while workers run the first ones, uneven
@@ -19,6 +26,16 @@ MAP_CHUNKS_PER_WORKER = 16
 
 def check_chunksize(chunksize: int | None) -> None:
     """Refuse a chunk size that is not a whole number >= 1 (None means "choose one")."""
+    if (
+        chunksize is not None
+        and not isinstance(chunksize, (int, str))
+        and hasattr(chunksize, "__iter__")
+    ):
+        raise TypeError(
+            "map takes one iterable, and its third argument is the chunk size, not a second iterable; to "
+            "call fn(a, b) over several iterables, as concurrent.futures' map does, use "
+            "starmap(fn, zip(a, b))"
+        )
     if chunksize is not None and (
         not isinstance(chunksize, int) or isinstance(chunksize, bool) or chunksize < 1
     ):
@@ -43,3 +60,20 @@ def check_whole(name: str, value: object, minimum: int, optional: bool) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         none = " or None" if optional else ""
         raise ValueError(f"{name} must be a whole number >= {minimum}{none}, not {value!r}")
+
+
+# What other pools call the number of workers.
+_WORKERS_ELSEWHERE = ("max_workers", "processes", "n_jobs", "num_workers", "n_workers")
+
+
+def unexpected_arguments(unexpected: Mapping[str, object]) -> str:
+    """The message for keyword arguments `TaskPool` does not take, pointing to its name for what was meant."""
+    names = ", ".join(sorted(unexpected))
+    if any(name in _WORKERS_ELSEWHERE for name in unexpected):
+        return (
+            f"TaskPool() got an unexpected keyword argument {names}: the number of workers is "
+            "`workers`, as in TaskPool(workers=4) or TaskPool(4)"
+        )
+    return (
+        f"TaskPool() got unexpected keyword arguments: {names}; see help(TaskPool) for the options"
+    )

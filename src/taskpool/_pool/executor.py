@@ -25,9 +25,4 @@ class ExecutorView(cf.Executor):
         return self._pool.submit(fn, *args, **kwargs)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        if cancel_futures:
-            for job in list(self._pool._ledger.outstanding.values()):
-                job.future.cancel()
-        self._pool.close()
-        if wait:
-            self._pool.join()
+        self._pool.shutdown(wait, cancel_futures=cancel_futures)

@@ -11,7 +11,7 @@ import itertools
 import multiprocessing
 import queue
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .._core.future import JobFuture
@@ -74,7 +74,9 @@ class IMapIterator(Generic[R]):
         if progress:
             from .._core.progress import track
 
-            self._bar = track((), progress, total=None)
+            # The total is known when the input has a length (a list, a range), not for a generator.
+            total = len(iterable) if isinstance(iterable, Sized) else None
+            self._bar = track((), progress, total=total)
         self._fill()
 
     def _fill(self) -> None:

@@ -21,8 +21,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from .._backends import make_backend
 from .._core.event_thread import EventThread
@@ -33,7 +33,7 @@ from .._core.outcomes import Outcomes
 from .._core.reports import ReportKind
 from .._errors import TaskpoolError
 from .active import enter_pool, exit_pool
-from .common import MAP_CHUNKS_PER_WORKER, check_chunksize, check_whole, split_chunks
+from .common import check_whole, unexpected_arguments
 from .lifetime import forget_pool, track_pool
 from .submitter import Submitter
 
@@ -96,7 +96,10 @@ class TaskPool(Submitter):
         max_pending: int | None = None,
         capture_output: bool = True,
         address: Any = None,
+        **unexpected: NoReturn,
     ) -> None:
+        if unexpected:
+            raise TypeError(unexpected_arguments(unexpected))
         if workers is None:
             workers = os.cpu_count() or 1
         check_whole("workers", workers, 1, optional=False)
@@ -206,48 +209,6 @@ class TaskPool(Submitter):
         except KeyboardInterrupt:
             self.terminate()
             raise
-
-    def _map_futures(
-        self,
-        fn: Callable[..., Any],
-        iterable: Iterable[Any],
-        chunksize: int | None,
-        kind: JobKind,
-        opts: JobOptions,
-    ) -> list[JobFuture[list[Any]]]:
-        self._ledger.refuse_wait("map()")
-        check_chunksize(chunksize)
-        if not callable(fn):
-            raise TypeError(f"the job's function must be callable, not {fn!r}")
-        if self.state is not PoolState.RUNNING:
-            raise self._ledger.closed_error()
-        chunks = split_chunks(list(iterable), chunksize, self.workers * MAP_CHUNKS_PER_WORKER)
-        return [self._submit(fn, (chunk,), {}, opts, kind, size=len(chunk)) for chunk in chunks]
-
-    def _map(
-        self,
-        fn: Callable[..., Any],
-        iterable: Iterable[Any],
-        chunksize: int | None,
-        progress: bool | str | Mapping[str, Any],
-        kind: JobKind,
-        opts: JobOptions,
-    ) -> list[Any]:
-        futures = self._map_futures(fn, iterable, chunksize, kind, opts)
-        bar = None
-        if progress:
-            from .._core.progress import track
-
-            bar = track(futures, progress, total=sum(f._items for f in futures))
-        results: list[Any] = []
-        try:
-            for future in futures:
-                chunk: list[Any] = self._wait(future)
-                results.extend(chunk)
-        finally:
-            if bar is not None:
-                bar.close()
-        return results
 
     # -- events ----------------------------------------------------------------------------------------
     def on(self, kind: EventKind, handler: Callable[[Event], object]) -> Callable[[], None]:
@@ -359,6 +320,38 @@ class TaskPool(Submitter):
         self._joined = True  # nothing to shut down here: the workers and threads are the parent's
         if self._shared is not None:
             self._shared._disown(self._ledger.owner)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Close the pool, as `concurrent.futures.Executor.shutdown` does (the caller's thread).
+
+        Args:
+            wait: wait for every job to finish and the workers to exit (`close` then `join`).
+            cancel_futures: first cancel every job that has not started.
+        """
+        if cancel_futures:
+            for job in list(self._ledger.outstanding.values()):
+                job.future.cancel()
+        self.close()
+        if wait:
+            self.join()
+
+    async def __aenter__(self) -> TaskPool:
+        return self.__enter__()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        """Leave ``async with``: as ``with``, but the wait for the jobs does not block the event loop."""
+        import asyncio
+
+        exit_pool(self)
+        if self._ledger.foreign:
+            return
+        if exc_type is not None and not issubclass(exc_type, Exception):
+            self.terminate()  # cancelled, Ctrl-C or SystemExit: out now
+            return
+        self.close()
+        await asyncio.to_thread(self.join)
 
     def __enter__(self) -> TaskPool:
         enter_pool(self)  # inside the block, @task functions submit to this pool

@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from .._core.job import UNSET, JobKind, JobOptions, Unset
+from .._core.ledger import PoolState
+from .common import MAP_CHUNKS_PER_WORKER, check_chunksize, split_chunks
 from .imap import IMapIterator
 
 if TYPE_CHECKING:
@@ -99,7 +101,7 @@ class Submitter:
             progress: True or a description draws a tqdm progress bar on stderr when it is a terminal; a
                 mapping is passed to tqdm as keyword arguments (``{"disable": False}`` draws it always).
         """
-        return self._core._map(fn, iterable, chunksize, progress, JobKind.CHUNK, self._opts)
+        return _map(self._core, fn, iterable, chunksize, progress, JobKind.CHUNK, self._opts)
 
     def starmap(
         self,
@@ -109,7 +111,7 @@ class Submitter:
         progress: bool | str | Mapping[str, Any] = False,
     ) -> list[R]:
         """Like `map`, but each item is unpacked as the arguments: ``fn(*item)``, like `Pool.starmap`."""
-        return self._core._map(fn, iterable, chunksize, progress, JobKind.STARCHUNK, self._opts)
+        return _map(self._core, fn, iterable, chunksize, progress, JobKind.STARCHUNK, self._opts)
 
     def imap(
         self,
@@ -167,3 +169,47 @@ class PoolView(Submitter):
 
     def __repr__(self) -> str:
         return f"<PoolView of {self._core!r} with {self._opts}>"
+
+
+def _map_futures(
+    core: TaskPool,
+    fn: Callable[..., Any],
+    iterable: Iterable[Any],
+    chunksize: int | None,
+    kind: JobKind,
+    opts: JobOptions,
+) -> list[JobFuture[list[Any]]]:
+    core._ledger.refuse_wait("map()")
+    check_chunksize(chunksize)
+    if not callable(fn):
+        raise TypeError(f"the job's function must be callable, not {fn!r}")
+    if core.state is not PoolState.RUNNING:
+        raise core._ledger.closed_error()
+    chunks = split_chunks(list(iterable), chunksize, core.workers * MAP_CHUNKS_PER_WORKER)
+    return [core._submit(fn, (chunk,), {}, opts, kind, size=len(chunk)) for chunk in chunks]
+
+
+def _map(
+    core: TaskPool,
+    fn: Callable[..., Any],
+    iterable: Iterable[Any],
+    chunksize: int | None,
+    progress: bool | str | Mapping[str, Any],
+    kind: JobKind,
+    opts: JobOptions,
+) -> list[Any]:
+    futures = _map_futures(core, fn, iterable, chunksize, kind, opts)
+    bar = None
+    if progress:
+        from .._core.progress import track
+
+        bar = track(futures, progress, total=sum(f._items for f in futures))
+    results: list[Any] = []
+    try:
+        for future in futures:
+            chunk: list[Any] = core._wait(future)
+            results.extend(chunk)
+    finally:
+        if bar is not None:
+            bar.close()
+    return results

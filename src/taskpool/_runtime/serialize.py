@@ -119,7 +119,28 @@ def dumps(obj: Any, part: str, where: str, job: str | None = None) -> bytes:
     try:
         return _by_value(obj)
     except Exception as exc:
-        raise SerializationError(part, "pickle", where, job, _reason(exc)) from exc
+        reason = _reason(exc)
+        culprit = _culprit(obj) if part == "arguments" else None
+        if culprit is not None:
+            reason = f"{culprit} does not pickle ({reason})"
+        raise SerializationError(part, "pickle", where, job, reason) from exc
+
+
+def _culprit(obj: Any) -> str | None:
+    """Which argument of a call ``(args, kwargs)``, or which item of a chunk, does not pickle (on failure only)."""
+    if type(obj) is tuple and len(obj) == 2 and type(obj[0]) is tuple and type(obj[1]) is dict:
+        named = [(f"argument {i + 1}", v) for i, v in enumerate(obj[0])]
+        named += [(f"keyword argument {k!r}", v) for k, v in obj[1].items()]
+    elif type(obj) is list:
+        named = [(f"item {i} of the chunk", v) for i, v in enumerate(obj)]
+    else:
+        return None
+    for label, value in named:
+        try:
+            _by_value(value)
+        except Exception:
+            return f"{label} (a {type(value).__module__}.{type(value).__qualname__})"
+    return None
 
 
 def _by_value(obj: Any) -> bytes:
