@@ -1,74 +1,209 @@
-"""The wire protocol between the scheduler thread and a worker process.
+"""The wire protocol between the scheduler thread and a worker process: frames and the messages in them.
 
 Each worker has two one-way OS pipes: *jobs* (parent → worker) and *results* (worker → parent). Two simplex
 pipes rather than one duplex socket, so that the parent's end can be non-blocking while the worker's stays
 blocking: the scheduler thread never blocks on a write (a worker busy in C code that holds the GIL cannot
 stall it), and a worker never has to poll.
 
-A frame is ``!Q`` total length, ``!I`` buffer count, ``!Q`` per buffer length, then a pickle (protocol 5),
-then the out-of-band buffers. Large payloads (pickled arguments and results) travel as out-of-band buffers, so
-they are written from where they lie instead of being copied into the frame's pickle.
+A frame is ``!Q`` total length, ``!I`` buffer count, ``!Q`` per buffer length, then a pickle (protocol 5) of a
+list of messages (one batch), then the out-of-band buffers. Large payloads (pickled arguments and results)
+travel as out-of-band buffers, so they are written from where they lie instead of being copied into the
+frame's pickle.
 
-Messages, parent → worker (a frame holds a list of them, one batch):
-    (OP_DEFINE, key, fn_bytes)            remember a function under ``key``
-    (OP_RUN, seq, key, kind, args, flags) run a job; ``args`` is the pickled (args, kwargs) or chunk
-    (OP_QUIT,)                            finish the batch and exit
+A message is a plain tuple whose first item is its `Op` as a plain int: a named tuple pickles several times
+slower, and an `Op` member would pickle as a reference to its class. Each message has a type alias below that
+documents its fields; they are built by the functions of this module and read by unpacking a value annotated
+with the alias whole, so that mypy checks every reader against the layout defined here.
 
-Messages, worker → parent (a frame holds a list of them):
-    (OP_READY, pid)                              the initializer ran; the worker takes jobs
-    (OP_INIT_FAILED, text)                       the initializer raised; the worker exits
-    (OP_STARTED, seq)                            a job flagged FLAG_SYNC is starting now
-    (OP_RESULT, seq, ok, payload, tb, duration)  payload: the pickled value or exception; tb: traceback text
-    (OP_LOG, seq, record_bytes)                  a pickled logging.LogRecord from a job
-    (OP_OUTPUT, stream, text)                    whole lines the worker printed ("stdout"/"stderr")
+Runs in the scheduler thread of the parent (`FrameReader`, `FrameWriter`, `encode`) and in the main and
+flusher threads of a worker process (`read_frame`, `write_frame`). Imports the standard library and
+`taskpool._runtime` only, so that a worker starts light.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import errno
-import fcntl
 import itertools
 import os
 import pickle
 import struct
+import sys
 from collections import deque
-from typing import Any
+from typing import Any, Final, TypeAlias
 
-from ..._runtime.serialize import OUT_OF_BAND_MIN
+from ..._runtime.serialize import OUT_OF_BAND_MIN, Payload
 
-OP_DEFINE = 0
-OP_RUN = 1
-OP_QUIT = 2
-OP_READY = 3
-OP_INIT_FAILED = 4
-OP_STARTED = 5
-OP_RESULT = 6
-OP_LOG = 7
-OP_OUTPUT = 8
+__all__ = [
+    "FLAG_STARTED",
+    "FLAG_SYNC",
+    "OP_DEFINE",
+    "OP_INIT_FAILED",
+    "OP_LOG",
+    "OP_OUTPUT",
+    "OP_QUIT",
+    "OP_READY",
+    "OP_RESULT",
+    "OP_RUN",
+    "OP_STARTED",
+    "QUIT",
+    "DefineMessage",
+    "FrameReader",
+    "FrameWriter",
+    "InitFailedMessage",
+    "LogMessage",
+    "Op",
+    "OutputMessage",
+    "QuitMessage",
+    "ReadyMessage",
+    "ResultMessage",
+    "RunMessage",
+    "StartedMessage",
+    "decode",
+    "define_message",
+    "encode",
+    "enlarge_pipe",
+    "init_failed_message",
+    "log_message",
+    "output_message",
+    "read_frame",
+    "ready_message",
+    "result_message",
+    "run_message",
+    "started_message",
+    "wrap",
+    "write_frame",
+]
+
+
+class Op(enum.IntEnum):
+    """What a message asks or says: its first item (sent as the plain int, see the module docstring)."""
+
+    DEFINE = 0
+    RUN = 1
+    QUIT = 2
+    READY = 3
+    INIT_FAILED = 4
+    STARTED = 5
+    RESULT = 6
+    LOG = 7
+    OUTPUT = 8
+
+
+# Plain ints, what travels and what readers compare with: bound once, as they are used per message.
+OP_DEFINE: Final = int(Op.DEFINE)
+OP_RUN: Final = int(Op.RUN)
+OP_QUIT: Final = int(Op.QUIT)
+OP_READY: Final = int(Op.READY)
+OP_INIT_FAILED: Final = int(Op.INIT_FAILED)
+OP_STARTED: Final = int(Op.STARTED)
+OP_RESULT: Final = int(Op.RESULT)
+OP_LOG: Final = int(Op.LOG)
+OP_OUTPUT: Final = int(Op.OUTPUT)
 
 # Job flags. FLAG_SYNC: the worker reports the start of the job and flushes results on both sides of it, so
 # that the scheduler knows exactly when a job with a deadline starts and which job a crash belongs to.
-FLAG_SYNC = 1
+FLAG_SYNC: Final = 1
 # FLAG_STARTED: the worker reports the start of the job (someone listens for job_started), without flushing
 # at once: the report goes out with the next batch, or within the worker's flush interval.
-FLAG_STARTED = 2
+FLAG_STARTED: Final = 2
+
+# -- parent → worker ----------------------------------------------------------------------------------------
+
+#: ``(OP_DEFINE, key, fn_bytes)``: remember the pickled function ``fn_bytes`` under ``key``; jobs name it by
+#: key from then on, so a function travels once per worker.
+DefineMessage: TypeAlias = tuple[int, int, bytes]
+#: ``(OP_RUN, job_id, key, kind, payload, flags, name)``: run one job: the function defined under ``key``,
+#: as its `JobKind` ``kind`` says, on ``payload`` (the pickled ``(args, kwargs)``, or the pickled chunk of a
+#: map); ``flags`` is a sum of ``FLAG_*``; ``name`` is the job's name, for errors and log records.
+RunMessage: TypeAlias = tuple[int, int, int, int, Payload, int, "str | None"]
+#: ``(OP_QUIT,)``: finish the jobs received before this and exit.
+QuitMessage: TypeAlias = tuple[int]
+
+# -- worker → parent ----------------------------------------------------------------------------------------
+
+#: ``(OP_READY, pid)``: the initializer ran; the worker takes jobs.
+ReadyMessage: TypeAlias = tuple[int, int]
+#: ``(OP_INIT_FAILED, text)``: the initializer raised (``text``: its first line, then the traceback); the
+#: worker exits.
+InitFailedMessage: TypeAlias = tuple[int, str]
+#: ``(OP_STARTED, job_id)``: a job flagged ``FLAG_SYNC`` or ``FLAG_STARTED`` is starting now.
+StartedMessage: TypeAlias = tuple[int, int]
+#: ``(OP_RESULT, job_id, ok, payload, tb, duration)``: a job ended. ``ok``: it returned, and ``payload`` is
+#: the pickled value; otherwise ``payload`` is the pickled exception and ``tb`` its traceback text (None when
+#: ``ok``). ``duration``: the seconds it ran, for the batching policy.
+ResultMessage: TypeAlias = tuple[int, int, bool, Payload, "str | None", float]
+#: ``(OP_LOG, job_id, record_bytes)``: a pickled `logging.LogRecord`, logged while job ``job_id`` ran (0
+#: between jobs).
+LogMessage: TypeAlias = tuple[int, int, bytes]
+#: ``(OP_OUTPUT, stream, text)``: whole lines the worker printed; ``stream`` is "stdout" or "stderr".
+OutputMessage: TypeAlias = tuple[int, str, str]
+
+#: The one `QuitMessage`.
+QUIT: Final[QuitMessage] = (OP_QUIT,)
+
+
+def define_message(key: int, fn_bytes: bytes) -> DefineMessage:
+    return (OP_DEFINE, key, fn_bytes)
+
+
+def run_message(
+    job_id: int, key: int, kind: int, payload: Payload, flags: int, name: str | None
+) -> RunMessage:
+    return (OP_RUN, job_id, key, kind, payload, flags, name)
+
+
+def ready_message(pid: int) -> ReadyMessage:
+    return (OP_READY, pid)
+
+
+def init_failed_message(text: str) -> InitFailedMessage:
+    return (OP_INIT_FAILED, text)
+
+
+def started_message(job_id: int) -> StartedMessage:
+    return (OP_STARTED, job_id)
+
+
+def result_message(
+    job_id: int, ok: bool, payload: Payload, tb: str | None, duration: float
+) -> ResultMessage:
+    return (OP_RESULT, job_id, ok, payload, tb, duration)
+
+
+def log_message(job_id: int, record_bytes: bytes) -> LogMessage:
+    return (OP_LOG, job_id, record_bytes)
+
+
+def output_message(stream: str, text: str) -> OutputMessage:
+    return (OP_OUTPUT, stream, text)
+
+
+# -- frames ---------------------------------------------------------------------------------------------------
 
 _HEAD = struct.Struct("!QI")
 _LEN = struct.Struct("!Q")
 
 # Linux lets a pipe hold up to /proc/sys/fs/pipe-max-size (1 MiB by default). A larger pipe means fewer
 # context switches per large message; it costs kernel memory only while data sits in it.
-_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031 if os.uname().sysname == "Linux" else None)
 PIPE_SIZE = 1024 * 1024
+_LINUX_F_SETPIPE_SZ = 1031
 
 
 def enlarge_pipe(fd: int) -> None:
     """Ask the kernel for a larger pipe buffer; keep the default where that is not allowed."""
-    if _F_SETPIPE_SZ is None:
+    try:
+        import fcntl  # imported here: a platform without it still imports this module
+    except ImportError:
+        return
+    op = getattr(
+        fcntl, "F_SETPIPE_SZ", _LINUX_F_SETPIPE_SZ if sys.platform.startswith("linux") else None
+    )
+    if op is None:
         return
     with contextlib.suppress(OSError):
-        fcntl.fcntl(fd, _F_SETPIPE_SZ, PIPE_SIZE)
+        fcntl.fcntl(fd, op, PIPE_SIZE)
 
 
 def wrap(payload: bytes) -> Any:

@@ -37,15 +37,17 @@ from .protocol import (
     FLAG_STARTED,
     FLAG_SYNC,
     OP_DEFINE,
-    OP_INIT_FAILED,
-    OP_LOG,
-    OP_OUTPUT,
     OP_QUIT,
-    OP_READY,
-    OP_RESULT,
     OP_RUN,
-    OP_STARTED,
+    DefineMessage,
+    RunMessage,
+    init_failed_message,
+    log_message,
+    output_message,
     read_frame,
+    ready_message,
+    result_message,
+    started_message,
     wrap,
     write_frame,
 )
@@ -131,14 +133,14 @@ class LineForwarder(io.TextIOBase):
         with self._lock:
             lines = self._lines.feed(s)
         if lines:
-            self._outbox.add_from_any_thread((OP_OUTPUT, self._stream, lines))
+            self._outbox.add_from_any_thread(output_message(self._stream, lines))
         return len(s)
 
     def flush(self) -> None:
         with self._lock:
             text = self._lines.rest()
         if text:
-            self._outbox.add_from_any_thread((OP_OUTPUT, self._stream, text))
+            self._outbox.add_from_any_thread(output_message(self._stream, text))
 
 
 class RecordForwarder(logging.Handler):
@@ -154,7 +156,7 @@ class RecordForwarder(logging.Handler):
         except Exception:
             self.handleError(record)
             return
-        self._outbox.add_from_any_thread((OP_LOG, process_job[0], data))
+        self._outbox.add_from_any_thread(log_message(process_job[0], data))
 
 
 def _die_with_parent() -> None:
@@ -199,10 +201,10 @@ def worker_main(
         try:
             initializer(*initargs)
         except BaseException as exc:
-            outbox.add((OP_INIT_FAILED, f"{type(exc).__name__}: {exc}\n{format_traceback(exc)}"))
+            outbox.add(init_failed_message(f"{type(exc).__name__}: {exc}\n{format_traceback(exc)}"))
             outbox.flush()
             return
-    outbox.add((OP_READY, os.getpid()))
+    outbox.add(ready_message(os.getpid()))
     outbox.flush()
 
     functions: dict[int, Any] = {}
@@ -223,16 +225,18 @@ def worker_main(
         op = local.popleft()
         code = op[0]
         if code == OP_RUN:
-            _, job_id, key, kind, payload, flags, name = op
+            run: RunMessage = op
+            _, job_id, key, kind, payload, flags, name = run
             if flags & FLAG_SYNC:
-                outbox.add((OP_STARTED, job_id))
+                outbox.add(started_message(job_id))
                 outbox.flush()
             elif flags & FLAG_STARTED:
-                outbox.add((OP_STARTED, job_id))
+                outbox.add(started_message(job_id))
                 outbox.arm()
             process_job[0], process_job[1] = job_id, name
             slot.value = job_id
             t0 = perf()
+            tb: str | None = None
             try:
                 fn = functions[key]
                 if isinstance(fn, SerializationError):
@@ -241,23 +245,17 @@ def worker_main(
                 args = loads_checked(payload, "arguments", "worker", name)
                 value = call(fn, kind, args, {}) if kind else fn(*args[0], **args[1])
                 data = encode_value(value, name)
-                result: tuple[Any, ...] = (
-                    OP_RESULT,
-                    job_id,
-                    True,
-                    wrap(data) if type(data) is bytes else data,
-                    None,
-                )
+                ok, out = True, wrap(data) if type(data) is bytes else data
             except BaseException as exc:
                 error, tb = encode_error(exc, name)
-                result = (OP_RESULT, job_id, False, wrap(error), tb)
+                ok, out = False, wrap(error)
             duration = perf() - t0
             slot.value = 0
             process_job[0], process_job[1] = 0, None
             if capture_output:
                 sys.stdout.flush()
                 sys.stderr.flush()
-            outbox.add((*result, duration))
+            outbox.add(result_message(job_id, ok, out, tb, duration))
             if not local and poller.poll(0):
                 try:
                     local.extend(read_frame(jobs_fd))
@@ -269,9 +267,10 @@ def worker_main(
             else:
                 outbox.arm()
         elif code == OP_DEFINE:
-            _, key, data = op
+            define: DefineMessage = op
+            _, key, fn_bytes = define
             try:
-                functions[key] = loads_checked(data, "function", "worker")
+                functions[key] = loads_checked(fn_bytes, "function", "worker")
             except SerializationError as exc:
                 functions[key] = exc
         elif code == OP_QUIT:

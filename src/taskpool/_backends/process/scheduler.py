@@ -1,0 +1,362 @@
+"""The scheduler thread of the process backend: one select loop that owns every worker process.
+
+Threads and processes::
+
+    caller threads            scheduler thread (exactly one)                        worker processes
+    submit() -> inbox -> wake pipe -> selector.select([wake, results pipes, sentinels,
+                                                        writable jobs pipes], timeout=next deadline)
+                                      dispatch: batches of jobs per worker     -> jobs pipe -> run in order
+                                      read outcomes, logs, prints              <- results pipe
+                                      deaths, deadlines, retirement -> respawn
+                                      reports -> sink (the pool's event thread)
+
+`Scheduler.run` is the scheduler thread; everything else in this module runs in it, except what caller
+threads do through the backend (`taskpool._backends.process.backend`): append to ``Scheduler.inbox`` (a deque:
+append and popleft are atomic), call `Wakeup.wake`, and set ``Scheduler.want_started``. Only the scheduler
+thread touches worker state (`Workers`, the pending queue, the deadlines). It never blocks on a worker: its
+end of every jobs pipe is non-blocking, and results are reassembled from non-blocking reads.
+
+The inbox holds jobs and two control requests, in the order they were made: `StopRequest` and `QuitRequest`.
+A quit moves the scheduler from `Phase.RUNNING` to `Phase.DRAINING` (let workers finish and exit) or
+`Phase.KILLING` (end them now); either way it ends within `QUIT_GRACE` seconds.
+
+Deadlines: a job with a timeout is sent flagged FLAG_SYNC; the worker reports its start, the scheduler puts
+``start + timeout`` in a `TimerHeap` and sleeps in ``select`` no longer than the nearest deadline. A job past
+its deadline has its worker killed; the job fails with `JobTimeoutError` and the worker is replaced.
+
+No lock is held while user code runs anywhere in the parent: the scheduler runs none (unpickling aside), and
+outcomes go to the event thread through the sink.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+import selectors
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..._core.job import Job
+from ..._core.reports import Report, ReportKind, Sink
+from ..._core.timers import TimerHeap
+from ..._errors import InitializerError, RemoteTraceback, TaskpoolError
+from ..._runtime.attempt import decode_error, decode_value
+from ..._runtime.serialize import loads
+from .batching import Batching, share, workers_to_start
+from .inbox import QuitRequest, StopRequest, Wakeup
+from .lifecycle import RESULTS, SENTINEL, Worker, Workers
+from .protocol import (
+    FLAG_STARTED,
+    OP_INIT_FAILED,
+    OP_LOG,
+    OP_OUTPUT,
+    OP_READY,
+    OP_RESULT,
+    OP_STARTED,
+    InitFailedMessage,
+    LogMessage,
+    OutputMessage,
+    ResultMessage,
+    StartedMessage,
+)
+
+if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
+
+__all__ = ["QUIT_GRACE", "Phase", "Scheduler"]
+
+log = logging.getLogger("taskpool")
+
+# How long a graceful shutdown waits for workers to exit before it kills them.
+QUIT_GRACE = 5.0
+# How long a terminate waits for workers to end on SIGTERM before it kills them.
+_KILL_GRACE = 1.0
+
+
+class Phase(enum.Enum):
+    """Where the scheduler is in its life."""
+
+    #: Taking jobs and sending them to workers.
+    RUNNING = "running"
+    #: Told to quit after the jobs it has: workers finish them and exit.
+    DRAINING = "draining"
+    #: Told to quit now: workers are ended, their jobs forgotten.
+    KILLING = "killing"
+
+
+# Bound once: these are used per job or per message, where an attribute lookup on the enum class shows.
+SUCCEEDED, FAILED, SKIPPED = ReportKind.SUCCEEDED, ReportKind.FAILED, ReportKind.SKIPPED
+RUNNING, DRAINING, KILLING = Phase.RUNNING, Phase.DRAINING, Phase.KILLING
+# The selector key of the wake pipe (a worker's keys are tagged by `lifecycle`).
+_WAKE = 0
+
+
+class Scheduler:
+    """The scheduler thread's state and loop; see the module docstring for the threading model."""
+
+    def __init__(
+        self,
+        size: int,
+        ctx: BaseContext,
+        *,
+        initializer: Callable[..., object] | None,
+        initargs: tuple[Any, ...],
+        max_tasks: int | None,
+        capture_output: bool,
+        functions: dict[int, bytes],
+    ) -> None:
+        # Shared with caller threads (see the module docstring).
+        self.inbox: deque[Job | StopRequest | QuitRequest] = deque()
+        self.wakeup = Wakeup()
+        self.want_started = False
+        self.sink: Sink = lambda reports: None
+        #: Set when the thread has ended and every worker is reaped.
+        self.done = threading.Event()
+        # Pickled functions by key: caller threads insert a key before they queue a job that names it.
+        self._functions = functions
+        # Scheduler thread only.
+        self._size = size
+        self._max_tasks = max_tasks
+        self._selector = selectors.DefaultSelector()
+        self._workers = Workers(ctx, self._selector, initializer, initargs, capture_output)
+        self._pending: deque[Job] = deque()
+        # (worker id, job id, attempt) of each job with a timeout, due at its deadline.
+        self._deadlines: TimerHeap[tuple[int, int, int]] = TimerHeap()
+        self._batching = Batching()
+        self._broken: BaseException | None = None
+        self._phase = RUNNING
+        self._quit_deadline = 0.0
+
+    def run(self) -> None:
+        """The scheduler thread: until told to quit and every worker is gone."""
+        sel, wakeup, by_id = self._selector, self.wakeup, self._workers.by_id
+        sel.register(wakeup.r, selectors.EVENT_READ, (_WAKE, None))
+        w: Worker
+        try:
+            while True:
+                reports: list[Report] = []
+                for key, _mask in sel.select(self._select_timeout()):
+                    tag, w = key.data
+                    if tag == _WAKE:
+                        wakeup.drain()
+                        continue
+                    if w is not by_id.get(w.wid):
+                        # Its sentinel came first in this round: _on_exit read what was left and closed
+                        # its pipes, so this key's fd is closed (or already another worker's).
+                        continue
+                    if tag == RESULTS:
+                        self._read(w, reports)
+                    elif tag == SENTINEL:
+                        self._on_exit(w, reports)
+                    else:
+                        self._workers.flush(w)
+                self._take_inbox(reports)
+                if self._deadlines:
+                    for wid, job_id, attempt in self._deadlines.pop_due(time.monotonic()):
+                        self._workers.expire(wid, job_id, attempt)
+                if self._phase is RUNNING and self._broken is None:
+                    self._dispatch(reports)
+                if reports:
+                    self.sink(reports)
+                if self._phase is not RUNNING and self._quitting_done():
+                    break
+        # A bug here must reach the futures, not vanish with this thread.
+        except BaseException as exc:
+            log.critical("taskpool scheduler thread failed", exc_info=True)
+            error = TaskpoolError(f"the pool's scheduler thread failed: {exc!r}")
+            with contextlib.suppress(BaseException):
+                self.sink([(ReportKind.BROKEN, None, None, None, None, error)])
+            self._workers.kill_all()
+        finally:
+            self._workers.reap_all()
+            wakeup.close()
+            sel.close()
+            self.done.set()
+
+    def _select_timeout(self) -> float | None:
+        if not self._deadlines and self._phase is RUNNING:
+            return None
+        now = time.monotonic()
+        wait = self._deadlines.wait_time(now)
+        if self._phase is not RUNNING:
+            quit_wait = max(0.0, self._quit_deadline - now)
+            wait = quit_wait if wait is None else min(wait, quit_wait)
+        return wait
+
+    def _take_inbox(self, reports: list[Report]) -> None:
+        inbox, pending = self.inbox, self._pending
+        while inbox:
+            item = inbox.popleft()
+            if type(item) is Job:
+                if self._broken is not None:
+                    reports.append((FAILED, item, None, None, None, self._broken))
+                else:
+                    pending.append(item)
+            elif type(item) is StopRequest:
+                self._stop_job(item.job, reports)
+            elif type(item) is QuitRequest:
+                self._begin_quit(item.wait)
+
+    # -- jobs out -----------------------------------------------------------------------------------------
+    def _dispatch(self, reports: list[Report]) -> None:
+        pending = self._pending
+        if not pending:
+            return
+        workers = self._workers
+        open_workers = [w for w in workers if not w.quitting and w.kill_reason is None]
+        if len(open_workers) < self._size:
+            idle = sum(1 for w in open_workers if not w.inflight)
+            for _ in range(workers_to_start(self._size, len(open_workers), idle, len(pending))):
+                # It fails when the initializer or its arguments do not pickle, or without fork.
+                try:
+                    open_workers.append(workers.spawn())
+                except Exception as exc:
+                    error = f"could not start a worker process: {type(exc).__name__}: {exc}"
+                    self._break(InitializerError(error), reports)
+                    return
+        open_workers.sort(key=lambda w: len(w.inflight))
+        flags = FLAG_STARTED if self.want_started else 0
+        batching, max_tasks = self._batching, self._max_tasks
+        for i, w in enumerate(open_workers):
+            if not pending:
+                break
+            room = batching.room(len(w.inflight), w.assigned, max_tasks)
+            count = share(len(pending), len(open_workers) - i, room)
+            if count <= 0:
+                continue
+            messages = w.take_jobs(pending, count, flags, self._functions, max_tasks, reports)
+            if messages:
+                workers.send(w, messages)
+
+    # -- messages in --------------------------------------------------------------------------------------
+    def _read(self, w: Worker, reports: list[Report]) -> None:
+        try:
+            frames = w.reader.read()
+        except EOFError:
+            self._workers.stop_watching(w)
+            return
+        for frame in frames:
+            self._handle(w, frame, reports)
+
+    def _handle(self, w: Worker, frame: list[Any], reports: list[Report]) -> None:
+        """Turn one frame of ``w``'s messages into reports (the hot path of every job's outcome)."""
+        inflight, discard, wid, pid = w.inflight, w.discard, w.wid, w.pid
+        durations: list[float] = []
+        for msg in frame:
+            op = msg[0]
+            if op == OP_RESULT:
+                result: ResultMessage = msg
+                _, job_id, ok, payload, tb, duration = result
+                durations.append(duration)
+                job = inflight.pop(job_id, None)
+                if job is None or job_id in discard:
+                    discard.discard(job_id)
+                    continue
+                if ok:
+                    ok, value = decode_value(payload, job.name)
+                    if ok:
+                        reports.append((SUCCEEDED, job, wid, pid, value, None))
+                    else:
+                        reports.append((FAILED, job, wid, pid, None, value))
+                    continue
+                reports.append((FAILED, job, wid, pid, None, decode_error(payload, tb, job.name)))
+            elif op == OP_STARTED:
+                started: StartedMessage = msg
+                job = inflight.get(started[1])
+                if job is not None:
+                    timeout = job.options.timeout
+                    if timeout is not None:
+                        due = time.monotonic() + timeout
+                        self._deadlines.push(due, (wid, job.id, job.attempt))
+                    if self.want_started:
+                        reports.append((ReportKind.STARTED, job, wid, pid, None, None))
+            elif op == OP_READY:
+                w.ready = True
+                self._workers.started()
+                reports.append((ReportKind.WORKER_UP, None, wid, pid, None, None))
+            elif op == OP_INIT_FAILED:
+                failed: InitFailedMessage = msg
+                error = InitializerError(failed[1].strip().split("\n", 1)[0])
+                self._break(error, reports, failed[1])
+            else:
+                _forward(w, msg, reports)
+        if durations:
+            self._batching.observe(durations)
+
+    # -- stops, deadlines, deaths -------------------------------------------------------------------------
+    def _break(self, error: BaseException, reports: list[Report], detail: str = "") -> None:
+        """The pool cannot run jobs (its initializer fails): fail everything, start no more workers."""
+        if self._broken is not None:
+            return
+        if detail:
+            error.__cause__ = RemoteTraceback(detail)
+        self._broken = error
+        reports.append((ReportKind.BROKEN, None, None, None, None, error))
+        self._pending.clear()
+        self._workers.abandon_all()
+
+    def _stop_job(self, job: Job, reports: list[Report]) -> None:
+        if self._workers.stop(job, reports):
+            return
+        if job in self._pending:
+            self._pending.remove(job)
+        # Not found anywhere, the job is between two attempts (the pool waits to retry it): it is stopped
+        # all the same, and the pool drops the retry when it finds the future done.
+        reports.append((ReportKind.STOPPED, job, None, None, None, None))
+
+    def _on_exit(self, w: Worker, reports: list[Report]) -> None:
+        """A worker's process ended: settle every job it held, then forget it."""
+        if w.reader.fd in self._selector.get_map():
+            self._read(w, reports)  # outcomes it wrote before it died still count
+        phase, workers = self._phase, self._workers
+        exitcode, requeue = workers.settle(w, reports, crashes_count=phase is not KILLING)
+        if requeue and ((phase is RUNNING and self._broken is None) or phase is DRAINING):
+            # Draining too: jobs a dying worker held must still run, so the drain goes on with a new worker.
+            self._pending.extendleft(reversed(requeue))
+        if not w.ready and w.kill_reason is None and phase is RUNNING:
+            error = workers.failed_to_start(exitcode)
+            if error is not None and self._broken is None:
+                self._break(error, reports)
+        if phase is DRAINING and self._pending:
+            self._dispatch(reports)
+            for other in workers:
+                workers.retire(other)
+
+    # -- quitting -----------------------------------------------------------------------------------------
+    def _begin_quit(self, wait: bool) -> None:
+        phase = self._phase
+        if phase is KILLING or (phase is DRAINING and wait):
+            return
+        self._phase = DRAINING if wait else KILLING
+        self._quit_deadline = time.monotonic() + (QUIT_GRACE if wait else _KILL_GRACE)
+        if wait:
+            for w in self._workers:
+                self._workers.retire(w)
+        else:
+            self._pending.clear()
+            self._workers.terminate_all()
+
+    def _quitting_done(self) -> bool:
+        if not self._workers:
+            return True
+        if time.monotonic() >= self._quit_deadline:
+            self._workers.kill_all()
+            return True
+        return False
+
+
+def _forward(w: Worker, msg: Any, reports: list[Report]) -> None:
+    """Report what a worker logged or printed, for the parent to emit."""
+    op = msg[0]
+    if op == OP_LOG:
+        record: LogMessage = msg
+        with contextlib.suppress(Exception):  # a record that does not unpickle here is lost alone
+            reports.append((ReportKind.LOG, None, w.wid, w.pid, loads(record[2]), None))
+    elif op == OP_OUTPUT:
+        output: OutputMessage = msg
+        _, stream, text = output
+        reports.append((ReportKind.OUTPUT, None, w.wid, w.pid, (stream, text), None))
