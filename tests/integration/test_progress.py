@@ -51,11 +51,17 @@ def test_starmap_imap_and_imap_unordered_bars_end_complete() -> None:
         assert list(pool.imap(jobs.square, range(25), chunksize=4, progress=bar(buf))) == [
             i * i for i in range(25)
         ]
-        # No total: imap reads its input lazily.
-        assert last_line(buf.getvalue()).startswith("25item ")
+        # An input with a length gives the bar its total, without reading the input ahead.
+        assert final_count(buf.getvalue()) == "25/25"
         buf = io.StringIO()
         got = sorted(pool.imap_unordered(jobs.square, range(25), progress=bar(buf)))
         assert got == [i * i for i in range(25)]
+        assert final_count(buf.getvalue()) == "25/25"
+        buf = io.StringIO()
+        lazy = (i for i in range(25))
+        got = sorted(pool.imap_unordered(jobs.square, lazy, progress=bar(buf)))
+        assert got == [i * i for i in range(25)]
+        # No total for a generator: imap reads its input lazily.
         assert last_line(buf.getvalue()).startswith("25item ")
 
 
