@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from taskpool import JobFuture
+from taskpool._core.future import force_cancel
 
 # A bound on every blocking call here; the waits that must time out use SHORT.
 TIMEOUT = 10.0
@@ -92,7 +93,7 @@ def test_succeeded() -> None:
     f.wait(0)
     assert not f.cancel()
     assert not f.stop()
-    assert not f._force_cancel()
+    assert not force_cancel(f)
     assert f.result(0) == 5
 
 
@@ -166,20 +167,20 @@ def test_force_cancel_a_running_future_notifies_everyone() -> None:
     thread = threading.Thread(target=waiter, name="waiter")
     thread.start()
     assert waiting.wait(TIMEOUT)
-    assert f._force_cancel()
+    assert force_cancel(f)
     thread.join(TIMEOUT)
     assert result == [{f}]
     assert f.cancelled()
     assert calls == [f]
     with pytest.raises(cf.CancelledError):
         f.result(0)
-    assert not f._force_cancel()  # once only
+    assert not force_cancel(f)  # once only
     assert calls == [f]
 
 
 def test_force_cancel_a_pending_future_counts_as_done_for_wait() -> None:
     f = pending()
-    assert f._force_cancel()
+    assert force_cancel(f)
     done, not_done = cf.wait([f], timeout=SHORT)
     assert done == {f}
     assert not not_done
@@ -189,7 +190,7 @@ def test_force_cancel_a_pending_future_counts_as_done_for_wait() -> None:
 
 def test_force_cancel_a_finished_future_changes_nothing() -> None:
     f = failed()
-    assert not f._force_cancel()
+    assert not force_cancel(f)
     assert isinstance(f.exception(0), ValueError)
 
 

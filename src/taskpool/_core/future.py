@@ -20,7 +20,7 @@ from collections.abc import Callable, Generator
 from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING, RUNNING
 from typing import Any, Generic, TypeVar
 
-__all__ = ["JobFuture"]
+__all__ = ["JobFuture", "force_cancel"]
 
 R = TypeVar("R")
 
@@ -279,19 +279,20 @@ class JobFuture(cf.Future[R], Generic[R]):
         stopper = self._stopper
         return stopper(self) if stopper is not None else False
 
-    def _force_cancel(self) -> bool:
-        """Move a pending or running future to the cancelled state (event thread only).
 
-        `concurrent.futures.Future.cancel` refuses running futures; a job whose worker we killed on request,
-        or that `terminate` cut short, is cancelled all the same. The state goes straight to
-        CANCELLED_AND_NOTIFIED, since no worker will call `set_running_or_notify_cancel` for it.
-        """
-        with _transition:
-            state = self._state
-            if state in (FINISHED, CANCELLED_AND_NOTIFIED):
-                return False
-            self._state = CANCELLED_AND_NOTIFIED
-        self._notify("add_cancelled")
-        if state != CANCELLED:  # a CANCELLED future ran its callbacks when cancel() put it there
-            self._invoke_callbacks()
-        return True
+def force_cancel(future: JobFuture[Any]) -> bool:
+    """Move a pending or running future to the cancelled state (event thread only).
+
+    `concurrent.futures.Future.cancel` refuses running futures; a job whose worker we killed on request,
+    or that `terminate` cut short, is cancelled all the same. The state goes straight to
+    CANCELLED_AND_NOTIFIED, since no worker will call `set_running_or_notify_cancel` for it.
+    """
+    with _transition:
+        state = future._state
+        if state in (FINISHED, CANCELLED_AND_NOTIFIED):
+            return False
+        future._state = CANCELLED_AND_NOTIFIED
+    future._notify("add_cancelled")
+    if state != CANCELLED:  # a CANCELLED future ran its callbacks when cancel() put it there
+        future._invoke_callbacks()
+    return True

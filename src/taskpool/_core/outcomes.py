@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import TaskpoolError
 from .events import Event, EventKind, Handlers
+from .future import force_cancel
 from .ledger import Ledger, PoolState
 from .reports import Report, ReportKind
 
@@ -165,7 +166,7 @@ class Outcomes:
             return None
 
     def _cancelled(self, job: Job, worker: int | str | None, pid: int | None) -> None:
-        job.future._force_cancel()
+        force_cancel(job.future)
         if "job_cancelled" in self._handlers.by_kind:
             self._emit("job_cancelled", job, worker=worker, pid=pid)
         self._ledger.finish(job)

@@ -15,7 +15,6 @@ collected, and its finalizer stops the workers. No lock is held while user code 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
 import functools
 import logging
 import os
@@ -32,9 +31,8 @@ from .._core.ledger import Ledger, PoolState
 from .._core.outcomes import Outcomes
 from .._core.reports import ReportKind
 from .._errors import TaskpoolError
-from .active import enter_pool, exit_pool
 from .common import check_whole, unexpected_arguments
-from .lifetime import forget_pool, track_pool
+from .lifetime import Lifecycle, track_pool
 from .submitter import Submitter
 
 if TYPE_CHECKING:
@@ -58,7 +56,7 @@ def _stop_future(ledger: Ledger, backend: Backend, future: JobFuture[Any]) -> bo
     return backend.stop(job)
 
 
-class TaskPool(Submitter):
+class TaskPool(Submitter, Lifecycle):
     """A pool of workers that runs jobs and gives back typed futures.
 
     Args:
@@ -264,116 +262,6 @@ class TaskPool(Submitter):
 
                     self._shared = SharedState(multiprocessing.get_context(self.start_method))
         return self._shared
-
-    # -- lifecycle (caller threads) --------------------------------------------------------------------
-    def close(self) -> None:
-        """Take no more jobs; those submitted still run. Call `join` next to wait for them."""
-        self._ledger.check_owner()
-        self._ledger.close()
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait until every submitted job has finished and the workers have exited.
-
-        Returns False if ``timeout`` seconds passed first (the pool is then still finishing).
-
-        Raises:
-            ValueError: the pool is still running: call `close` (or `terminate`) first.
-        """
-        self._ledger.check_owner()
-        if self.state is PoolState.RUNNING:
-            raise ValueError("join() needs close() or terminate() first: the pool still takes jobs")
-        self._ledger.refuse_wait("join()")
-        if self._joined:
-            return True
-        if not self._ledger.drained.wait(timeout):
-            return False
-        self._shutdown(wait=True)
-        return True
-
-    def terminate(self) -> None:
-        """Stop now: kill the workers, cancel every job that has not finished. Bounded in time."""
-        ledger = self._ledger
-        ledger.check_owner()
-        with ledger.lock:
-            if self._joined or ledger.state is PoolState.TERMINATED:
-                return
-            ledger.state = PoolState.TERMINATED
-        self._backend.shutdown(wait=False)
-        self._events.call(self._outcomes.cancel_all)
-        self._shutdown(wait=False)
-
-    def _shutdown(self, wait: bool) -> None:
-        with self._ledger.lock:
-            if self._joined:
-                return
-            self._joined = True
-        if wait:
-            self._backend.shutdown(wait=True)
-        self._events.stop(10.0)
-        if self._shared is not None:
-            self._shared.shutdown()
-        forget_pool(self)
-
-    def _disown(self) -> None:
-        """In a process forked from the pool's owner (the fork hook): every later use raises ForkedPoolError."""
-        self._ledger.disown()
-        self._joined = True  # nothing to shut down here: the workers and threads are the parent's
-        if self._shared is not None:
-            self._shared._disown(self._ledger.owner)
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Close the pool, as `concurrent.futures.Executor.shutdown` does (the caller's thread).
-
-        Args:
-            wait: wait for every job to finish and the workers to exit (`close` then `join`).
-            cancel_futures: first cancel every job that has not started.
-        """
-        if cancel_futures:
-            for job in list(self._ledger.outstanding.values()):
-                job.future.cancel()
-        self.close()
-        if wait:
-            self.join()
-
-    async def __aenter__(self) -> TaskPool:
-        return self.__enter__()
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
-    ) -> None:
-        """Leave ``async with``: as ``with``, but the wait for the jobs does not block the event loop."""
-        import asyncio
-
-        exit_pool(self)
-        if self._ledger.foreign:
-            return
-        if exc_type is not None and not issubclass(exc_type, Exception):
-            self.terminate()  # cancelled, Ctrl-C or SystemExit: out now
-            return
-        self.close()
-        await asyncio.to_thread(self.join)
-
-    def __enter__(self) -> TaskPool:
-        enter_pool(self)  # inside the block, @task functions submit to this pool
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
-    ) -> None:
-        exit_pool(self)
-        if self._ledger.foreign:
-            return  # a forked child leaving the parent's block: nothing of the pool is this process's
-        if exc_type is not None and not issubclass(exc_type, Exception):
-            self.terminate()  # Ctrl-C or SystemExit: the user wants out now, not after the jobs finish
-            return
-        self.close()
-        self.join()
-
-    def __del__(self) -> None:
-        ledger = getattr(self, "_ledger", None)
-        if ledger is not None and ledger.state is PoolState.RUNNING and not self._joined:
-            with contextlib.suppress(Exception):
-                self.terminate()
 
     # -- concurrent.futures.Executor -------------------------------------------------------------------
     def as_executor(self) -> cf.Executor:

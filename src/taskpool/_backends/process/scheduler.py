@@ -145,9 +145,7 @@ class Scheduler:
                         wakeup.drain()
                         continue
                     if w is not by_id.get(w.wid):
-                        # Its sentinel came first in this round: _on_exit read what was left and closed
-                        # its pipes, so this key's fd is closed (or already another worker's).
-                        continue
+                        continue  # its sentinel came first this round: _on_exit closed this fd already
                     if tag == RESULTS:
                         self._read(w, reports)
                     elif tag == SENTINEL:
@@ -164,8 +162,9 @@ class Scheduler:
                     self.sink(reports)
                 if self._phase is not RUNNING and self._quitting_done():
                     break
-        # A bug here must reach the futures, not vanish with this thread.
-        except BaseException as exc:
+        except (
+            BaseException
+        ) as exc:  # a bug here must reach the futures, not vanish with this thread
             log.critical("taskpool scheduler thread failed", exc_info=True)
             error = TaskpoolError(f"the pool's scheduler thread failed: {exc!r}")
             with contextlib.suppress(BaseException):
@@ -304,8 +303,7 @@ class Scheduler:
             return
         if job in self._pending:
             self._pending.remove(job)
-        # Not found anywhere, the job is between two attempts (the pool waits to retry it): it is stopped
-        # all the same, and the pool drops the retry when it finds the future done.
+        # Between two attempts (a retry waits): stopped all the same; the pool drops the retry as done.
         reports.append((ReportKind.STOPPED, job, None, None, None, None))
 
     def _on_exit(self, w: Worker, reports: list[Report]) -> None:
