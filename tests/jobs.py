@@ -191,3 +191,15 @@ def use_thread_pool_inside(n: int) -> list[int]:
 
     with TaskPool(2, backend="thread") as inner:
         return inner.map(square, range(n))
+
+
+def fail_at(x: int, bad: int = 17) -> int:
+    if x == bad:
+        raise ValueError("bad item", x)
+    return x
+
+
+def crash_at(x: int, bad: int = 17) -> int:
+    if x == bad:
+        os._exit(7)
+    return x

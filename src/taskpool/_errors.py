@@ -26,7 +26,14 @@ __all__ = [
 
 
 class TaskpoolError(Exception):
-    """Base class of every error that taskpool itself raises."""
+    """Base class of every error that taskpool itself raises.
+
+    Attributes:
+        positions: for a job of `TaskPool.map`, `starmap`, `imap` or `imap_unordered`, the positions in the
+            input of the items the job covered (a `range`); None for other jobs.
+    """
+
+    positions: range | None = None
 
 
 class PoolClosedError(TaskpoolError, ValueError):

@@ -197,14 +197,18 @@ class Pool:
         Unlike the stdlib, the input is read only as fast as results are taken, so an endless input works.
         """
         self._check_running()
-        return PoolIMapIterator(self._core, func, iterable, chunksize, JobKind.CHUNK, True, False)
+        return PoolIMapIterator(
+            self._core, func, iterable, chunksize, JobKind.CHUNK, True, False, locate=False
+        )
 
     def imap_unordered(
         self, func: Callable[[T], R], iterable: Iterable[T], chunksize: int = 1
     ) -> IMapIterator[R]:
         """Like `imap`, but results come as they are ready."""
         self._check_running()
-        return PoolIMapIterator(self._core, func, iterable, chunksize, JobKind.CHUNK, False, False)
+        return PoolIMapIterator(
+            self._core, func, iterable, chunksize, JobKind.CHUNK, False, False, locate=False
+        )
 
     def _map_async(
         self,

@@ -126,6 +126,7 @@ class Job:
         "attempt",
         "callback",
         "error_callback",
+        "first",
         "fn",
         "future",
         "id",
@@ -172,6 +173,8 @@ class Job:
         # arguments), made by the first attempt and reused by retries.
         # Opaque to the core: each backend keeps what it needs here.
         self.payload: Any = None
+        # For a chunk of the map family: the position in the input of the chunk's first item.
+        self.first: int | None = None
 
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.name!r} attempt {self.attempt}>"

@@ -11,6 +11,7 @@ code that raises anything, `BaseException` included, is logged with the job's id
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._errors import TaskpoolError
+from .._runtime.attempt import ITEM_INDEX
 from .events import Event, EventKind, Handlers
 from .future import force_cancel
 from .ledger import Ledger, PoolState
@@ -148,6 +150,8 @@ class Outcomes:
                     self._resubmit(job)
                 return
         future.attempts = job.attempt
+        if job.first is not None:
+            _locate(error, job.first, job.size)
         if "job_failed" in self._handlers.by_kind:
             self._emit("job_failed", job, worker=worker, pid=pid, exception=error)
         if job.error_callback is not None:
@@ -239,3 +243,30 @@ class Outcomes:
         except (OSError, ValueError):
             # The parent's stream is closed (``| head``) or broken: the lines are lost, the outcomes are not.
             pass
+
+
+def _locate(error: BaseException, first: int, size: int) -> None:
+    """Say which input of a map-family call failed: on ``error``'s attributes and in its text.
+
+    A job's own exception keeps its type and args; it gains ``taskpool_position`` and, from Python 3.11, a
+    note. taskpool's own errors (a crash, a timeout, a part that does not pickle) cover the whole chunk: they get
+    ``positions`` and the positions in their message.
+    """
+    index = error.__dict__.pop(ITEM_INDEX, None)
+    if isinstance(error, TaskpoolError) or not isinstance(index, int):
+        positions = range(first, first + size)
+        where = f"input item {first}" if size == 1 else f"input items {first}..{first + size - 1}"
+        with contextlib.suppress(Exception):
+            error.positions = positions  # type: ignore[attr-defined]
+        text = f"the job held the map's {where}"
+        if isinstance(error, TaskpoolError) and error.args and isinstance(error.args[0], str):
+            error.args = (f"{error.args[0]} [{text}]", *error.args[1:])
+            return
+    else:
+        position = first + index
+        with contextlib.suppress(Exception):
+            error.taskpool_position = position  # type: ignore[attr-defined]
+        text = f"raised by the map's input item {position}"
+    add_note = getattr(error, "add_note", None)  # Python 3.11+
+    if add_note is not None:
+        add_note(f"taskpool: {text}")

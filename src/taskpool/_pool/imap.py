@@ -48,6 +48,7 @@ class IMapIterator(Generic[R]):
         ordered: bool,
         progress: bool | str | Mapping[str, Any],
         opts: JobOptions | None = None,
+        locate: bool = True,
     ) -> None:
         check_chunksize(chunksize)
         if not callable(fn):
@@ -69,6 +70,8 @@ class IMapIterator(Generic[R]):
             self._done = queue.SimpleQueue()
         self._input_error: BaseException | None = None
         self._exhausted = False
+        self._taken = 0  # input items submitted so far: the position of the next chunk's first item
+        self._locate = locate  # errors say which input failed (not for the stdlib drop-in: its errors are exact)
         self._current: Iterator[R] = iter(())
         self._bar: Any = None
         if progress:
@@ -91,8 +94,15 @@ class IMapIterator(Generic[R]):
                 self._exhausted = True
                 return
             future = self._pool._submit(
-                self._fn, (chunk,), {}, self._opts, self._kind, size=len(chunk)
+                self._fn,
+                (chunk,),
+                {},
+                self._opts,
+                self._kind,
+                size=len(chunk),
+                first=self._taken if self._locate else None,
             )
+            self._taken += len(chunk)
             if self._bar is not None:
                 self._bar.add(
                     future

@@ -172,6 +172,7 @@ class TaskPool(Submitter, Lifecycle):
         callback: Callable[[Any], object] | None = None,
         error_callback: Callable[[BaseException], object] | None = None,
         size: int = 1,
+        first: int | None = None,
     ) -> JobFuture[Any]:
         """Submit one job (a caller thread): what every front end's submission comes down to.
 
@@ -187,6 +188,8 @@ class TaskPool(Submitter, Lifecycle):
         future = job.future
         if size != 1:
             future._items = size
+        if first is not None:
+            job.first = first
         if opts.retry is not None:
             job.started = time.monotonic()  # what stop_after_delay counts from
         future._stopper = self._stopper

@@ -186,7 +186,12 @@ def _map_futures(
     if core.state is not PoolState.RUNNING:
         raise core._ledger.closed_error()
     chunks = split_chunks(list(iterable), chunksize, core.workers * MAP_CHUNKS_PER_WORKER)
-    return [core._submit(fn, (chunk,), {}, opts, kind, size=len(chunk)) for chunk in chunks]
+    futures = []
+    first = 0
+    for chunk in chunks:
+        futures.append(core._submit(fn, (chunk,), {}, opts, kind, size=len(chunk), first=first))
+        first += len(chunk)
+    return futures
 
 
 def _map(
@@ -209,6 +214,11 @@ def _map(
         for future in futures:
             chunk: list[Any] = core._wait(future)
             results.extend(chunk)
+    except BaseException:
+        # The call has failed: the items that have not started will not be wanted. Running ones finish.
+        for future in futures:
+            future.cancel()
+        raise
     finally:
         if bar is not None:
             bar.close()

@@ -12,9 +12,11 @@ it imports the standard library and `taskpool._errors` only, so a worker process
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import enum
 import itertools
+import operator
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,6 +25,7 @@ from .._errors import RemoteTraceback, SerializationError
 from .serialize import OUT_OF_BAND_MIN, Payload, dumps, dumps_split, loads
 
 __all__ = [
+    "ITEM_INDEX",
     "JobKind",
     "call",
     "decode_error",
@@ -47,13 +50,28 @@ class JobKind(enum.IntEnum):
     STARCHUNK = 2
 
 
+#: The attribute `call` sets on an exception raised by one item of a chunk: the item's index in the chunk.
+ITEM_INDEX = "_taskpool_item_index"
+
+
 def call(fn: Callable[..., Any], kind: int, args: Any, kwargs: dict[str, Any]) -> Any:
-    """Run one attempt's function: ``args`` are the call's arguments, or the chunk for the chunk kinds."""
+    """Run one attempt's function: ``args`` are the call's arguments, or the chunk (a list) for the chunk kinds.
+
+    An exception raised by one item of a chunk is tagged with the item's index in the chunk (`ITEM_INDEX`), so
+    the parent can say which input failed; success pays nothing for it (the index is read from the iterator
+    only when something was raised).
+    """
     if kind == JobKind.CALL:
         return fn(*args, **kwargs)
-    if kind == JobKind.CHUNK:
-        return list(map(fn, args))
-    return list(itertools.starmap(fn, args))
+    items = iter(args)
+    try:
+        if kind == JobKind.CHUNK:
+            return list(map(fn, items))
+        return list(itertools.starmap(fn, items))
+    except BaseException as exc:
+        with contextlib.suppress(Exception):  # an exception without a __dict__ stays untagged
+            setattr(exc, ITEM_INDEX, len(args) - operator.length_hint(items) - 1)
+        raise
 
 
 # -- which job runs here ------------------------------------------------------------------------------------
