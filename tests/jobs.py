@@ -191,3 +191,12 @@ def use_thread_pool_inside(n: int) -> list[int]:
 
     with TaskPool(2, backend="thread") as inner:
         return inner.map(square, range(n))
+
+
+def print_and_log(x: int) -> int:
+    """Prints ``job-print-X`` and logs the warning ``job-log-X``, then returns ``x``."""
+    import logging
+
+    print(f"job-print-{x}")
+    logging.getLogger("tests.chatty").warning("job-log-%d", x)
+    return x
