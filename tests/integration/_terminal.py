@@ -21,8 +21,12 @@ _COLUMNS = 120
 _ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-def run_in_pty(argv: list[str], env: dict[str, str], cwd: str, timeout: float) -> tuple[str, int]:
+def run_in_pty(
+    argv: list[str], env: dict[str, str], cwd: str, timeout: float, typed: bytes = b""
+) -> tuple[str, int]:
     """Run ``argv`` with a pseudo-terminal as its stdin, stdout and stderr; return what it wrote and its status.
+
+    ``typed`` is typed at the terminal (``b"\\x04"`` is Ctrl-D: end of file for a program reading it).
 
     Raises:
         TimeoutError: it did not finish within ``timeout`` seconds (it is killed first).
@@ -37,6 +41,8 @@ def run_in_pty(argv: list[str], env: dict[str, str], cwd: str, timeout: float) -
         finally:
             os._exit(127)
     chunks: list[bytes] = []
+    if typed:
+        os.write(fd, typed)
     deadline = time.monotonic() + timeout
     try:
         while True:

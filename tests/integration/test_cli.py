@@ -36,8 +36,16 @@ def _env() -> dict[str, str]:
 
 def taskpool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``python -m taskpool ARGS`` to completion and capture its output."""
+    return run_captured([sys.executable, "-m", "taskpool", *args], stdin)
+
+
+def run_captured(
+    argv: list[str], stdin: str | None = None, **popen: Any
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` from the project root to completion and capture its output."""
     return subprocess.run(
-        [sys.executable, "-m", "taskpool", *args],
+        argv,
+        **popen,
         cwd=ROOT,
         env=_env(),
         input=stdin,

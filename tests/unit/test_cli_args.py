@@ -90,3 +90,11 @@ def test_demo_defaults() -> None:
         8,
         0.25,
     )  # workers: the CPU count, as for run
+
+
+def test_demo_and_run_default_workers_alike() -> None:
+    parser = build_parser()
+    demo = parser.parse_args(["demo"])
+    run = parser.parse_args(["run", "m:f"])
+    assert demo.workers is None
+    assert run.workers is None  # both: the CPU count

@@ -98,3 +98,34 @@ def test_an_unreadable_input_becomes_an_event() -> None:
         assert isinstance(exc, OSError)
     finally:
         reader.stop()
+
+
+def test_the_reader_holds_at_most_a_budget_of_bytes() -> None:
+    events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+    lines = (Item(((n,), {}), n + 1, 1000) for n in itertools.count())
+    reader = Reader(lines, IndexSet(), chunksize=1, budget=Budget(100, 2500), events=events)
+    reader.start()
+    try:
+        chunks = [events.get(timeout=10)[1] for _ in range(3)]  # 3000 bytes: the budget is spent
+        assert [c.where for c in chunks] == [[1], [2], [3]]
+        with pytest.raises(queue.Empty):
+            events.get(timeout=0.2)
+        reader.budget.give_back(chunks[0].nbytes)  # 2000 bytes left out: one more may be read
+        assert events.get(timeout=10)[1].where == [4]
+    finally:
+        reader.stop()
+
+
+def test_a_line_nested_too_deeply_or_with_nan_becomes_an_error_record() -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000 + b"\n"
+    items = list(json_lines(io.BytesIO(b"1\n" + deep + b"NaN\n[Infinity]\n\n2\n")))
+    assert [item.where for item in items] == [1, 2, 3, 4, 6]
+    assert items[1].call == {
+        "type": "InputError",
+        "message": "line 2 of the input is nested too deeply to decode",
+        "traceback": None,
+    }
+    for item, name in ((items[2], "NaN"), (items[3], "Infinity")):
+        assert isinstance(item.call, dict)
+        assert f"{name} is not a JSON value" in item.call["message"]
+    assert items[4].call == ((2,), {})

@@ -76,7 +76,8 @@ class Output:
 
 
 def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
-    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+    # Regular files only: a terminal or a pipe can be both the input and the output.
+    return stat.S_ISREG(a.st_mode) and (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def _input_stat(source: IO[bytes] | None) -> os.stat_result | None:
