@@ -202,4 +202,12 @@ def fail_at(x: int, bad: int = 17) -> int:
 def crash_at(x: int, bad: int = 17) -> int:
     if x == bad:
         os._exit(7)
+
+
+def print_and_log(x: int) -> int:
+    """Prints ``job-print-X`` and logs the warning ``job-log-X``, then returns ``x``."""
+    import logging
+
+    print(f"job-print-{x}")
+    logging.getLogger("tests.chatty").warning("job-log-%d", x)
     return x

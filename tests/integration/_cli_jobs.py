@@ -63,3 +63,18 @@ def last_finishes_first(x: int, last: int) -> int:
     elif x == last:
         _GATE.set()
     return x
+
+
+NOT_CALLABLE = 3
+
+
+def chatty(x: int) -> int:
+    """Prints ``job-print-X`` (to its stdout) and returns ``x``."""
+    print(f"job-print-{x}")
+    return x
+
+
+def length_after(text: str, delay: float = 0.01) -> int:
+    """``len(text)`` after ``delay`` seconds: a slow job with a large input and a small result."""
+    time.sleep(delay)
+    return len(text)

@@ -36,8 +36,16 @@ def _env() -> dict[str, str]:
 
 def taskpool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``python -m taskpool ARGS`` to completion and capture its output."""
+    return run_captured([sys.executable, "-m", "taskpool", *args], stdin)
+
+
+def run_captured(
+    argv: list[str], stdin: str | None = None, **popen: Any
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` from the project root to completion and capture its output."""
     return subprocess.run(
-        [sys.executable, "-m", "taskpool", *args],
+        argv,
+        **popen,
         cwd=ROOT,
         env=_env(),
         input=stdin,
@@ -210,7 +218,9 @@ def test_ordered_output_under_each_start_method(start_method: str) -> None:
         start_method,
     )
     assert result.returncode == 0, result.stderr
-    assert records(result.stdout) == [{"index": i, "ok": True, "result": i * i} for i in range(30)]
+    assert records(result.stdout) == [
+        {"index": i, "value": i, "ok": True, "result": i * i} for i in range(30)
+    ]
 
 
 def test_ordered_output_waits_for_a_slow_first_input() -> None:
@@ -252,9 +262,9 @@ def test_input_forms_and_a_malformed_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     got = records(result.stdout)
     assert got[:3] == [
-        {"index": 0, "ok": True, "result": 1},
-        {"index": 1, "ok": True, "result": 5},
-        {"index": 2, "ok": True, "result": 9},
+        {"index": 0, "line": 1, "ok": True, "result": 1},
+        {"index": 1, "line": 2, "ok": True, "result": 5},
+        {"index": 2, "line": 3, "ok": True, "result": 9},
     ]
     assert got[3]["index"] == 3
     assert got[3]["ok"] is False
@@ -262,7 +272,7 @@ def test_input_forms_and_a_malformed_line(tmp_path: Path) -> None:
     assert (
         "line 5" in got[3]["error"]["message"]
     )  # the blank line 4 is no input, but counts as a line
-    assert got[4] == {"index": 4, "ok": True, "result": 6}
+    assert got[4] == {"index": 4, "line": 6, "ok": True, "result": 6}
     assert "1 failed" in result.stderr
 
 
@@ -307,7 +317,7 @@ def test_retries_rerun_a_failing_input(tmp_path: Path) -> None:
     marker.unlink()
     with_retry = taskpool("run", f"{JOBS}:flaky_once", "--retries", "1", stdin=line)
     assert with_retry.returncode == 0, with_retry.stderr
-    assert records(with_retry.stdout) == [{"index": 0, "ok": True, "result": "ok"}]
+    assert records(with_retry.stdout) == [{"index": 0, "line": 1, "ok": True, "result": "ok"}]
 
 
 def test_a_timeout_fails_that_input_only() -> None:
@@ -329,7 +339,7 @@ def test_output_file_and_example_function(tmp_path: Path) -> None:
     assert result.stdout == ""
     got = records(out.read_text(encoding="utf-8"))
     assert len(got) == 27
-    assert got[26] == {"index": 26, "ok": True, "result": 111}  # collatz_steps(27)
+    assert got[26] == {"index": 26, "value": 27, "ok": True, "result": 111}
 
 
 # -- resume, kill, interrupt -------------------------------------------------------------------------------
@@ -383,9 +393,9 @@ def test_resume_skips_what_is_recorded(tmp_path: Path, capsys: pytest.CaptureFix
     assert (
         cli.main([*base, "--range", "0", "8", "--resume"]) == 1
     )  # the failure kept from before counts
-    assert (
-        "4 ok, 0 failed, 4 kept from the earlier run (1 of them failed)" in capsys.readouterr().err
-    )
+    err = capsys.readouterr().err
+    assert "4 ok, 0 failed in " in err
+    assert "(and 4 kept from the earlier run, 1 of them failed)" in err
     assert _indices(out) == list(range(8))
     assert (
         cli.main([*base, "--range", "0", "8", "--resume", "--unordered"]) == 1
@@ -537,5 +547,5 @@ def test_a_file_path_names_the_module(tmp_path: Path, capsys: pytest.CaptureFixt
     status = cli.main(["run", f"{script}:triple", "--range", "0", "3", "--backend", "inline"])
     assert status == 0
     assert records(capsys.readouterr().out) == [
-        {"index": i, "ok": True, "result": 3 * i} for i in range(3)
+        {"index": i, "value": i, "ok": True, "result": 3 * i} for i in range(3)
     ]

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import io
+import os
+import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +15,7 @@ import pytest
 from taskpool import JobFuture, TaskPool, as_completed
 
 from .. import jobs
+from ._terminal import run_in_pty, screen_lines, torn_lines
 
 TIMEOUT = 30.0
 
@@ -145,3 +149,29 @@ def test_as_completed_without_progress_takes_plain_futures() -> None:
     with cf.ThreadPoolExecutor(1) as executor:
         futures = [executor.submit(pow, 2, i) for i in range(3)]
         assert sorted(f.result() for f in as_completed(futures, timeout=TIMEOUT)) == [1, 2, 4]
+
+
+_CHATTY_MAP = """
+import logging, sys
+from taskpool import TaskPool
+from tests import jobs
+logging.basicConfig(format="%(message)s")  # records of the jobs, emitted in the parent on stderr
+with TaskPool(2) as pool:
+    pool.map(jobs.print_and_log, range(30), chunksize=1, progress={"mininterval": 0, "miniters": 1})
+"""
+
+
+def test_jobs_that_print_and_log_never_cut_the_progress_bar() -> None:
+    root = Path(__file__).resolve().parents[2]
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])
+    )
+    text, status = run_in_pty([sys.executable, "-c", _CHATTY_MAP], env, str(root), TIMEOUT)
+    assert status == 0, text
+    screen = screen_lines(text)
+    # Everything the jobs printed and logged reached the terminal, and the bar was drawn...
+    assert sum("job-print-" in line for line in screen) == 30, text
+    assert sum("job-log-" in line for line in screen) == 30, text
+    assert any("30/30" in line for line in screen), text
+    # ...yet never on the same line as the bar.
+    assert torn_lines(text, "item/s]", ("job-print-", "job-log-")) == []

@@ -84,4 +84,17 @@ def test_run_options_are_validated(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_demo_defaults() -> None:
     args = build_parser().parse_args(["demo"])
-    assert (args.command, args.workers, args.jobs, args.seconds) == ("demo", 2, 8, 0.25)
+    assert (args.command, args.workers, args.jobs, args.seconds) == (
+        "demo",
+        None,
+        8,
+        0.25,
+    )  # workers: the CPU count, as for run
+
+
+def test_demo_and_run_default_workers_alike() -> None:
+    parser = build_parser()
+    demo = parser.parse_args(["demo"])
+    run = parser.parse_args(["run", "m:f"])
+    assert demo.workers is None
+    assert run.workers is None  # both: the CPU count

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from taskpool._cli._input import Reader, json_lines, range_items
+from taskpool._cli._input import Budget, Item, Reader, json_lines, range_items
 from taskpool._cli._resume import IndexSet
 
 if TYPE_CHECKING:
@@ -48,12 +48,12 @@ def test_the_reader_holds_at_most_a_window_of_chunks() -> None:
     events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
     consumed: list[int] = []
 
-    def endless() -> Iterator[tuple[Any]]:
+    def endless() -> Iterator[Item]:
         for n in itertools.count():
             consumed.append(n)
-            yield (((n,), {}),)
+            yield Item(((n,), {}), n, 0)
 
-    reader = Reader(endless(), IndexSet(), chunksize=3, window=2, events=events)
+    reader = Reader(endless(), IndexSet(), chunksize=3, budget=Budget(2, 2**20), events=events)
     reader.start()
     try:
         chunks = [events.get(timeout=10)[1] for _ in range(2)]
@@ -61,7 +61,7 @@ def test_the_reader_holds_at_most_a_window_of_chunks() -> None:
         with pytest.raises(queue.Empty):  # no credit left: it reads nothing more
             events.get(timeout=0.2)
         assert len(consumed) == 6
-        reader.credits.release()  # one chunk written: one more may be read
+        reader.budget.give_back(0)  # one chunk written: one more may be read
         assert events.get(timeout=10)[1].indices == [6, 7, 8]
     finally:
         reader.stop()
@@ -72,7 +72,7 @@ def test_the_reader_skips_finished_inputs_and_ends() -> None:
     done = IndexSet()
     for i in (0, 1, 2, 4):
         done.add(i)
-    reader = Reader(range_items(0, 7), done, chunksize=2, window=8, events=events)
+    reader = Reader(range_items(0, 7), done, chunksize=2, budget=Budget(8, 2**20), events=events)
     reader.start()
     try:
         got = [events.get(timeout=10) for _ in range(3)]
@@ -86,11 +86,11 @@ def test_the_reader_skips_finished_inputs_and_ends() -> None:
 def test_an_unreadable_input_becomes_an_event() -> None:
     events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
 
-    def failing() -> Iterator[tuple[Any]]:
-        yield (((0,), {}),)
+    def failing() -> Iterator[Item]:
+        yield Item(((0,), {}), 0, 0)
         raise OSError("disk gone")
 
-    reader = Reader(failing(), IndexSet(), chunksize=5, window=2, events=events)
+    reader = Reader(failing(), IndexSet(), chunksize=5, budget=Budget(2, 2**20), events=events)
     reader.start()
     try:
         kind, exc = events.get(timeout=10)
@@ -98,3 +98,34 @@ def test_an_unreadable_input_becomes_an_event() -> None:
         assert isinstance(exc, OSError)
     finally:
         reader.stop()
+
+
+def test_the_reader_holds_at_most_a_budget_of_bytes() -> None:
+    events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+    lines = (Item(((n,), {}), n + 1, 1000) for n in itertools.count())
+    reader = Reader(lines, IndexSet(), chunksize=1, budget=Budget(100, 2500), events=events)
+    reader.start()
+    try:
+        chunks = [events.get(timeout=10)[1] for _ in range(3)]  # 3000 bytes: the budget is spent
+        assert [c.where for c in chunks] == [[1], [2], [3]]
+        with pytest.raises(queue.Empty):
+            events.get(timeout=0.2)
+        reader.budget.give_back(chunks[0].nbytes)  # 2000 bytes left out: one more may be read
+        assert events.get(timeout=10)[1].where == [4]
+    finally:
+        reader.stop()
+
+
+def test_a_line_nested_too_deeply_or_with_nan_becomes_an_error_record() -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000 + b"\n"
+    items = list(json_lines(io.BytesIO(b"1\n" + deep + b"NaN\n[Infinity]\n\n2\n")))
+    assert [item.where for item in items] == [1, 2, 3, 4, 6]
+    assert items[1].call == {
+        "type": "InputError",
+        "message": "line 2 of the input is nested too deeply to decode",
+        "traceback": None,
+    }
+    for item, name in ((items[2], "NaN"), (items[3], "Infinity")):
+        assert isinstance(item.call, dict)
+        assert f"{name} is not a JSON value" in item.call["message"]
+    assert items[4].call == ((2,), {})

@@ -114,3 +114,10 @@ def test_read_previous_keeps_the_first_failures_and_counts_all(tmp_path: Path) -
 def test_read_previous_of_an_unreadable_path_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"cannot read .* to resume"):
         read_previous(str(tmp_path))  # a directory
+
+
+def test_count_below_counts_only_the_indices_of_a_range() -> None:
+    done = IndexSet()
+    for i in [*range(10), 15, 20]:
+        done.add(i)
+    assert [done.count_below(n) for n in (0, 3, 10, 16, 100)] == [0, 3, 10, 11, 12]

@@ -7,6 +7,8 @@
 - `_run`: ``taskpool run``: its threads and processes, the run loop, signals, the summary.
 - `_input`: reading the input (JSON Lines or ``--range``) on the reader thread, in chunks, against credits.
 - `_resume`: ``--resume``: an earlier run's records, and the set of inputs it finished.
+- `_output`: opening OUTPUT by the safety rules (never overwritten unawares, never the input, locked) and
+  writing it whole; `_summary`: the counts and the summary line on stderr.
 - `_records`: the output lines; `_resolve`: importing ``MODULE:FUNCTION``; `_status`: exit statuses.
 - `_worker`: what the jobs run in the workers. Workers import it (and so this package) for every job's
   function, so this module imports nothing at import time: `main` imports the rest when it runs.

@@ -56,12 +56,17 @@ def _integer(text: str) -> int:
 RUN_EPILOG = """\
 input:   one JSON value per line. An array is the positional arguments, an object the keyword
          arguments, anything else the single argument: [1, 2] -> f(1, 2); {"x": 1} -> f(x=1); 3 -> f(3).
-         Blank lines are skipped. A line that is not JSON becomes an error record (type "InputError").
-output:  one JSON line per input, in input order unless --unordered:
-           {"index": 0, "ok": true, "result": ...}
-           {"index": 1, "ok": false, "error": {"type": ..., "message": ..., "traceback": ...}}
-exit:    0 all ok; 1 some inputs failed (summary on stderr); 2 usage or input error;
-         130 interrupted by Ctrl-C (the lines written are kept: finish with --resume).
+         Blank lines are skipped. A line that cannot be decoded becomes an error record ("InputError").
+output:  one JSON line per input, in input order unless --unordered; "line" is the input's line number
+         (with --range: "value", the number passed):
+           {"index": 0, "line": 1, "ok": true, "result": ...}
+           {"index": 1, "line": 2, "ok": false, "error": {"type": ..., "message": ..., "traceback": ...}}
+safety:  a non-empty OUTPUT is never replaced without --overwrite (or continued without --resume), OUTPUT
+         may not be the input, and one run at a time writes an OUTPUT (it is locked). What jobs print
+         goes to stderr: stdout carries the records only. The run ends with a summary line on stderr.
+exit:    0 all ok; 1 some inputs failed; 2 usage or input error, an OUTPUT the safety rules protect, or
+         an OUTPUT that cannot be written (a full disk: finish with --resume); 130 interrupted by
+         Ctrl-C, 143 by SIGTERM (the lines written are kept: finish with --resume).
 example: taskpool run taskpool.examples:collatz_steps --range 1 100001 --chunksize 200 -o steps.jsonl
 """
 
@@ -81,7 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
         "speedup, and show an apply_async callback running in the parent. Needs no input.",
     )
     demo.add_argument(
-        "--workers", type=_positive_int, default=2, help="worker processes (default: 2)"
+        "--workers",
+        type=_positive_int,
+        default=None,
+        help="worker processes (default: the CPU count, as taskpool run)",
     )
     demo.add_argument("--jobs", type=_positive_int, default=8, help="how many jobs (default: 8)")
     demo.add_argument(
@@ -174,5 +182,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue into an existing OUTPUT: skip the inputs it has a record for (ok or not), drop a "
         "torn last line, and append the rest",
+    )
+    run.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing non-empty OUTPUT (without it, or --resume, the run refuses to start)",
+    )
+    run.add_argument(
+        "--read-ahead",
+        type=_positive_int,
+        default=64,
+        metavar="MIB",
+        help="read at most about MIB mebibytes of input ahead of the records written (default: 64; "
+        "one input is always read, however large)",
     )
     return parser

@@ -39,6 +39,7 @@ def demo_command(args: argparse.Namespace, stdout: IO[str]) -> int:
 
     start = time.perf_counter()
     with TaskPool(workers) as pool:
+        workers = pool.workers  # --workers defaults to the CPU count, as for taskpool run
         # Start every worker before timing, by keeping them all busy at once: starting processes is a cost
         # paid once per pool, not per job, and it is shown apart.
         pids = {

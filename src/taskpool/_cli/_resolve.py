@@ -5,6 +5,7 @@ The pool's workers import it again there, by reference (module and name), when i
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 import sys
@@ -60,7 +61,26 @@ def resolve(spec: str) -> Callable[..., Any]:
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise UsageError(f"module {module_name!r} has no attribute {attr!r}") from None
+            raise UsageError(
+                f"module {module_name!r} has no attribute {attr!r}{_suggest(obj, part)}"
+            ) from None
     if not callable(obj):
-        raise UsageError(f"{spec} is a {type(obj).__name__}, not a function")
+        kind = type(obj).__name__
+        article = "an" if kind[:1].lower() in "aeiou" else "a"
+        raise UsageError(f"{spec} is {article} {kind}, not a function")
     return obj  # type: ignore[no-any-return]
+
+
+def _suggest(owner: object, name: str) -> str:
+    """``"; did you mean 'x'?"`` for the callables of ``owner`` closest to the misspelled ``name``."""
+    names = []
+    for candidate in dir(owner):
+        try:
+            if callable(getattr(owner, candidate)):
+                names.append(candidate)
+        except Exception:  # a lazy attribute that fails to load is no suggestion
+            continue
+    close = difflib.get_close_matches(name, names, n=3)
+    if not close:
+        return ""
+    return "; did you mean " + " or ".join(repr(c) for c in close) + "?"

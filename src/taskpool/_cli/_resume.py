@@ -37,6 +37,10 @@ class IndexSet:
     def __len__(self) -> int:
         return self.floor + len(self.above)
 
+    def count_below(self, stop: int) -> int:
+        """How many indices of the set are below ``stop`` (the inputs of a range of ``stop`` it covers)."""
+        return min(self.floor, max(stop, 0)) + sum(1 for i in self.above if i < stop)
+
 
 @dataclass(slots=True)
 class Previous:

@@ -3,17 +3,21 @@
 How its threads and processes share the work:
 
 - the reader thread (``taskpool-cli-reader``, see `taskpool._cli._input`) reads and decodes the input lazily
-  and hands chunks of it to the main thread through ``events``, taking a credit per chunk: at most ``window``
-  chunks are in memory, however long the input.
-- the main thread (this module) submits chunks to the pool and is the only writer of the output. It writes
-  (and flushes) each result line as soon as it may: at once with ``--unordered``, otherwise as soon as every
-  earlier input is written, and gives the chunk's credit back. Ctrl-C (KeyboardInterrupt) or SIGTERM reaches
-  it: it keeps what is written, terminates the pool, and exits 130 or 143.
+  and hands chunks of it to the main thread through ``events``, within a `Budget` of chunks and bytes read
+  and not yet written: memory stays bounded, however long the input and its lines.
+- the main thread (this module) submits chunks to the pool and is the only writer of the output
+  (`taskpool._cli._output`, opened and locked before the run). It writes each burst of finished lines at
+  once: at once with ``--unordered``, otherwise as soon as every earlier input is written, and gives the
+  chunks' share of the budget back. Ctrl-C (KeyboardInterrupt) or SIGTERM reaches it: it keeps what is
+  written, terminates the pool, and exits 130 or 143. It always ends with the summary on stderr.
+- while the pool runs, ``sys.stdout`` and ``sys.stderr`` of this process are a `LinesPastBars` on stderr, so
+  that what jobs print (forwarded from the workers, or printed by in-process backends) never reaches stdout,
+  the data channel, nor the progress bar's line.
 - the pool's event thread runs the futures' done-callbacks, which only put the finished chunk on ``events``.
 - worker processes run `taskpool._cli._worker`'s wrappers, which call the user's function and encode its
   result as JSON there, so that a result JSON cannot encode fails that input alone.
 
-No lock is held by this module; the two queues and the semaphore are the only shared objects.
+This module holds no lock; the two queues and the budget's condition are the only shared objects.
 """
 
 from __future__ import annotations
@@ -24,11 +28,13 @@ import queue
 import signal
 import sys
 import threading
+import time
 from collections import deque
-from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 
-from ._input import Chunk, Reader, json_lines, open_input, range_items
+from .._core.screen import LinesPastBars
+from ._input import Budget, Chunk, Reader, json_lines, open_input, range_items
+from ._output import Output, OutputError, open_output
 from ._records import error_line, exception_record, ok_line
 from ._resolve import resolve
 from ._resume import IndexSet, Previous, read_previous
@@ -38,10 +44,11 @@ from ._status import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_TERMINATED,
+    EXIT_USAGE,
     PROG,
-    SHOWN_FAILURES,
     UsageError,
 )
+from ._summary import Tally, print_summary
 from ._worker import Envelope, ResultNotJSONError, call_chunk, call_one
 
 if TYPE_CHECKING:
@@ -56,10 +63,10 @@ __all__ = ["run_command"]
 
 # Chunks in flight (read, submitted or waiting to be written) per worker. More keeps workers busy when jobs
 # are tiny (the main thread's round trip hides behind the queue); fewer keeps memory lower and makes Ctrl-C
-# in ordered mode drop fewer finished-but-unwritten results.
+# in ordered mode drop fewer finished-but-unwritten results. --read-ahead bounds the same window in bytes.
 WINDOW_PER_WORKER = 64
 
-# The most events the main thread handles between two flushes of the output: one flush covers a burst of
+# The most events the main thread handles between two writes of the output: one write covers a burst of
 # lines (fewer syscalls), yet a steady stream of events cannot hold written lines back for long.
 DRAIN_BURST = 256
 
@@ -68,37 +75,32 @@ class _Terminated(BaseException):
     """SIGTERM arrived; raised in the main thread by the signal handler so the run stops as on Ctrl-C."""
 
 
-@dataclass(slots=True)
-class _Tally:
-    ok: int = 0
-    failed: int = 0
-    failures: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-
-    def add_failure(self, index: int, error: dict[str, Any]) -> None:
-        self.failed += 1
-        if len(self.failures) < SHOWN_FAILURES:
-            self.failures.append((index, error))
-
-
 class _Run:
     """One ``taskpool run``: submits the reader's chunks and writes their lines (main thread)."""
 
     def __init__(
-        self, args: argparse.Namespace, fn: Callable[..., Any], out: IO[str], skip: IndexSet
+        self,
+        args: argparse.Namespace,
+        fn: Callable[..., Any],
+        out: Output,
+        total: int | None,
+        stderr: IO[str] | None,
     ) -> None:
         from .. import Retry, TaskPool
 
         self.fn = fn
         self.name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
         self.out = out
+        self.key = "value" if args.range is not None else "line"  # how a record names its input
         self.ordered = not args.unordered
         self.chunksize: int = args.chunksize
         self.attempts: int = args.retries + 1
-        self.tally = _Tally()
+        self.tally = Tally()
         self.events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         # ordered mode: the chunks not yet written, in input order
         self.waiting: deque[Chunk] = deque()
         self.in_flight = 0  # chunks handed over by the reader and not yet written
+        self.pending: list[Chunk] = []  # finished chunks whose lines _write writes together
         self.reader: Reader | None = None
         kwargs: dict[str, Any] = {"backend": args.backend}
         if args.start_method is not None:
@@ -126,21 +128,13 @@ class _Run:
         except BaseException:
             self.pool.terminate()
             raise
-        self.window = max(2, self.pool.workers * WINDOW_PER_WORKER)
+        self.budget = Budget(max(2, self.pool.workers * WINDOW_PER_WORKER), args.read_ahead * 2**20)
         self.bar: Any = None
-        if args.progress is not False:
-            from tqdm import tqdm
+        if args.progress is not False and stderr is not None:
+            from .._core.progress import make_bar
 
-            total = None
-            if args.range is not None:
-                total = max(0, args.range[1] - args.range[0]) - len(skip)
-            self.bar = tqdm(
-                total=total,
-                disable=None if args.progress is None else False,
-                unit="item",
-                dynamic_ncols=True,
-                file=sys.stderr,
-            )
+            disable = None if args.progress is None else False
+            self.bar = make_bar({"disable": disable, "file": stderr}, total)
 
     def run(self, items: Iterator[Item], skip: IndexSet) -> None:
         """Run every input and write its line; returns when all are written (main thread).
@@ -148,7 +142,7 @@ class _Run:
         Raises:
             UsageError: the input could not be read; the lines written so far are kept.
         """
-        self.reader = Reader(items, skip, self.chunksize, self.window, self.events)
+        self.reader = Reader(items, skip, self.chunksize, self.budget, self.events)
         self.reader.start()
         ended = False
         while not ended or self.in_flight:
@@ -202,7 +196,8 @@ class _Run:
             return  # only after terminate; nothing more is written
         error = future.exception()
         if error is not None:
-            envelopes: list[Envelope] = [(False, exception_record(error))] * ran
+            record = exception_record(error, future.attempts)
+            envelopes: list[Envelope] = [(False, record)] * ran
         elif self.chunksize == 1:
             envelopes = [(True, future.result())]
         else:
@@ -211,33 +206,34 @@ class _Run:
 
     def _finish_chunk(self, chunk: Chunk, envelopes: list[Envelope]) -> None:
         results = iter(envelopes)
-        for index, call in zip(chunk.indices, chunk.calls, strict=True):
+        for index, where, call in zip(chunk.indices, chunk.where, chunk.calls, strict=True):
             ok, payload = next(results) if isinstance(call, tuple) else (False, call)
             payload = cast("Any", payload)  # JSON text when ok, else an error record
             if ok:
-                chunk.lines.append(ok_line(index, payload))
+                chunk.lines.append(ok_line(index, self.key, where, payload))
             else:
-                chunk.lines.append(error_line(index, payload))
+                chunk.lines.append(error_line(index, self.key, where, payload))
                 chunk.failures.append((index, payload))
         chunk.done = True
         if not self.ordered:
-            self._emit(chunk)
+            self.pending.append(chunk)
 
     def _write(self) -> None:
+        """Write the finished chunks' lines in one go, then count them (main thread)."""
         while self.waiting and self.waiting[0].done:
-            self._emit(self.waiting.popleft())
-        self.out.flush()
-
-    def _emit(self, chunk: Chunk) -> None:
-        self.out.writelines(chunk.lines)
-        self.tally.ok += len(chunk.indices) - len(chunk.failures)
-        for index, error in chunk.failures:
-            self.tally.add_failure(index, error)
-        if self.bar is not None:
-            self.bar.update(len(chunk.indices))
-        self.in_flight -= 1
-        assert self.reader is not None  # chunks come from it
-        self.reader.credits.release()
+            self.pending.append(self.waiting.popleft())
+        if not self.pending:
+            return
+        self.out.write("".join(line for chunk in self.pending for line in chunk.lines))
+        for chunk in self.pending:
+            self.tally.ok += len(chunk.indices) - len(chunk.failures)
+            for index, error in chunk.failures:
+                self.tally.add_failure(index, error)
+            if self.bar is not None:
+                self.bar.update(len(chunk.indices))
+            self.in_flight -= 1
+            self.budget.give_back(chunk.nbytes)
+        self.pending.clear()
 
     def close(self, *, terminate: bool) -> None:
         """Stop the reader and the pool (main thread); ``terminate`` kills jobs still running."""
@@ -252,110 +248,133 @@ class _Run:
             self.bar.close()
 
 
-def _summary(
-    tally: _Tally, previous: Previous, stderr: IO[str], *, interrupted: str | None = None
-) -> None:
-    failed = tally.failed + previous.failed
-    if not failed and interrupted is None:
-        return
-    parts = [f"{tally.ok} ok", f"{tally.failed} failed"]
-    if len(previous.done):
-        parts.append(
-            f"{len(previous.done)} kept from the earlier run ({previous.failed} of them failed)"
-        )
-    head = f"{PROG} run: " + ", ".join(parts)
-    if interrupted is not None:
-        head += f"; {interrupted}: the lines written are kept, rerun with --resume to finish"
-    print(head, file=stderr)
-    shown = (previous.failures + tally.failures)[:SHOWN_FAILURES]
-    for index, error in shown:
-        message = str(error.get("message", "")).splitlines()[0] if error.get("message") else ""
-        print(f"  index {index}: {error.get('type', '?')}: {message}", file=stderr)
-    if failed > len(shown):
-        print(f'  ... and {failed - len(shown)} more (lines with "ok": false)', file=stderr)
-
-
 def _on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
     raise _Terminated
+
+
+def _check(args: argparse.Namespace) -> None:
+    if args.input is not None and args.range is not None:
+        raise UsageError("give either an INPUT file or --range START STOP, not both")
+    if args.range is not None and args.range[0] >= args.range[1]:
+        start, stop = args.range
+        raise UsageError(
+            f"--range {start} {stop} is empty: it calls FUNCTION(n) for START <= n < STOP, "
+            "so STOP must be greater than START"
+        )
+    if args.resume and args.output in (None, "-"):
+        raise UsageError("--resume needs -o OUTPUT: the file whose records it continues")
+    if args.backend != "process" and args.start_method is not None:
+        raise UsageError(f"--start-method applies to the process backend, not to {args.backend!r}")
 
 
 def run_command(args: argparse.Namespace) -> int:
     """``taskpool run``: returns the exit status (main thread).
 
     Raises:
-        UsageError: bad arguments or unreadable input (exit status 2).
+        UsageError: bad arguments, unreadable input, or an output the safety rules forbid (exit status 2);
+            nothing has run yet.
     """
-    if args.input is not None and args.range is not None:
-        raise UsageError("give either an INPUT file or --range START STOP, not both")
-    if args.resume and args.output in (None, "-"):
-        raise UsageError("--resume needs -o OUTPUT: the file whose records it continues")
-    if args.backend != "process" and args.start_method is not None:
-        raise UsageError(f"--start-method applies to the process backend, not to {args.backend!r}")
+    began = time.perf_counter()
+    _check(args)
     fn = resolve(args.function)
+    stream: IO[bytes] | None = None
+    if args.range is None:
+        stream = open_input(args.input)
+    try:
+        out = open_output(args.output, resume=args.resume, overwrite=args.overwrite, source=stream)
+        try:
+            return _run(args, fn, stream, out, began)
+        finally:
+            out.close()
+    finally:
+        if stream is not None and stream is not getattr(sys.stdin, "buffer", None):
+            stream.close()
+
+
+def _run(
+    args: argparse.Namespace,
+    fn: Callable[..., Any],
+    stream: IO[bytes] | None,
+    out: Output,
+    began: float,
+) -> int:
+    """Run every input into ``out`` (checked and locked), then print the summary (main thread)."""
     previous = read_previous(args.output) if args.resume else Previous(IndexSet())
-    if previous.torn:
+    stderr = sys.stderr
+    if previous.torn and stderr is not None:
         print(
             f"{PROG} run: dropped a torn last line of {args.output}; its input runs again",
-            file=sys.stderr,
+            file=stderr,
         )
+    total = None
     if args.range is not None:
+        count = args.range[1] - args.range[0]
+        total = count - previous.done.count_below(count)
         items: Iterator[Item] = range_items(*args.range)
-        stream = None
     else:
-        stream = open_input(args.input)
+        assert stream is not None
         items = json_lines(stream)
-    out: IO[str]
-    if args.output in (None, "-"):
-        out = sys.stdout
-    else:
-        try:
-            out = open(args.output, "a" if args.resume else "w", encoding="utf-8", newline="\n")  # noqa: SIM115
-        except OSError as exc:
-            raise UsageError(f"cannot write the output {args.output}: {exc.strerror}") from None
     old_sigterm = None
     if threading.current_thread() is threading.main_thread():
         old_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
     run: _Run | None = None
+    stopped: str | None = None
+    status = EXIT_OK
     try:
-        try:
-            run = _Run(args, fn, out, previous.done)
-        except (ValueError, TypeError, ImportError) as exc:
-            raise UsageError(str(exc)) from None
-        try:
-            run.run(items, previous.done)
-        except BaseException:
-            run.close(terminate=True)
-            raise
-        run.close(terminate=False)
+        # stdout is the data channel: what jobs print goes to stderr, past the progress bar.
+        with _jobs_print_to_stderr(stderr):
+            try:
+                run = _Run(args, fn, out, total, stderr)
+            except (ValueError, TypeError, ImportError) as exc:
+                raise UsageError(str(exc)) from None
+            try:
+                run.run(items, previous.done)
+            except BaseException:
+                run.close(terminate=True)
+                raise
+            run.close(terminate=False)
     except (KeyboardInterrupt, _Terminated) as exc:
-        _flush_quietly(out)
-        if run is not None:
-            what = "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated"
-            _summary(run.tally, previous, sys.stderr, interrupted=what)
-        return EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else EXIT_TERMINATED
+        if run is None:
+            raise KeyboardInterrupt from None
+        what = "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated"
+        stopped = f"{what}: the lines written are kept, rerun with --resume to finish"
+        status = EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else EXIT_TERMINATED
     except BrokenPipeError:
         # The reader of our output went away (`... | head`): stop quietly, as a killed writer would.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
-    except OSError as exc:
-        # The output cannot be written (disk full, ...): what was flushed is kept.
-        raise UsageError(
-            f"stopped: {exc}; the lines written so far are kept (finish with --resume)"
-        ) from None
+    except (OutputError, UsageError) as exc:
+        if run is None:
+            raise UsageError(str(exc)) from None
+        # A full disk, or an input that became unreadable: what was written is whole records, at worst
+        # with a torn last line that --resume drops.
+        stopped = f"stopped: {exc}; the lines written so far are kept"
+        if out.name != "stdout":
+            stopped += ", finish with --resume"
+        status = EXIT_USAGE
     finally:
         if old_sigterm is not None:
             signal.signal(signal.SIGTERM, old_sigterm)
-        if out is not sys.stdout:
-            _flush_quietly(out)
-            out.close()
-        if stream is not None and stream is not sys.stdin.buffer:
-            stream.close()
-    _summary(run.tally, previous, sys.stderr)
-    return EXIT_FAILED if run.tally.failed or previous.failed else EXIT_OK
+    assert run is not None
+    print_summary(
+        run.tally, previous, time.perf_counter() - began, out.name, stderr, stopped=stopped
+    )
+    if status == EXIT_OK and (run.tally.failed or previous.failed):
+        status = EXIT_FAILED
+    return status
 
 
-def _flush_quietly(out: IO[str]) -> None:
-    # Closed, or the disk or pipe failed: there is nothing to save.
-    with contextlib.suppress(OSError, ValueError):
-        out.flush()
+@contextlib.contextmanager
+def _jobs_print_to_stderr(stderr: IO[str] | None) -> Iterator[None]:
+    """Send what is written to stdout or stderr in this process while the pool runs (what jobs print,
+    forwarded from the workers or printed by the thread and inline backends' jobs) to ``stderr``, whole
+    lines at a time, past the progress bar."""
+    sink: Any = LinesPastBars(stderr) if stderr is not None else open(os.devnull, "w")  # noqa: SIM115
+    saved = sys.stdout, sys.stderr
+    sys.stdout = sys.stderr = sink
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+        sink.flush()

@@ -1,7 +1,8 @@
 """`Outcomes`: reports become retries, callbacks, events and completed futures.
 
 This is the only code that runs user callbacks (``apply_async`` callbacks, event handlers, done-callbacks) and
-the only code that completes futures, and it runs only on the pool's event thread. For one job the order is
+the only code that completes futures, and it runs only on the pool's event thread. It also writes what jobs
+print and emits the log records they make, past any live progress bar (`taskpool._core.screen`). For one job the order is
 always: ``job_submitted``, ``job_started``, then the terminal event, the ``apply_async`` callback, and last the
 future (so a callback has returned before ``result()`` does).
 
@@ -24,6 +25,7 @@ from .events import Event, EventKind, Handlers
 from .future import force_cancel
 from .ledger import Ledger, PoolState
 from .reports import Report, ReportKind
+from .screen import past_bars
 
 if TYPE_CHECKING:
     from .job import Job
@@ -228,7 +230,8 @@ class Outcomes:
         if isinstance(record, logging.LogRecord):
             logger = logging.getLogger(record.name)
             if logger.isEnabledFor(record.levelno):
-                logger.handle(record)
+                with past_bars():  # a handler writing to the terminal must not cut a progress bar
+                    logger.handle(record)
 
     def _print(self, output: object) -> None:
         if not isinstance(output, tuple):
@@ -238,8 +241,9 @@ class Outcomes:
         if stream is None:
             return
         try:
-            stream.write(text)
-            stream.flush()
+            with past_bars():  # whole lines, never on a progress bar's line
+                stream.write(text)
+                stream.flush()
         except (OSError, ValueError):
             # The parent's stream is closed (``| head``) or broken: the lines are lost, the outcomes are not.
             pass

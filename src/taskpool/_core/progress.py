@@ -8,7 +8,8 @@ mapping of tqdm keyword arguments (``{"desc": "fetch", "file": f, "disable": Fal
 Threads: a bar made by `track` is advanced by done-callbacks on the event thread and closed by the caller's
 thread. A future's done-callbacks run just *after* its waiters wake, so the caller could close the bar before
 the last callback has counted; `TrackedBar` therefore counts under a lock and, when closed, adds what the
-callbacks have not counted yet, so the final line always shows every finished item.
+callbacks have not counted yet, so the final line always shows every finished item. Every bar made here is
+registered with `taskpool._core.screen`, so that what jobs print or log never lands on its line.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from collections.abc import Generator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tqdm import tqdm
+
+from .screen import register
 
 if TYPE_CHECKING:
     from .future import JobFuture
@@ -45,7 +48,11 @@ def make_bar(progress: Progress, total: int | None, unit: str = "item") -> tqdm[
         kwargs["desc"] = progress
     elif isinstance(progress, Mapping):
         kwargs.update(progress)
-    return tqdm(**kwargs)
+    bar = tqdm(**kwargs)
+    register(
+        bar
+    )  # forwarded prints and log records then write past it (see `taskpool._core.screen`)
+    return bar
 
 
 class TrackedBar:
