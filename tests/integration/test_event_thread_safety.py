@@ -12,13 +12,14 @@ import io
 import logging
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import tenacity
 
-from taskpool import Retry, SerializationError, TaskPool
+from taskpool import Event, Retry, SerializationError, TaskPool
 from tests import jobs
 
 TIMEOUT = 30.0
@@ -219,3 +220,37 @@ def test_submit_that_would_wait_for_max_pending_fails_at_once_on_the_event_threa
         assert blocker.result(timeout=TIMEOUT) is True
     assert isinstance(error, RuntimeError), error
     assert "max_pending" in str(error)
+
+
+# -- terminate does not wait behind the event backlog ----------------------------------------------------
+
+
+def test_terminate_cancels_every_unfinished_future_at_once_whatever_the_backlog(
+    backend: str,
+) -> None:
+    """A slow job_succeeded handler and 2,000 tiny jobs: terminate() returns within about a second, every
+    future is done (cancelled unless its outcome was delivered before), and handlers see nothing after it."""
+    first_call = threading.Event()
+    seen_after: list[int] = []
+    terminated = threading.Event()
+
+    def slow_handler(event: Event) -> None:
+        first_call.set()
+        if terminated.is_set():
+            seen_after.append(event.job_id or 0)
+        time.sleep(0.05)  # a slow handler: the backlog grows behind it
+
+    pool = TaskPool(2, backend=backend)
+    pool.on("job_succeeded", slow_handler)
+    futures = [pool.submit(jobs.square, i) for i in range(2000)]
+    assert first_call.wait(TIMEOUT)
+    t0 = time.monotonic()
+    terminated.set()
+    pool.terminate()
+    elapsed = time.monotonic() - t0
+    assert elapsed < 3.0, (
+        elapsed
+    )  # measured about 0.1 s; the bound is generous for a loaded machine
+    assert all(f.done() for f in futures)
+    assert sum(f.cancelled() for f in futures) > 1000
+    assert len(seen_after) <= 1  # at most the handler call that was running when terminate came

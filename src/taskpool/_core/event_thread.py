@@ -11,6 +11,7 @@ with the next item, since every future still pending depends on it.
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import threading
@@ -43,6 +44,8 @@ class EventThread:
         self.put: Callable[[list[Report]], None] = self._queue.put
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._process: Callable[[list[Report]], None] = lambda reports: None
+        # Calls that go ahead of everything queued (terminate): a deque, appended from any thread.
+        self._urgent: collections.deque[Callable[[], object]] = collections.deque()
 
     def start(self, process: Callable[[list[Report]], None]) -> None:
         """Start the thread; it hands every batch of reports to ``process`` (once, by the pool's constructor)."""
@@ -58,6 +61,11 @@ class EventThread:
         """Run ``fn`` on this thread after every report queued before it (any thread)."""
         self._queue.put(fn)
 
+    def call_urgent(self, fn: Callable[[], object]) -> None:
+        """Run ``fn`` on this thread as soon as what it runs now returns, ahead of everything queued."""
+        self._urgent.append(fn)
+        self._queue.put([])  # wakes the thread if it waits for work
+
     def call_later(self, delay: float, fn: Callable[[], object]) -> None:
         """Run ``fn`` on this thread after ``delay`` seconds (event thread only)."""
         self._timers.push(time.monotonic() + delay, fn)
@@ -69,8 +77,10 @@ class EventThread:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        get, timers, process = self._queue.get, self._timers, self._process
+        get, timers, process, urgent = self._queue.get, self._timers, self._process, self._urgent
         while True:
+            while urgent:
+                _guarded(urgent.popleft())
             wait = timers.wait_time(time.monotonic())
             try:
                 item = get() if wait is None else get(timeout=wait)

@@ -59,11 +59,15 @@ class Outcomes:
         self._handlers = handlers
         self._resubmit_to_backend = resubmit
         self._call_later = call_later
+        # Set by `halt` (any thread): the pool was terminated; what is still queued is dropped.
+        self._halted = False
 
     def process(self, reports: list[Report]) -> None:
         """Handle one batch of reports, in order."""
         by_kind = self._handlers.by_kind
         for kind, job, worker, pid, value, error in reports:
+            if self._halted:
+                return
             if kind == _SUCCEEDED:
                 assert job is not None
                 self._succeeded(job, worker, pid, value)
@@ -111,12 +115,24 @@ class Outcomes:
     # -- requests of the pool's own (called through the event thread's queue) ----------------------------
     def submitted(self, job: Job) -> None:
         """Emit ``job_submitted`` for ``job``: queued like a report, so it comes before the job's others."""
-        self._emit("job_submitted", job)
+        if not self._halted:
+            self._emit("job_submitted", job)
+
+    def halt(self) -> None:
+        """The pool is terminated (any thread): drop every queued report and request from now on.
+
+        Handlers and callbacks see nothing more: after a backlog of thousands of outcomes, delivering them
+        (or a ``job_cancelled`` for each) would hold `terminate` and Ctrl-C back for as long as the handlers
+        take. `cancel_all` then cancels every future still pending, at once.
+        """
+        self._halted = True
 
     def cancel_all(self) -> None:
-        """Cancel every outstanding job (terminate)."""
-        for job in list(self._ledger.outstanding.values()):
-            self._cancelled(job, None, None)
+        """Cancel every outstanding job's future, without events (terminate; runs ahead of the backlog)."""
+        ledger = self._ledger
+        for job in list(ledger.outstanding.values()):
+            force_cancel(job.future)
+            ledger.finish(job)
 
     # -- outcomes -----------------------------------------------------------------------------------------
     def _succeeded(

@@ -130,8 +130,11 @@ class Lifecycle:
             if self._joined or ledger.state is PoolState.TERMINATED:
                 return
             ledger.state = PoolState.TERMINATED
+        # Ahead of whatever backlog the event thread has: every unfinished future is cancelled within
+        # moments, and handlers see nothing after this (see Outcomes.halt).
+        self._outcomes.halt()
+        self._events.call_urgent(self._outcomes.cancel_all)
         self._backend.shutdown(wait=False)
-        self._events.call(self._outcomes.cancel_all)
         self._shutdown(wait=False)
 
     def _shutdown(self, wait: bool) -> None:
