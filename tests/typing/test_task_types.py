@@ -65,6 +65,9 @@ def f(x: int) -> int:
 def g(x: int) -> int:
     return x
 
+def g2(x: int, y: int) -> int:
+    return x + y
+
 f.submit("x")
 f.submit(1, 2)
 f("x")
@@ -72,6 +75,7 @@ pool = TaskPool(1)
 pool.submit(g, "wrong")
 pool.submit(g, 1, extra=2)
 pool = TaskPool(max_workers=2)
+pool.starmap(g2, [("a", "b")])
 """
 
 
@@ -97,7 +101,16 @@ def test_mypy_rejects_wrong_argument_types(tmp_path: Path) -> None:
     expected = {
         i + 1
         for i, line in enumerate(lines)
-        if line.startswith(("f.", "f(", "pool.submit", "pool = TaskPool(max"))
+        if line.startswith(("f.", "f(", "pool.submit", "pool = TaskPool(max", "pool.starmap"))
     }
     assert errors == expected, stdout
     assert 'Argument 1 to "submit" of "Task" has incompatible type "str"; expected "int"' in stdout
+
+
+def test_starmap_is_typed_against_the_function() -> None:
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    with TaskPool(1, backend="inline") as pool:
+        assert_type(pool.starmap(add, [(1, 2), (3, 4)]), list[int])
+        assert pool.starmap(add, zip([1, 2], [3, 4], strict=True)) == [4, 6]

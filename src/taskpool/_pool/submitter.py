@@ -15,6 +15,9 @@ from .common import MAP_CHUNKS_PER_WORKER, check_chunksize, split_chunks
 from .imap import IMapIterator
 
 if TYPE_CHECKING:
+    # Only for type checkers: annotations are strings at run time, so typing_extensions is not needed there.
+    from typing_extensions import TypeVarTuple, Unpack
+
     from .._core.future import JobFuture
     from .._core.retry import Retry
     from .pool import TaskPool
@@ -24,6 +27,8 @@ __all__ = ["PoolView", "Submitter"]
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
+if TYPE_CHECKING:
+    Ts = TypeVarTuple("Ts")
 
 
 class Submitter:
@@ -105,12 +110,15 @@ class Submitter:
 
     def starmap(
         self,
-        fn: Callable[..., R],
-        iterable: Iterable[Iterable[Any]],
+        fn: Callable[[Unpack[Ts]], R],
+        iterable: Iterable[tuple[Unpack[Ts]]],
         chunksize: int | None = None,
         progress: bool | str | Mapping[str, Any] = False,
     ) -> list[R]:
-        """Like `map`, but each item is unpacked as the arguments: ``fn(*item)``, like `Pool.starmap`."""
+        """Like `map`, but each item is unpacked as the arguments: ``fn(*item)``, like `Pool.starmap`.
+
+        Type checkers check each item (a tuple) against ``fn``'s parameters (PEP 646).
+        """
         return _map(self._core, fn, iterable, chunksize, progress, JobKind.STARCHUNK, self._opts)
 
     def imap(
