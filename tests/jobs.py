@@ -212,3 +212,21 @@ def print_and_log(x: int) -> int:
     print(f"job-print-{x}")
     logging.getLogger("tests.chatty").warning("job-log-%d", x)
     return x
+
+
+def spawn_and_submit_inside() -> str:
+    """Try spawn() and a default-pool task submit inside a job; return what each raised and the thread delta."""
+    import threading
+
+    from taskpool import spawn
+    from tests._task_jobs import double
+
+    before = threading.active_count()
+    seen = []
+    for attempt in (lambda: spawn(square, 2), lambda: double.submit(2)):
+        try:
+            attempt()
+            seen.append("no error")
+        except Exception as exc:
+            seen.append(type(exc).__name__)
+    return f"{seen} threads +{threading.active_count() - before}"

@@ -138,3 +138,9 @@ def test_a_forked_child_cannot_use_the_parents_pool_and_its_exit_touches_nothing
     assert report["running"] == 1.0  # the parent's running job was not killed by the child's exit
     assert report["after"] == 16
     assert report["shared"] == 1  # the child did not stop the parent's shared-state server
+
+
+def test_spawn_and_task_submit_inside_a_job_are_refused_and_leak_nothing(pool: TaskPool) -> None:
+    for _ in range(3):  # repeated tries leak no threads either
+        outcome = pool.submit(jobs.spawn_and_submit_inside).result(timeout=TIMEOUT)
+        assert outcome == "['TaskpoolError', 'TaskpoolError'] threads +0"
