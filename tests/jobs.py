@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
 
@@ -222,8 +223,9 @@ def spawn_and_submit_inside() -> str:
     from tests._task_jobs import double
 
     before = threading.active_count()
-    seen = []
-    for attempt in (lambda: spawn(square, 2), lambda: double.submit(2)):
+    seen: list[str] = []
+    attempts: list[Callable[[], object]] = [lambda: spawn(square, 2), lambda: double.submit(2)]
+    for attempt in attempts:
         try:
             attempt()
             seen.append("no error")
