@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ._errors import PoolClosedError as PoolClosedError
     from ._errors import RemoteTraceback as RemoteTraceback
     from ._errors import SerializationError as SerializationError
+    from ._errors import SharedStateGoneError as SharedStateGoneError
     from ._errors import TaskpoolError as TaskpoolError
     from ._errors import WorkerCrashedError as WorkerCrashedError
     from ._pool.imap import IMapIterator as IMapIterator
@@ -66,6 +67,7 @@ _EXPORTS = {
     "PoolClosedError": "._errors",
     "RemoteTraceback": "._errors",
     "SerializationError": "._errors",
+    "SharedStateGoneError": "._errors",
     "TaskpoolError": "._errors",
     "WorkerCrashedError": "._errors",
     "Event": "._core.events",
@@ -141,6 +143,7 @@ __all__ = (
     "SharedQueue",
     "SharedSemaphore",
     "SharedState",
+    "SharedStateGoneError",
     "SharedValue",
     "Spawner",
     "Task",

@@ -20,6 +20,7 @@ __all__ = [
     "PoolClosedError",
     "RemoteTraceback",
     "SerializationError",
+    "SharedStateGoneError",
     "TaskpoolError",
     "WorkerCrashedError",
 ]
@@ -73,6 +74,35 @@ class ForkedPoolError(TaskpoolError, RuntimeError):
 
     def __reduce__(self) -> tuple[type[ForkedPoolError], tuple[int, str]]:
         return (type(self), (self.owner, self.what))
+
+
+class SharedStateGoneError(TaskpoolError, ConnectionError):
+    """The shared-state server (the Manager process behind ``pool.shared``) is gone: killed, out of memory, or
+    no longer answering. Raised by its proxies, in jobs and in the parent, with the connection error as the
+    cause.
+
+    The objects it held are lost. The next factory call (``pool.shared.dict()``, ...) starts a new server, so
+    the pool can go on with new shared objects.
+
+    Attributes:
+        address: the server's address (its socket path), where known.
+    """
+
+    def __init__(self, address: str | None = None, reason: str = "") -> None:
+        self.address = address
+        self.reason = reason
+        where = f" at {address}" if address else ""
+        msg = f"the shared-state server{where} is gone"
+        if reason:
+            msg += f" ({reason})"
+        msg += (
+            "; the shared objects it held are lost. Make new ones with pool.shared (a new server starts), "
+            "or keep state that must survive in your own storage"
+        )
+        super().__init__(msg)
+
+    def __reduce__(self) -> tuple[type[SharedStateGoneError], tuple[str | None, str]]:
+        return (type(self), (self.address, self.reason))
 
 
 def _signal_name(signum: int) -> str:
@@ -241,6 +271,7 @@ for _cls in (
     SerializationError,
     InitializerError,
     DaskConnectionError,
+    SharedStateGoneError,
     RemoteTraceback,
 ):
     _cls.__module__ = "taskpool"

@@ -470,3 +470,39 @@ def test_proxy_stored_inside_another_shared_object(shared: SharedState, worker: 
     counters["c"] = shared.counter()
     assert worker.apply_async(jobs.counter_add, (counters["c"], 3)).get(TIMEOUT) == 3
     assert counters["c"].get() == 3
+
+
+# -- a server that is gone --------------------------------------------------------------------------------
+
+
+def test_a_killed_shared_state_server_is_noticed_everywhere_and_the_pool_goes_on(
+    start_method: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from taskpool import SharedStateGoneError, TaskPool
+
+    with TaskPool(2, start_method=start_method) as pool:
+        counter = pool.shared.counter()
+        assert pool.submit(jobs.counter_add, counter, 2).result(timeout=TIMEOUT) == 2
+        pid = pool.shared.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        assert _wait_until(lambda: not pool.shared.started)
+        with pytest.raises(SharedStateGoneError) as info:  # in the parent
+            counter.add(1)
+        assert isinstance(info.value.__cause__, (ConnectionError, EOFError))
+        with pytest.raises(SharedStateGoneError):  # in a job
+            pool.submit(jobs.counter_add, counter, 1).result(timeout=TIMEOUT)
+        fresh = pool.shared.counter(5)  # the way on: a new server for new objects
+        assert pool.submit(jobs.counter_add, fresh, 1).result(timeout=TIMEOUT) == 6
+        assert pool.shared.started
+        assert pool.shared.pid != pid
+    assert "shared-state server" in caplog.text
+
+
+def _wait_until(condition: Any, timeout: float = TIMEOUT) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)  # polls a process's death, which has no event to wait on
+    return False

@@ -17,6 +17,7 @@ from taskpool import (
     PoolClosedError,
     RemoteTraceback,
     SerializationError,
+    SharedStateGoneError,
     TaskpoolError,
     WorkerCrashedError,
 )
@@ -73,6 +74,11 @@ ERRORS: list[Any] = [
         DaskConnectionError("tcp://h:8786", "did not answer within 10 s", "f"),
         {"address": "tcp://h:8786", "reason": "did not answer within 10 s", "job": "f"},
         id="DaskConnectionError",
+    ),
+    pytest.param(
+        SharedStateGoneError("/tmp/x/manager.sock", "EOFError: "),
+        {"address": "/tmp/x/manager.sock", "reason": "EOFError: "},
+        id="SharedStateGoneError",
     ),
     pytest.param(
         RemoteTraceback("Traceback ...\nValueError: x"),

@@ -13,7 +13,7 @@ import pickle
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .._errors import SerializationError
+from .._errors import SerializationError, TaskpoolError
 
 __all__ = [
     "OUT_OF_BAND_MIN",
@@ -188,8 +188,14 @@ def dumps_function(fn: Callable[..., Any], job: str | None = None) -> bytes:
 
 
 def loads_checked(data: Payload, part: str, where: str, job: str | None = None) -> Any:
-    """Unpickle ``data``; raise `SerializationError` naming the part that failed."""
+    """Unpickle ``data``; raise `SerializationError` naming the part that failed.
+
+    taskpool's own errors raised while rebuilding an object pass through as themselves (a shared-state proxy
+    whose server is gone raises `SharedStateGoneError`): they say more than "could not unpickle".
+    """
     try:
         return loads(data)
+    except TaskpoolError:
+        raise
     except Exception as exc:
         raise SerializationError(part, "unpickle", where, job, _reason(exc)) from exc

@@ -21,7 +21,7 @@ from multiprocessing.managers import BaseProxy
 from multiprocessing.managers import RebuildProxy as _rebuild_proxy  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .._errors import ForkedPoolError
+from .._errors import ForkedPoolError, SharedStateGoneError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -43,7 +43,14 @@ class SharedProxy(BaseProxy):
     _authkey: bytes
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        try:
+            super().__init__(*args, **kwargs)  # connects to the server (to count the reference)
+        except (ConnectionError, EOFError) as exc:
+            token = args[0] if args else kwargs.get("token")
+            address = getattr(token, "address", None)
+            raise SharedStateGoneError(
+                address if isinstance(address, str) else None, f"{type(exc).__name__}: {exc}"
+            ) from exc
         # The process that may use this proxy: where it was made or unpickled, or a process multiprocessing
         # started from there (it runs the after-fork hooks). A process forked from it by a plain os.fork()
         # inherits the object but not the right to use the parent's connection and state.
@@ -58,7 +65,11 @@ class SharedProxy(BaseProxy):
             raise ForkedPoolError(self._owner_pid, "shared state")
         # The stubs declare _callmethod as returning None; it returns the server's answer.
         call: Callable[..., Any] = self._callmethod
-        return call(method, args)
+        try:
+            return call(method, args)
+        except (ConnectionError, EOFError) as exc:
+            # The connection failed, not the method: the method's own exceptions come back as themselves.
+            raise SharedStateGoneError(_address(self), f"{type(exc).__name__}: {exc}") from exc
 
     def __reduce__(self) -> tuple[Any, tuple[Any, Any, str, builtins.dict[Any, Any]]]:
         # The stdlib includes the authkey only while spawning a process, so a proxy sent later (as a job
@@ -66,3 +77,8 @@ class SharedProxy(BaseProxy):
         # The key goes with the proxy; see the module docstring.
         kwds = {"authkey": bytes(self._authkey)}
         return (_rebuild_proxy, (type(self), self._token, self._serializer, kwds))
+
+
+def _address(proxy: SharedProxy) -> str | None:
+    address = getattr(proxy._token, "address", None)
+    return address if isinstance(address, str) else None

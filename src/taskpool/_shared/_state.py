@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import builtins
 import enum
+import logging
 import shutil
 import threading
 from collections.abc import Iterable, Mapping
 from multiprocessing.managers import BaseProxy
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
-from .._errors import ForkedPoolError, PoolClosedError
+from .._errors import ForkedPoolError, PoolClosedError, SharedStateGoneError
 from ._containers import (
     SharedArray,
     SharedCounter,
@@ -36,6 +37,8 @@ from ._sync import SharedBarrier, SharedEvent, SharedLock, SharedQueue, SharedSe
 
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
+
+log = logging.getLogger("taskpool")
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -82,8 +85,9 @@ class SharedState:
 
     @property
     def started(self) -> bool:
-        """Whether the server process is running (it starts on the first factory call)."""
-        return self._state is _State.RUNNING
+        """Whether the server process is running (it starts on the first factory call; False once it died)."""
+        manager = self._manager
+        return self._state is _State.RUNNING and manager is not None and manager._process.is_alive()
 
     @property
     def closed(self) -> bool:
@@ -111,11 +115,29 @@ class SharedState:
                 raise ForkedPoolError(self._forked_from, "shared state")
             if self._state is _State.CLOSED:
                 raise PoolClosedError("closed")
+            if self._manager is not None and not self._manager._process.is_alive():
+                self._discard_server("it exited")
             if self._manager is None:
                 # Started with the lock held: a second thread waits for this start rather than starting another.
                 self._manager, self._socket_dir = start_server(self._ctx)
                 self._state = _State.RUNNING
             return self._manager
+
+    def _discard_server(self, why: str) -> None:
+        """Forget a server that died or stopped answering (lock held); the next factory call starts another."""
+        manager, self._manager = self._manager, None
+        socket_dir, self._socket_dir = self._socket_dir, None
+        self._proxies = []
+        if manager is not None:
+            log.warning(
+                "taskpool's shared-state server (pid %s) is gone (%s): the shared objects it held are lost; "
+                "new ones go to a new server",
+                manager._process.pid,
+                why,
+            )
+            stop_server(manager, 1.0)
+        if socket_dir is not None:
+            shutil.rmtree(socket_dir, ignore_errors=True)
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Stop the server process and free every shared object; runs in the calling thread of the parent.
@@ -153,15 +175,25 @@ class SharedState:
     # -- factories ----------------------------------------------------------------------------------------
 
     def _create(self, typeid: str, *args: Any, **kwargs: Any) -> Any:
-        manager = self._running_manager()
-        try:
-            proxy: BaseProxy = getattr(manager, typeid)(*args, **kwargs)
-        except Exception as exc:
-            # shutdown() may have run between _running_manager() and here; say so rather than showing a
-            # connection error (or the stdlib's assertion that the manager is not running).
-            if self._state is _State.CLOSED:
-                raise PoolClosedError("closed") from exc
-            raise
+        for attempt in (1, 2):
+            manager = self._running_manager()
+            try:
+                proxy: BaseProxy = getattr(manager, typeid)(*args, **kwargs)
+                break
+            except Exception as exc:
+                # shutdown() may have run between _running_manager() and here; say so rather than showing a
+                # connection error (or the stdlib's assertion that the manager is not running).
+                if self._state is _State.CLOSED:
+                    raise PoolClosedError("closed") from exc
+                if not isinstance(exc, (ConnectionError, EOFError)):
+                    raise
+                # The server is alive but does not answer (its accepting thread died, out of memory): start
+                # a new one for this object, once.
+                with self._lock:
+                    if self._manager is manager:
+                        self._discard_server(f"{type(exc).__name__}: {exc}")
+                if attempt == 2:
+                    raise SharedStateGoneError(None, f"{type(exc).__name__}: {exc}") from exc
         with self._lock:
             if self._state is _State.CLOSED:
                 raise PoolClosedError("closed")
