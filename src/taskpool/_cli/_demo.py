@@ -80,7 +80,14 @@ def demo_command(args: argparse.Namespace, stdout: IO[str]) -> int:
             )
 
         pool.apply_async(whoami, callback=callback).get(timeout=60)
-        say(f"  the job ran in pid {seen['pid']}, a child of pid {seen['ppid']}")
+        parent = seen["ppid"]
+        if parent == os.getpid():
+            origin = "this process"
+        else:
+            # Under forkserver (the default on Linux) workers are forked from a small server process that
+            # multiprocessing starts once, so that they inherit none of this process's threads.
+            origin = f"{pool.start_method}'s server process, pid {parent}"
+        say(f"  the job ran in pid {seen['pid']}, started from {origin}")
     return EXIT_OK
 
 
