@@ -310,6 +310,9 @@ class Scheduler:
         """A worker's process ended: settle every job it held, then forget it."""
         if w.reader.fd in self._selector.get_map():
             self._read(w, reports)  # outcomes it wrote before it died still count
+        self._handle(
+            w, w.outcomes_left(), reports
+        )  # and so do those its ring kept (after the pipe: once)
         phase, workers = self._phase, self._workers
         exitcode, requeue = workers.settle(w, reports, crashes_count=phase is not KILLING)
         if requeue and ((phase is RUNNING and self._broken is None) or phase is DRAINING):
