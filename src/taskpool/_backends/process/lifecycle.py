@@ -8,10 +8,9 @@ and reaps them, and when one has ended settles the jobs it held.
 Why a worker's death costs exactly one job: a worker runs its jobs in the order received and writes the id of
 the running job to a shared slot (0 between jobs), and the outcome of each job it finishes to its results pipe
 or to its outcome ring (`ring`) before it clears the slot. When its sentinel fires, the scheduler takes the
-outcomes from the pipe, then from the ring (`Worker.outcomes_left`); the job in the slot fails with
-`WorkerCrashedError`, and every other job it still held never started: it is handed back to be put at the
-front of the queue for another worker. A job killed on purpose (timeout, stop) is known by the `KillReason`
-recorded before the kill.
+outcomes from the pipe, then from the ring; the job in the slot fails with `WorkerCrashedError`, and every
+other job it still held never started: it is handed back to be put at the front of the queue for another
+worker. A job killed on purpose (timeout, stop) is known by the `KillReason` recorded before the kill.
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ from .protocol import (
     enlarge_pipe,
     run_message,
 )
-from .ring import new_ring, read_outcomes
+from .ring import new_ring
 from .worker import worker_main
 
 if TYPE_CHECKING:
@@ -44,7 +43,6 @@ if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
 
     from ..._core.job import Job
-    from .protocol import ResultMessage
 
 __all__ = ["JOBS", "RESULTS", "SENTINEL", "STARTUP_FAILURES", "KillReason", "Worker", "Workers"]
 
@@ -172,11 +170,6 @@ class Worker:
             messages.append(QUIT)
             self.quitting = True
         return messages
-
-    def outcomes_left(self) -> list[ResultMessage]:
-        """The outcomes its ring holds of jobs it still holds (call it once its process has ended)."""
-        inflight = self.inflight
-        return [message for message in read_outcomes(self.ring) if message[1] in inflight]
 
     def close_pipes(self) -> None:
         for conn in (self.results, self.writer_conn):

@@ -71,18 +71,22 @@ class OutcomeRing:
     ) -> bool:
         """Copy one outcome in and commit it. Returns False, leaving the ring as it was, when the entry is
         larger than `MAX_ENTRY` or there is no room left: the caller sends the outcome by pipe now."""
-        tb_data = b"" if tb is None else tb.encode("utf-8", "replace")
+        # Per job: kept to a few operations (one pack, one copy, one store).
         size = len(payload)
-        end = self._end + _ENTRY.size + size + len(tb_data)
-        if end - self._end > MAX_ENTRY or end > self._limit:
+        if tb is None:
+            tb_size = -1
+        else:
+            tb_data = tb.encode("utf-8", "replace")
+            tb_size = len(tb_data)
+            payload += tb_data
+        start = self._end
+        body = start + _ENTRY.size
+        end = body + len(payload)
+        if end > self._limit or end - start > MAX_ENTRY:
             return False
-        view, start = self._view, self._end + _ENTRY.size
-        _ENTRY.pack_into(
-            view, self._end, job_id, duration, size, -1 if tb is None else len(tb_data), ok
-        )
-        view[start : start + size] = payload
-        if tb_data:
-            view[start + size : end] = tb_data
+        view = self._view
+        _ENTRY.pack_into(view, start, job_id, duration, size, tb_size, ok)
+        view[body:end] = payload
         self._end = end
         self._commit.value = end - _DATA  # last: the entry is whole before it counts
         return True
