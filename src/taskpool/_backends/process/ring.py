@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ctypes
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .protocol import ResultMessage, result_message
@@ -46,6 +47,12 @@ _COMMIT = struct.Struct("=q")
 # job id, duration, payload length, traceback length (-1: none), ok.
 _ENTRY = struct.Struct("=qdiiB")
 _DATA = _COMMIT.size
+_HEAD = _ENTRY.size
+_pack_head = _ENTRY.pack_into
+# Packers of a header and its bytes in one call, by the bytes' length (one call per job instead of two), for
+# the lengths tiny outcomes have: the ones below this. A longer entry packs its header, then copies its bytes.
+_packers: dict[int, Callable[..., None]] = {}
+_CACHED_BELOW = 256
 
 
 def new_ring(ctx: BaseContext) -> Any:
@@ -71,7 +78,7 @@ class OutcomeRing:
     ) -> bool:
         """Copy one outcome in and commit it. Returns False, leaving the ring as it was, when the entry is
         larger than `MAX_ENTRY` or there is no room left: the caller sends the outcome by pipe now."""
-        # Per job: kept to a few operations (one pack, one copy, one store).
+        # Runs once per job: for a tiny outcome, one pack (header and bytes at once) and one store.
         size = len(payload)
         if tb is None:
             tb_size = -1
@@ -80,13 +87,18 @@ class OutcomeRing:
             tb_size = len(tb_data)
             payload += tb_data
         start = self._end
-        body = start + _ENTRY.size
-        end = body + len(payload)
+        n = len(payload)
+        end = start + _HEAD + n
         if end > self._limit or end - start > MAX_ENTRY:
             return False
-        view = self._view
-        _ENTRY.pack_into(view, start, job_id, duration, size, tb_size, ok)
-        view[body:end] = payload
+        pack = _packers.get(n)
+        if pack is not None:
+            pack(self._view, start, job_id, duration, size, tb_size, ok, payload)
+        else:
+            _pack_head(self._view, start, job_id, duration, size, tb_size, ok)
+            self._view[start + _HEAD : end] = payload
+            if n < _CACHED_BELOW:
+                _packers[n] = struct.Struct(f"{_ENTRY.format}{n}s").pack_into
         self._end = end
         self._commit.value = end - _DATA  # last: the entry is whole before it counts
         return True

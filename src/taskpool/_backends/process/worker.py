@@ -101,12 +101,13 @@ class Outbox:
 
         When it returns False, the caller must `flush` before the job counts as finished.
         """
-        large = type(payload) is not bytes
+        small = type(payload) is bytes
         with self.lock:
-            self.messages.append(
-                result_message(job_id, ok, payload if large else wrap(payload), tb, duration)
-            )
-            return not large and self.ring.append(job_id, ok, payload, tb, duration)
+            kept = small and self.ring.append(job_id, ok, payload, tb, duration)
+            # What the ring took is small: no need to see whether it should travel out of band.
+            out = payload if kept else wrap(payload) if small else payload
+            self.messages.append(result_message(job_id, ok, out, tb, duration))
+            return kept
 
     def arm(self) -> None:
         if not self._armed:
