@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["MAX_ENTRY", "RING_SIZE", "OutcomeRing", "new_ring", "read_outcomes"]
 
 # Bytes of shared memory per worker. More: more small outcomes between two pipe writes (which the batch end
-# and the flush interval bound anyway); less: memory. 1024 tiny outcomes (the most a worker holds) take ~35 KiB.
+# and the flush interval bound anyway); less: memory. 1024 tiny outcomes (the most a worker holds) take ~30 KiB.
 RING_SIZE = 64 * 1024
 # The largest entry the ring takes. A larger outcome goes to the pipe at once, before the next job starts: a
 # write is cheap next to copying that many bytes, and it would crowd out many small outcomes.
