@@ -150,3 +150,21 @@ def segfault_quietly() -> None:
 
     faulthandler.disable()
     ctypes.string_at(0)
+
+
+def record_then_exit(path: str, value: Any, code: int = 3) -> None:
+    """Append ``value`` to the file at ``path`` (this run counts), then end the worker at once."""
+    _append(path, str(value))
+    os._exit(code)
+
+
+def record_or_exit(path: str, value: int, every: int) -> int:
+    """Append ``value`` to the file at ``path`` and return it; every ``every``-th value ends the worker after."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, b"%d\n" % value)
+    finally:
+        os.close(fd)
+    if value % every == every - 1:
+        os._exit(3)
+    return value

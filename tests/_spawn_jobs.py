@@ -97,3 +97,23 @@ def crash_once(marker: str) -> int:
         path.write_text("crashed once")
         os._exit(5)
     return os.getpid()
+
+
+def record_then_die_after_returning(path: str, value: Any) -> Any:
+    """Append a line to the file at ``path`` and return ``value``; a thread ends the process with
+    ``os._exit(3)`` as soon as the worker counts the job as over, before or after its result is sent."""
+    from taskpool._runtime.attempt import process_job  # the worker's record of the job it runs
+
+    with open(path, "a") as f:
+        f.write(f"{os.getpid()}\n")
+    job_id = process_job[0]
+
+    def die_when_over() -> None:
+        # Nothing in the worker signals the end of a job, so this watches for it; it holds the GIL for a
+        # switch interval at most between two looks.
+        while process_job[0] == job_id:
+            pass
+        os._exit(3)
+
+    threading.Thread(target=die_when_over, daemon=True).start()
+    return value

@@ -3,6 +3,9 @@
 Every job must be accounted for exactly once (its future completes once: one done-callback, one terminal
 event), good jobs must return the right values, failures must carry the right error and attempt count, and
 nothing may hang. The mix is drawn from a seeded generator, so a failure reproduces.
+
+Then ten thousand tiny jobs with twenty crashes among them, counted by the lines they append to a file: a
+crash must not make a job that finished run again.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import concurrent.futures as cf
 import random
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -105,3 +109,26 @@ def test_soak_every_job_accounted_for_once() -> None:
     assert outcomes["crash"] >= 10
     assert outcomes["hang"] == 6
     assert elapsed < SETTLE
+
+
+# Tiny jobs that each append their id to a file; every CRASH_EVERY-th ends its worker after appending.
+TINY_JOBS, CRASH_EVERY = 10_000, 500
+
+
+def test_crashes_rerun_no_finished_job(tmp_path: Path) -> None:
+    """Ten thousand tiny jobs, twenty of which crash their worker: no job that finished runs again, and every
+    crash costs at most one extra execution (its own job's, with a retry; none here)."""
+    path = str(tmp_path / "runs")
+    crashes = TINY_JOBS // CRASH_EVERY
+    with TaskPool(2) as pool:
+        futures = [pool.submit(fj.record_or_exit, path, i, CRASH_EVERY) for i in range(TINY_JOBS)]
+        _, not_done = cf.wait(futures, timeout=SETTLE)
+        assert not not_done, f"{len(not_done)} jobs never finished"
+    crashed = [i for i, f in enumerate(futures) if f.exception(timeout=0) is not None]
+    assert crashed == [i for i in range(TINY_JOBS) if i % CRASH_EVERY == CRASH_EVERY - 1]
+    assert all(isinstance(futures[i].exception(timeout=0), WorkerCrashedError) for i in crashed)
+    runs = collections.Counter(int(x) for x in Path(path).read_text().split())
+    assert set(runs) == set(range(TINY_JOBS))
+    extra = sum(runs.values()) - TINY_JOBS
+    assert extra <= crashes, f"{extra} extra executions for {crashes} crashes"
+    assert max(runs.values()) == 1, "a job ran twice"

@@ -258,6 +258,17 @@ def test_retry_runs_each_attempt_in_a_fresh_process(tmp_path: Path) -> None:
     assert pid == second
 
 
+def test_a_death_after_the_job_ended_keeps_its_result(start_method: str, tmp_path: Path) -> None:
+    """The child dies once the job is over, whether or not its result was sent: the job ran once, and its
+    result is the outcome, even with retries on crash."""
+    path = tmp_path / "runs"
+    spawner = spawn.options(start_method=start_method, retry=Retry(attempts=3, on_crash=True))
+    future = spawner(jobs.record_then_die_after_returning, str(path), "kept")
+    assert future.result(timeout=TIMEOUT) == "kept"
+    assert future.attempts == 1
+    assert len(path.read_text().split()) == 1
+
+
 def test_events_arrive_in_order_with_the_name_and_pid() -> None:
     events = Recorder()
     kinds: tuple[taskpool.EventKind, ...] = (

@@ -6,9 +6,11 @@ the scheduler's view of one worker process: its pipes, the jobs it holds, and wh
 and reaps them, and when one has ended settles the jobs it held.
 
 Why a worker's death costs exactly one job: a worker runs its jobs in the order received and writes the id of
-the running job to a shared slot (0 between jobs); when its sentinel fires, the job in the slot fails with
-`WorkerCrashedError`, and every other job it held is handed back to be put at the front of the queue for
-another worker. A job killed on purpose (timeout, stop) is known by the `KillReason` recorded before the kill.
+the running job to a shared slot (0 between jobs), and the outcome of each job it finishes to its results pipe
+or to its outcome ring (`ring`) before it clears the slot. When its sentinel fires, the scheduler takes the
+outcomes from the pipe, then from the ring; the job in the slot fails with `WorkerCrashedError`, and every
+other job it still held never started: it is handed back to be put at the front of the queue for another
+worker. A job killed on purpose (timeout, stop) is known by the `KillReason` recorded before the kill.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from .protocol import (
     enlarge_pipe,
     run_message,
 )
+from .ring import new_ring
 from .worker import worker_main
 
 if TYPE_CHECKING:
@@ -76,6 +79,7 @@ class Worker:
         "reader",
         "ready",
         "results",
+        "ring",
         "slot",
         "wid",
         "writer",
@@ -89,6 +93,7 @@ class Worker:
         reader: FrameReader,
         writer: FrameWriter,
         slot: Any,
+        ring: Any,
         results: Connection,
         writer_conn: Connection,
     ) -> None:
@@ -99,6 +104,8 @@ class Worker:
         self.writer = writer
         #: The shared slot where the worker writes the id of the job it runs (0 between jobs).
         self.slot = slot
+        #: The shared outcome ring where it copies outcomes not yet written to its results pipe.
+        self.ring = ring
         self.results = results
         self.writer_conn = writer_conn
         #: The jobs sent to it whose outcome has not come back, by job id, in the order sent.
@@ -210,12 +217,14 @@ class Workers:
         enlarge_pipe(jobs_w.fileno())
         enlarge_pipe(results_w.fileno())
         slot = ctx.RawValue(ctypes.c_longlong, 0)
+        ring = new_ring(ctx)
         process = ctx.Process(  # type: ignore[attr-defined]
             target=worker_main,
             args=(
                 jobs_r,
                 results_w,
                 slot,
+                ring,
                 self._initializer,
                 self._initargs,
                 logging.getLogger().getEffectiveLevel(),
@@ -233,6 +242,7 @@ class Workers:
             FrameReader(results_r.fileno()),
             FrameWriter(jobs_w.fileno()),
             slot,
+            ring,
             results_r,
             jobs_w,
         )
@@ -324,9 +334,9 @@ class Workers:
     ) -> tuple[int | None, list[Job]]:
         """``w``'s process ended: report the jobs it held, forget it. Returns its exit code and the jobs to run again.
 
-        Call it after the results ``w`` wrote before it ended were read: those outcomes still count. The job it
-        was killed for ends as its `KillReason` says; with ``crashes_count``, the job it was running fails with
-        `WorkerCrashedError`; the others it held never started, or their outcomes died with it.
+        Call it after the outcomes ``w`` left (in its pipe, then its ring) were taken: those jobs finished. The
+        job it was killed for ends as its `KillReason` says; with ``crashes_count``, the job it was running
+        fails with `WorkerCrashedError`; the others it held never started.
         """
         sel = self._selector
         self.stop_watching(w)

@@ -63,6 +63,7 @@ from .protocol import (
     ResultMessage,
     StartedMessage,
 )
+from .ring import read_outcomes
 
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
@@ -310,6 +311,9 @@ class Scheduler:
         """A worker's process ended: settle every job it held, then forget it."""
         if w.reader.fd in self._selector.get_map():
             self._read(w, reports)  # outcomes it wrote before it died still count
+        # Then those its ring kept, of the jobs it still holds: an outcome the pipe brought too counts once.
+        left = [message for message in read_outcomes(w.ring) if message[1] in w.inflight]
+        self._handle(w, left, reports)
         phase, workers = self._phase, self._workers
         exitcode, requeue = workers.settle(w, reports, crashes_count=phase is not KILLING)
         if requeue and ((phase is RUNNING and self._broken is None) or phase is DRAINING):

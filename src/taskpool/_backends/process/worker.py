@@ -6,9 +6,12 @@ batch run back to back; their outcomes are sent together when the batch is done,
 passed, or around a job flagged FLAG_SYNC (one with a deadline), so tiny jobs cost one write per batch and a
 lone job is answered at once.
 
-Before each job it writes the job's id to a shared slot (and 0 after), so that if the process dies, the parent
-knows which job was running: that one fails with `WorkerCrashedError`; the others it held never started (or
-their outcomes were lost with the process) and run again elsewhere.
+Before each job it writes the job's id to a shared slot, so that if the process dies, the parent knows which
+job was running: that one fails with `WorkerCrashedError`. Each outcome is also copied into the worker's
+outcome ring (shared memory, see `ring`) before the slot is cleared, and the ring is emptied after each frame
+is written to the pipe; so when the process dies, every job that finished has its outcome in the pipe or the
+ring, and the jobs after the running one never started. An outcome the ring does not take (a large one, or
+a full ring) is written to the pipe before the next job starts.
 
 Threads a job starts may log and print: the `Outbox` lock serializes writes to the results pipe within this
 process. No lock is shared with other processes, so a killed worker cannot leave one held.
@@ -51,6 +54,7 @@ from .protocol import (
     wrap,
     write_frame,
 )
+from .ring import OutcomeRing
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -65,11 +69,14 @@ class Outbox:
     """Messages waiting to go to the parent. Any thread of the worker may add to it.
 
     The main thread flushes when it runs out of jobs; `arm` asks a helper thread to flush within
-    FLUSH_INTERVAL, so that messages made while the main thread is busy in a long job still go out.
+    FLUSH_INTERVAL, so that messages made while the main thread is busy in a long job still go out. The lock
+    also keeps the outcome ring in step with the messages: a frame written clears exactly the entries of the
+    outcomes it carried.
     """
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, ring: OutcomeRing) -> None:
         self.fd = fd
+        self.ring = ring
         self.messages: list[Any] = []
         self.lock = threading.Lock()
         self._armed = False
@@ -81,10 +88,26 @@ class Outbox:
             if self.messages:
                 messages, self.messages = self.messages, []
                 write_frame(self.fd, messages)
+                self.ring.clear()
 
     def add(self, message: Any) -> None:
         with self.lock:
             self.messages.append(message)
+
+    def add_result(
+        self, job_id: int, ok: bool, payload: Any, tb: str | None, duration: float
+    ) -> bool:
+        """Add a job's outcome; returns whether it is safe from the worker's death (in the ring) already.
+
+        When it returns False, the caller must `flush` before the job counts as finished.
+        """
+        small = type(payload) is bytes
+        with self.lock:
+            kept = small and self.ring.append(job_id, ok, payload, tb, duration)
+            # What the ring took is small: no need to see whether it should travel out of band.
+            out = payload if kept else wrap(payload) if small else payload
+            self.messages.append(result_message(job_id, ok, out, tb, duration))
+            return kept
 
     def arm(self) -> None:
         if not self._armed:
@@ -174,6 +197,7 @@ def worker_main(
     jobs: Connection,
     results: Connection,
     slot: Any,
+    ring: Any,
     initializer: Callable[..., object] | None,
     initargs: tuple[Any, ...],
     log_level: int,
@@ -184,7 +208,7 @@ def worker_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
     jobs_fd, results_fd = jobs.fileno(), results.fileno()
-    outbox = Outbox(results_fd)
+    outbox = Outbox(results_fd, OutcomeRing(ring))
 
     root = logging.getLogger()
     for handler in list(
@@ -244,18 +268,20 @@ def worker_main(
                     raise SerializationError(fn.part, fn.stage, fn.where, name, fn.reason)
                 args = loads_checked(payload, "arguments", "worker", name)
                 value = call(fn, kind, args, {}) if kind else fn(*args[0], **args[1])
-                data = encode_value(value, name)
-                ok, out = True, wrap(data) if type(data) is bytes else data
+                ok, out = True, encode_value(value, name)
             except BaseException as exc:
-                error, tb = encode_error(exc, name)
-                ok, out = False, wrap(error)
+                out, tb = encode_error(exc, name)
+                ok = False
             duration = perf() - t0
-            slot.value = 0
-            process_job[0], process_job[1] = 0, None
             if capture_output:
                 sys.stdout.flush()
                 sys.stderr.flush()
-            outbox.add(result_message(job_id, ok, out, tb, duration))
+            if not outbox.add_result(job_id, ok, out, tb, duration):
+                outbox.flush()
+            # Only now, its outcome safe in the ring or the pipe, has the job finished: dying before this
+            # line fails it as the running job; after, it keeps its outcome.
+            slot.value = 0
+            process_job[0], process_job[1] = 0, None
             if not local and poller.poll(0):
                 try:
                     local.extend(read_frame(jobs_fd))
