@@ -136,9 +136,9 @@ class Worker:
         messages: list[Any] = []
         inflight, defined = self.inflight, self.defined
         sent = 0
-        for _ in range(count):
-            if not pending:
-                break
+        # A cancelled job takes no share of the worker's room: were it counted, a round that met only
+        # cancelled jobs would send nothing, and nothing would wake the scheduler for the jobs left behind.
+        while sent < count and pending:
             job = pending.popleft()
             # A job put back after its worker died is RUNNING already: asking again would raise.
             future = job.future

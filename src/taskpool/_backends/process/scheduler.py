@@ -203,6 +203,7 @@ class Scheduler:
     # -- jobs out -----------------------------------------------------------------------------------------
     def _dispatch(self, reports: list[Report]) -> None:
         pending = self._pending
+        _skip_cancelled_head(pending, reports)
         if not pending:
             return
         workers = self._workers
@@ -345,6 +346,24 @@ class Scheduler:
             self._workers.kill_all()
             return True
         return False
+
+
+def _skip_cancelled_head(pending: deque[Job], reports: list[Report]) -> None:
+    """Report skipped the cancelled jobs at the front of ``pending``, so that no worker starts for them.
+
+    Cheap: it stops at the first job that is not cancelled (`Worker.take_jobs` skips the others it meets).
+    """
+    while pending:
+        job = pending[0]
+        future = job.future
+        if job.attempt != 1 or not future.cancelled():
+            return
+        pending.popleft()
+        with contextlib.suppress(
+            RuntimeError
+        ):  # notified already: nothing left to tell its waiters
+            future.set_running_or_notify_cancel()
+        reports.append((SKIPPED, job, None, None, None, None))
 
 
 def _forward(w: Worker, msg: Any, reports: list[Report]) -> None:
