@@ -15,6 +15,7 @@ Runs in the scheduler thread of the parent (`FrameReader`) and in the main threa
 from __future__ import annotations
 
 import ctypes
+import os
 import pickle
 import struct
 from collections.abc import Callable
@@ -22,12 +23,14 @@ from typing import Any
 
 from ..._runtime.serialize import OUT_OF_BAND_MIN
 
-__all__ = ["READONLY", "Body", "lengths", "new_bytes"]
+__all__ = ["HEAD", "LEN", "READONLY", "Body", "lengths", "new_bytes", "read_frame"]
 
 #: The top bit of a buffer's length field: the buffer is read-only where it was pickled (a ``bytes``), so the
 #: receiver may give it as a ``bytes`` too; unpickling makes every read-only buffer a read-only view anyway.
 READONLY = 1 << 63
-_LEN = struct.Struct("!Q")
+#: A frame's header: its total length and its number of out-of-band buffers; then one length field per buffer.
+HEAD = struct.Struct("!QI")
+LEN = struct.Struct("!Q")
 # Read-only buffers at least this large land in a `bytes` of their own; smaller ones are not worth a piece.
 LAND_IN_BYTES_MIN = OUT_OF_BAND_MIN
 # How many pieces one readv fills at most (well under IOV_MAX everywhere).
@@ -69,7 +72,7 @@ def new_bytes(n: int) -> tuple[bytes | bytearray, memoryview]:
 
 def lengths(data: bytes | bytearray | memoryview, nbuf: int) -> list[int]:
     """The ``nbuf`` raw length fields at the start of a frame's body (flags included)."""
-    return [_LEN.unpack_from(data, i * _LEN.size)[0] for i in range(nbuf)]
+    return [LEN.unpack_from(data, i * LEN.size)[0] for i in range(nbuf)]
 
 
 class Body:
@@ -140,3 +143,35 @@ class Body:
         """Unpickle the frame's batch of messages (once `done`)."""
         messages: list[Any] = pickle.loads(self._main, buffers=self._buffers)
         return messages
+
+
+def _read_exact(fd: int, n: int) -> bytearray:
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = os.readv(fd, [view[got:]])
+        if k == 0:
+            raise EOFError("the other end of the pipe closed")
+        got += k
+    return buf
+
+
+def read_frame(fd: int) -> list[Any]:
+    """Read one frame from a blocking pipe and decode its batch of messages.
+
+    Raises:
+        EOFError: the writer closed its end (it exited or was killed), possibly mid-frame.
+    """
+    total, nbuf = HEAD.unpack(_read_exact(fd, HEAD.size))
+    if nbuf == 0:
+        messages: list[Any] = pickle.loads(_read_exact(fd, total - HEAD.size))
+        return messages
+    fields = nbuf * LEN.size
+    body = Body.after_lengths(total - HEAD.size - fields, lengths(_read_exact(fd, fields), nbuf))
+    while not body.done:
+        k = os.readv(fd, body.targets())
+        if k == 0:
+            raise EOFError("the other end of the pipe closed")
+        body.advance(k)
+    return body.decode()

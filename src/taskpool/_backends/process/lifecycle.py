@@ -18,12 +18,13 @@ import ctypes
 import itertools
 import logging
 import selectors
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..._core.reports import Report, ReportKind
 from ..._errors import InitializerError, JobTimeoutError, WorkerCrashedError
+from .functions import FUNCTION_CACHE_SIZE, Pickled
 from .protocol import (
     FLAG_SYNC,
     QUIT,
@@ -31,6 +32,7 @@ from .protocol import (
     FrameWriter,
     define_message,
     enlarge_pipe,
+    forget_message,
     run_message,
 )
 from .worker import worker_main
@@ -103,8 +105,8 @@ class Worker:
         self.writer_conn = writer_conn
         #: The jobs sent to it whose outcome has not come back, by job id, in the order sent.
         self.inflight: dict[int, Job] = {}
-        #: The keys of the functions it has been sent.
-        self.defined: set[int] = set()
+        #: The keys of the functions it holds, least recently used first (at most FUNCTION_CACHE_SIZE).
+        self.defined: OrderedDict[int, None] = OrderedDict()
         #: Jobs stopped while queued in it: their outcomes are dropped.
         self.discard: set[int] = set()
         #: Jobs sent to it in all (for `max_tasks_per_worker`).
@@ -124,7 +126,6 @@ class Worker:
         pending: deque[Job],
         count: int,
         flags: int,
-        functions: dict[int, bytes],
         max_tasks: int | None,
         reports: list[Report],
     ) -> list[Any]:
@@ -149,10 +150,12 @@ class Worker:
             ):
                 reports.append((SKIPPED, job, None, None, None, None))
                 continue
-            key, payload = job.payload
-            if key not in defined:
-                defined.add(key)
-                messages.append(define_message(key, functions[key]))
+            function, payload = job.payload
+            key = function[0]
+            if key in defined:
+                defined.move_to_end(key)
+            else:
+                self._define(function, messages)
             job_flags = flags | FLAG_SYNC if job.options.timeout is not None else flags
             messages.append(run_message(job.id, key, job.kind, payload, job_flags, job.name))
             inflight[job.id] = job
@@ -163,6 +166,15 @@ class Worker:
             messages.append(QUIT)
             self.quitting = True
         return messages
+
+    def _define(self, function: Pickled, messages: list[Any]) -> None:
+        """Send ``function``; past FUNCTION_CACHE_SIZE, the worker forgets its least recently used one."""
+        defined = self.defined
+        defined[function.key] = None
+        messages.append(define_message(function.key, function.data))
+        if len(defined) > FUNCTION_CACHE_SIZE:
+            oldest, _ = defined.popitem(last=False)
+            messages.append(forget_message((oldest,)))
 
     def close_pipes(self) -> None:
         for conn in (self.results, self.writer_conn):
@@ -259,6 +271,15 @@ class Workers:
             sel.register(w.writer.fd, selectors.EVENT_WRITE, (JOBS, w))
         elif done and registered:
             sel.unregister(w.writer.fd)
+
+    def forget(self, keys: set[int]) -> None:
+        """Tell every worker that holds one of the functions ``keys`` to drop it (the parent dropped them)."""
+        for w in self.by_id.values():
+            held = tuple(k for k in keys if k in w.defined)
+            if held and not w.quitting:
+                for key in held:
+                    del w.defined[key]
+                self.send(w, [forget_message(held)])
 
     def retire(self, w: Worker) -> None:
         """Tell ``w`` to exit after the jobs it has; it takes no more."""

@@ -29,18 +29,20 @@ import errno
 import itertools
 import os
 import pickle
-import struct
 import sys
 from collections import deque
 from typing import Any, Final, TypeAlias
 
 from ..._runtime.serialize import OUT_OF_BAND_MIN, Payload
-from .landing import READONLY, Body, lengths
+from .landing import HEAD as _HEAD
+from .landing import LEN as _LEN
+from .landing import READONLY, Body, lengths, read_frame
 
 __all__ = [
     "FLAG_STARTED",
     "FLAG_SYNC",
     "OP_DEFINE",
+    "OP_FORGET",
     "OP_INIT_FAILED",
     "OP_LOG",
     "OP_OUTPUT",
@@ -51,6 +53,7 @@ __all__ = [
     "OP_STARTED",
     "QUIT",
     "DefineMessage",
+    "ForgetMessage",
     "FrameReader",
     "FrameWriter",
     "InitFailedMessage",
@@ -66,6 +69,7 @@ __all__ = [
     "define_message",
     "encode",
     "enlarge_pipe",
+    "forget_message",
     "init_failed_message",
     "log_message",
     "output_message",
@@ -91,6 +95,7 @@ class Op(enum.IntEnum):
     RESULT = 6
     LOG = 7
     OUTPUT = 8
+    FORGET = 9
 
 
 # Plain ints, what travels and what readers compare with: bound once, as they are used per message.
@@ -103,6 +108,7 @@ OP_STARTED: Final = int(Op.STARTED)
 OP_RESULT: Final = int(Op.RESULT)
 OP_LOG: Final = int(Op.LOG)
 OP_OUTPUT: Final = int(Op.OUTPUT)
+OP_FORGET: Final = int(Op.FORGET)
 
 # Job flags. FLAG_SYNC: the worker reports the start of the job and flushes results on both sides of it, so
 # that the scheduler knows exactly when a job with a deadline starts and which job a crash belongs to.
@@ -120,6 +126,8 @@ DefineMessage: TypeAlias = tuple[int, int, bytes]
 #: as its `JobKind` ``kind`` says, on ``payload`` (the pickled ``(args, kwargs)``, or the pickled chunk of a
 #: map); ``flags`` is a sum of ``FLAG_*``; ``name`` is the job's name, for errors and log records.
 RunMessage: TypeAlias = tuple[int, int, int, int, Payload, int, "str | None"]
+#: ``(OP_FORGET, keys)``: drop the functions defined under ``keys`` (jobs sent before this still run).
+ForgetMessage: TypeAlias = tuple[int, tuple[int, ...]]
 #: ``(OP_QUIT,)``: finish the jobs received before this and exit.
 QuitMessage: TypeAlias = tuple[int]
 
@@ -148,6 +156,10 @@ QUIT: Final[QuitMessage] = (OP_QUIT,)
 
 def define_message(key: int, fn_bytes: bytes) -> DefineMessage:
     return (OP_DEFINE, key, fn_bytes)
+
+
+def forget_message(keys: tuple[int, ...]) -> ForgetMessage:
+    return (OP_FORGET, keys)
 
 
 def run_message(
@@ -184,8 +196,6 @@ def output_message(stream: str, text: str) -> OutputMessage:
 
 # -- frames ---------------------------------------------------------------------------------------------------
 
-_HEAD = struct.Struct("!QI")
-_LEN = struct.Struct("!Q")
 
 # Linux lets a pipe hold up to /proc/sys/fs/pipe-max-size (1 MiB by default). A larger pipe means fewer
 # context switches per large message; it costs kernel memory only while data sits in it.
@@ -223,37 +233,6 @@ def encode(messages: list[Any]) -> list[bytes | memoryview]:
     fields = b"".join(_LEN.pack(v.nbytes | READONLY if v.readonly else v.nbytes) for v in views)
     total = _HEAD.size + len(fields) + len(main) + sum(v.nbytes for v in views)
     return [_HEAD.pack(total, len(views)), fields, main, *views]
-
-
-def _read_exact(fd: int, n: int) -> bytearray:
-    buf = bytearray(n)
-    view = memoryview(buf)
-    got = 0
-    while got < n:
-        k = os.readv(fd, [view[got:]])
-        if k == 0:
-            raise EOFError("the other end of the pipe closed")
-        got += k
-    return buf
-
-
-def read_frame(fd: int) -> list[Any]:
-    """Read one frame from a blocking pipe and decode its batch of messages.
-
-    Raises:
-        EOFError: the writer closed its end (it exited or was killed), possibly mid-frame.
-    """
-    total, nbuf = _HEAD.unpack(_read_exact(fd, _HEAD.size))
-    if nbuf == 0:
-        return decode(memoryview(_read_exact(fd, total - _HEAD.size)), 0, total)
-    fields = nbuf * _LEN.size
-    body = Body.after_lengths(total - _HEAD.size - fields, lengths(_read_exact(fd, fields), nbuf))
-    while not body.done:
-        k = os.readv(fd, body.targets())
-        if k == 0:
-            raise EOFError("the other end of the pipe closed")
-        body.advance(k)
-    return body.decode()
 
 
 def decode(body: memoryview, nbuf: int, total: int) -> list[Any]:

@@ -107,7 +107,7 @@ class Scheduler:
         initargs: tuple[Any, ...],
         max_tasks: int | None,
         capture_output: bool,
-        functions: dict[int, bytes],
+        dropped_functions: deque[int],
     ) -> None:
         # Shared with caller threads (see the module docstring).
         self.inbox: deque[Job | StopRequest | QuitRequest] = deque()
@@ -116,8 +116,8 @@ class Scheduler:
         self.sink: Sink = lambda reports: None
         #: Set when the thread has ended and every worker is reaped.
         self.done = threading.Event()
-        # Pickled functions by key: caller threads insert a key before they queue a job that names it.
-        self._functions = functions
+        # Keys of functions the parent's cache dropped: caller threads append, this thread tells workers.
+        self._dropped_functions = dropped_functions
         # Scheduler thread only.
         self._size = size
         self._max_tasks = max_tasks
@@ -153,6 +153,8 @@ class Scheduler:
                     else:
                         self._workers.flush(w)
                 self._take_inbox(reports)
+                if self._dropped_functions:
+                    self._workers.forget(_drain(self._dropped_functions))
                 if self._deadlines:
                     for wid, job_id, attempt in self._deadlines.pop_due(time.monotonic()):
                         self._workers.expire(wid, job_id, attempt)
@@ -228,7 +230,7 @@ class Scheduler:
             count = share(len(pending), len(open_workers) - i, room)
             if count <= 0:
                 continue
-            messages = w.take_jobs(pending, count, flags, self._functions, max_tasks, reports)
+            messages = w.take_jobs(pending, count, flags, max_tasks, reports)
             if messages:
                 workers.send(w, messages)
 
@@ -346,6 +348,13 @@ class Scheduler:
             self._workers.kill_all()
             return True
         return False
+
+
+def _drain(keys: deque[int]) -> set[int]:
+    drained = set()
+    while keys:
+        drained.add(keys.popleft())
+    return drained
 
 
 def _skip_cancelled_head(pending: deque[Job], reports: list[Report]) -> None:
