@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ._errors import SerializationError as SerializationError
     from ._errors import TaskpoolError as TaskpoolError
     from ._errors import WorkerCrashedError as WorkerCrashedError
+    from ._errors import WorkerStartError as WorkerStartError
     from ._pool.imap import IMapIterator as IMapIterator
     from ._pool.pool import TaskPool as TaskPool
     from ._pool.submitter import PoolView as PoolView
@@ -62,6 +63,7 @@ _EXPORTS = {
     "DaskConnectionError": "._errors",
     "ForkedPoolError": "._errors",
     "InitializerError": "._errors",
+    "WorkerStartError": "._errors",
     "JobTimeoutError": "._errors",
     "PoolClosedError": "._errors",
     "RemoteTraceback": "._errors",
@@ -147,6 +149,7 @@ __all__ = (
     "TaskPool",
     "TaskpoolError",
     "WorkerCrashedError",
+    "WorkerStartError",
     "as_completed",
     "get_logger",
     "spawn",

@@ -19,6 +19,7 @@ from taskpool import (
     SerializationError,
     TaskpoolError,
     WorkerCrashedError,
+    WorkerStartError,
 )
 
 ERRORS: list[Any] = [
@@ -66,8 +67,18 @@ ERRORS: list[Any] = [
     ),
     pytest.param(
         InitializerError("RuntimeError: no db"),
-        {"reason": "RuntimeError: no db"},
+        {"reason": "RuntimeError: no db", "initializer": None},
         id="InitializerError",
+    ),
+    pytest.param(
+        InitializerError("RuntimeError: no db", "connect"),
+        {"reason": "RuntimeError: no db", "initializer": "connect"},
+        id="InitializerError-named",
+    ),
+    pytest.param(
+        WorkerStartError("OSError: [Errno 24] Too many open files"),
+        {"reason": "OSError: [Errno 24] Too many open files", "initializer": None},
+        id="WorkerStartError",
     ),
     pytest.param(
         DaskConnectionError("tcp://h:8786", "did not answer within 10 s", "f"),
@@ -136,6 +147,9 @@ def test_messages_say_what_happened_and_what_to_do() -> None:
     )
     assert "create a new pool" in str(PoolClosedError())
     assert "fix the initializer" in str(InitializerError("x"))
+    assert "initializer connect failed" in str(InitializerError("x", "connect"))
+    assert "initializer" not in str(WorkerStartError("too many open files"))
+    assert isinstance(WorkerStartError("x"), InitializerError)
     assert str(RemoteTraceback("tb text")) == "tb text"
 
 

@@ -30,6 +30,7 @@ from .functions import FunctionCache
 from .inbox import QuitRequest, StopRequest
 from .protocol import wrap
 from .scheduler import QUIT_GRACE, Scheduler
+from .startup import refuse_while_main_is_imported
 
 if TYPE_CHECKING:
     from ..._core.job import Job
@@ -68,6 +69,7 @@ class ProcessBackend:
         max_tasks_per_worker: int | None = None,
         capture_output: bool = True,
     ) -> None:
+        refuse_while_main_is_imported()
         self.workers = workers
         self.start_method: str | None = start_method or default_start_method()
         self._functions = FunctionCache()

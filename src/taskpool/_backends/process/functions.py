@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 
 from ..._runtime.serialize import dumps_function
 
-__all__ = ["FUNCTION_CACHE_SIZE", "FunctionCache", "Pickled"]
+__all__ = ["FUNCTION_CACHE_SIZE", "FunctionCache", "Pickled", "drain"]
 
 #: How many distinct functions the parent keeps pickled, and each worker keeps unpickled. More: a program
 #: that cycles through many functions pickles and sends them less often; fewer: less memory held in the
@@ -155,3 +155,11 @@ def _ref(obj: Any, callback: Callable[[Any], None]) -> Callable[[], Any]:
         return weakref.ref(obj, callback)
     except TypeError:
         return _Strong(obj)
+
+
+def drain(keys: deque[int]) -> set[int]:
+    """Take every key out of ``keys`` (a `FunctionCache.dropped`; the scheduler thread)."""
+    drained = set()
+    while keys:
+        drained.add(keys.popleft())
+    return drained

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..._core.reports import Report, ReportKind
-from ..._errors import InitializerError, JobTimeoutError, WorkerCrashedError
+from ..._errors import JobTimeoutError, WorkerCrashedError
 from .functions import FUNCTION_CACHE_SIZE, Pickled
 from .protocol import (
     FLAG_SYNC,
@@ -43,10 +43,7 @@ if TYPE_CHECKING:
 
     from ..._core.job import Job
 
-__all__ = ["JOBS", "RESULTS", "SENTINEL", "STARTUP_FAILURES", "KillReason", "Worker", "Workers"]
-
-# Workers that die before they report ready, in a row, before the pool gives up instead of respawning forever.
-STARTUP_FAILURES = 3
+__all__ = ["JOBS", "RESULTS", "SENTINEL", "KillReason", "Worker", "Workers"]
 
 # What a worker's selector key is about (the first item of its data; the second is the `Worker`): its results
 # pipe is readable, its process ended, its jobs pipe takes more of the frames queued for it.
@@ -201,7 +198,6 @@ class Workers:
         self._wids = itertools.count(1)
         #: The live workers by id; the scheduler reads it, only this class adds and removes.
         self.by_id: dict[int, Worker] = {}
-        self._startup_failures = 0
 
     def __iter__(self) -> Iterator[Worker]:
         return iter(self.by_id.values())
@@ -218,7 +214,13 @@ class Workers:
         ctx = self._ctx
         wid = next(self._wids)
         jobs_r, jobs_w = ctx.Pipe(duplex=False)
-        results_r, results_w = ctx.Pipe(duplex=False)
+        try:
+            results_r, results_w = ctx.Pipe(duplex=False)
+        except BaseException:
+            _close(
+                jobs_r, jobs_w
+            )  # the failure may pass (no file descriptors for now): leak nothing
+            raise
         enlarge_pipe(jobs_w.fileno())
         enlarge_pipe(results_w.fileno())
         slot = ctx.RawValue(ctypes.c_longlong, 0)
@@ -236,7 +238,11 @@ class Workers:
             name=f"taskpool-worker-{wid}",
             daemon=True,
         )
-        process.start()
+        try:
+            process.start()
+        except BaseException:
+            _close(jobs_r, jobs_w, results_r, results_w)
+            raise
         jobs_r.close()
         results_w.close()
         w = Worker(
@@ -378,21 +384,6 @@ class Workers:
         reports.append((ReportKind.WORKER_DOWN, None, wid, pid, exitcode, None))
         return exitcode, requeue
 
-    def started(self) -> None:
-        """A worker reported ready: the run of startup failures is over."""
-        self._startup_failures = 0
-
-    def failed_to_start(self, exitcode: int | None) -> InitializerError | None:
-        """A worker ended before it was ready (not killed on purpose): the error to break the pool with, if
-        that happened `STARTUP_FAILURES` times in a row."""
-        self._startup_failures += 1
-        if self._startup_failures < STARTUP_FAILURES:
-            return None
-        return InitializerError(
-            f"{STARTUP_FAILURES} worker processes in a row exited with code {exitcode} before they "
-            "were ready"
-        )
-
     def reap_all(self) -> None:
         """Wait for every worker to end (killing those that do not), and close their pipes. Bounded in time."""
         for w in list(self.by_id.values()):
@@ -402,3 +393,9 @@ class Workers:
                 w.process.join(2.0)
             w.close_pipes()
         self.by_id.clear()
+
+
+def _close(*conns: Connection) -> None:
+    for conn in conns:
+        with contextlib.suppress(OSError):
+            conn.close()

@@ -40,13 +40,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..._core.job import Job
+from ..._core.job import Job, job_name
 from ..._core.reports import Report, ReportKind, Sink
 from ..._core.timers import TimerHeap
 from ..._errors import InitializerError, RemoteTraceback, TaskpoolError
 from ..._runtime.attempt import decode_error, decode_value
 from ..._runtime.serialize import loads
 from .batching import Batching, share, workers_to_start
+from .functions import drain
 from .inbox import QuitRequest, StopRequest, Wakeup
 from .lifecycle import RESULTS, SENTINEL, Worker, Workers
 from .protocol import (
@@ -63,6 +64,7 @@ from .protocol import (
     ResultMessage,
     StartedMessage,
 )
+from .startup import SpawnBackoff, StartupFailures
 
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
@@ -123,6 +125,9 @@ class Scheduler:
         self._max_tasks = max_tasks
         self._selector = selectors.DefaultSelector()
         self._workers = Workers(ctx, self._selector, initializer, initargs, capture_output)
+        self._initializer_name = job_name(initializer) if initializer is not None else None
+        self._backoff = SpawnBackoff()
+        self._startup = StartupFailures(self._initializer_name)
         self._pending: deque[Job] = deque()
         # (worker id, job id, attempt) of each job with a timeout, due at its deadline.
         self._deadlines: TimerHeap[tuple[int, int, int]] = TimerHeap()
@@ -154,7 +159,7 @@ class Scheduler:
                         self._workers.flush(w)
                 self._take_inbox(reports)
                 if self._dropped_functions:
-                    self._workers.forget(_drain(self._dropped_functions))
+                    self._workers.forget(drain(self._dropped_functions))
                 if self._deadlines:
                     for wid, job_id, attempt in self._deadlines.pop_due(time.monotonic()):
                         self._workers.expire(wid, job_id, attempt)
@@ -179,10 +184,14 @@ class Scheduler:
             self.done.set()
 
     def _select_timeout(self) -> float | None:
-        if not self._deadlines and self._phase is RUNNING:
+        retry_spawn = self._backoff.failures and self._pending
+        if not self._deadlines and self._phase is RUNNING and not retry_spawn:
             return None
         now = time.monotonic()
         wait = self._deadlines.wait_time(now)
+        if retry_spawn:  # a worker failed to start: wake up to try again
+            spawn_wait = max(0.0, self._backoff.not_before - now)
+            wait = spawn_wait if wait is None else min(wait, spawn_wait)
         if self._phase is not RUNNING:
             quit_wait = max(0.0, self._quit_deadline - now)
             wait = quit_wait if wait is None else min(wait, quit_wait)
@@ -213,13 +222,13 @@ class Scheduler:
         if len(open_workers) < self._size:
             idle = sum(1 for w in open_workers if not w.inflight)
             for _ in range(workers_to_start(self._size, len(open_workers), idle, len(pending))):
-                # It fails when the initializer or its arguments do not pickle, or without fork.
-                try:
-                    open_workers.append(workers.spawn())
-                except Exception as exc:
-                    error = f"could not start a worker process: {type(exc).__name__}: {exc}"
-                    self._break(InitializerError(error), reports)
+                w, error = self._backoff.attempt(workers.spawn, time.monotonic())
+                if error is not None:
+                    self._break(error, reports)
                     return
+                if w is None:
+                    break  # none starts now: _select_timeout wakes the loop to try again
+                open_workers.append(w)
         open_workers.sort(key=lambda w: len(w.inflight))
         flags = FLAG_STARTED if self.want_started else 0
         batching, max_tasks = self._batching, self._max_tasks
@@ -278,11 +287,13 @@ class Scheduler:
                         reports.append((ReportKind.STARTED, job, wid, pid, None, None))
             elif op == OP_READY:
                 w.ready = True
-                self._workers.started()
+                self._startup.ready()
                 reports.append((ReportKind.WORKER_UP, None, wid, pid, None, None))
             elif op == OP_INIT_FAILED:
                 failed: InitFailedMessage = msg
-                error = InitializerError(failed[1].strip().split("\n", 1)[0])
+                error = InitializerError(
+                    failed[1].strip().split("\n", 1)[0], self._initializer_name
+                )
                 self._break(error, reports, failed[1])
             else:
                 _forward(w, msg, reports)
@@ -319,7 +330,7 @@ class Scheduler:
             # Draining too: jobs a dying worker held must still run, so the drain goes on with a new worker.
             self._pending.extendleft(reversed(requeue))
         if not w.ready and w.kill_reason is None and phase is RUNNING:
-            error = workers.failed_to_start(exitcode)
+            error = self._startup.exited(exitcode)
             if error is not None and self._broken is None:
                 self._break(error, reports)
         if phase is DRAINING and self._pending:
@@ -348,13 +359,6 @@ class Scheduler:
             self._workers.kill_all()
             return True
         return False
-
-
-def _drain(keys: deque[int]) -> set[int]:
-    drained = set()
-    while keys:
-        drained.add(keys.popleft())
-    return drained
 
 
 def _skip_cancelled_head(pending: deque[Job], reports: list[Report]) -> None:
