@@ -93,21 +93,18 @@ class FunctionCache:
     def get(self, fn: Any) -> Pickled | None:
         """The pickled ``fn`` if it is cached (any thread, no lock: the path of every submit)."""
         if type(fn) is _MethodType:
-            entry = self._entries.get((id(fn.__func__), id(fn.__self__)))
-            if (
-                entry is None
-                or entry.refs[0]() is not fn.__func__
-                or entry.refs[1]() is not fn.__self__
-            ):
+            func, obj = fn.__func__, fn.__self__
+            ident: Any = (id(func), id(obj))
+            entry = self._entries.get(ident)
+            if entry is None or entry.refs[0]() is not func or entry.refs[1]() is not obj:
                 return None
         else:
-            entry = self._entries.get(id(fn))
+            ident = id(fn)
+            entry = self._entries.get(ident)
             if entry is None or entry.refs[0]() is not fn:
                 return None
         with contextlib.suppress(KeyError):  # dropped meanwhile: it is still the right pickle
-            self._entries.move_to_end(
-                (id(fn.__func__), id(fn.__self__)) if type(fn) is _MethodType else id(fn)
-            )
+            self._entries.move_to_end(ident)
         return entry.pickled
 
     def add(self, fn: Any, name: str | None) -> Pickled:

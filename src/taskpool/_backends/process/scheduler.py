@@ -184,13 +184,13 @@ class Scheduler:
             self.done.set()
 
     def _select_timeout(self) -> float | None:
-        retry_spawn = self._backoff.failures and self._pending
-        if not self._deadlines and self._phase is RUNNING and not retry_spawn:
-            return None
         now = time.monotonic()
+        # A worker failed to start and jobs wait: wake up to try again.
+        spawn_wait = self._backoff.not_before - now if self._pending else 0.0
+        if not self._deadlines and self._phase is RUNNING and spawn_wait <= 0:
+            return None
         wait = self._deadlines.wait_time(now)
-        if retry_spawn:  # a worker failed to start: wake up to try again
-            spawn_wait = max(0.0, self._backoff.not_before - now)
+        if spawn_wait > 0:
             wait = spawn_wait if wait is None else min(wait, spawn_wait)
         if self._phase is not RUNNING:
             quit_wait = max(0.0, self._quit_deadline - now)
@@ -372,9 +372,8 @@ def _skip_cancelled_head(pending: deque[Job], reports: list[Report]) -> None:
         if job.attempt != 1 or not future.cancelled():
             return
         pending.popleft()
-        with contextlib.suppress(
-            RuntimeError
-        ):  # notified already: nothing left to tell its waiters
+        # RuntimeError: notified already, nothing left to tell its waiters.
+        with contextlib.suppress(RuntimeError):
             future.set_running_or_notify_cancel()
         reports.append((SKIPPED, job, None, None, None, None))
 
