@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ._errors import SharedStateGoneError as SharedStateGoneError
     from ._errors import TaskpoolError as TaskpoolError
     from ._errors import WorkerCrashedError as WorkerCrashedError
+    from ._errors import WorkerStartError as WorkerStartError
     from ._pool.imap import IMapIterator as IMapIterator
     from ._pool.pool import TaskPool as TaskPool
     from ._pool.submitter import PoolView as PoolView
@@ -63,6 +64,7 @@ _EXPORTS = {
     "DaskConnectionError": "._errors",
     "ForkedPoolError": "._errors",
     "InitializerError": "._errors",
+    "WorkerStartError": "._errors",
     "JobTimeoutError": "._errors",
     "PoolClosedError": "._errors",
     "RemoteTraceback": "._errors",
@@ -150,6 +152,7 @@ __all__ = (
     "TaskPool",
     "TaskpoolError",
     "WorkerCrashedError",
+    "WorkerStartError",
     "as_completed",
     "get_logger",
     "spawn",

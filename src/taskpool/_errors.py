@@ -23,6 +23,7 @@ __all__ = [
     "SharedStateGoneError",
     "TaskpoolError",
     "WorkerCrashedError",
+    "WorkerStartError",
 ]
 
 
@@ -214,14 +215,39 @@ class InitializerError(TaskpoolError):
     The pool does not respawn workers in a loop: it fails the pending jobs with this error and refuses new ones.
     """
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, initializer: str | None = None) -> None:
         self.reason = reason
+        #: The initializer's qualified name, where it is known.
+        self.initializer = initializer
+        named = f" {initializer}" if initializer else ""
         super().__init__(
-            f"the pool's initializer failed in a worker: {reason}. The pool stopped its workers and "
-            "fails every job; fix the initializer and create a new pool"
+            f"the pool's initializer{named} failed in a worker: {reason}. The pool stopped its workers "
+            "and fails every job; fix the initializer and create a new pool"
         )
 
-    def __reduce__(self) -> tuple[type[InitializerError], tuple[str]]:
+    def __reduce__(self) -> tuple[type[InitializerError], tuple[str, str | None]]:
+        return (type(self), (self.reason, self.initializer))
+
+
+class WorkerStartError(InitializerError):
+    """The pool could not start its worker processes, for a reason other than its initializer.
+
+    ``reason`` says what failed and what to do: the main module starts a pool when a worker imports it (no
+    ``if __name__ == "__main__":`` guard), the system refused a new process again and again (too many open
+    files, no memory), or workers died before they were ready. A subclass of `InitializerError`, so code that
+    handles a pool that cannot start its workers handles both.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        self.initializer = None
+        TaskpoolError.__init__(
+            self,
+            f"the pool could not start a worker process: {reason}. The pool stopped its workers and "
+            "fails every job",
+        )
+
+    def __reduce__(self) -> tuple[type[InitializerError], tuple[str]]:  # type: ignore[override]
         return (type(self), (self.reason,))
 
 
@@ -270,6 +296,7 @@ for _cls in (
     JobTimeoutError,
     SerializationError,
     InitializerError,
+    WorkerStartError,
     DaskConnectionError,
     SharedStateGoneError,
     RemoteTraceback,

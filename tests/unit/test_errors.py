@@ -20,6 +20,7 @@ from taskpool import (
     SharedStateGoneError,
     TaskpoolError,
     WorkerCrashedError,
+    WorkerStartError,
 )
 
 ERRORS: list[Any] = [
@@ -67,8 +68,18 @@ ERRORS: list[Any] = [
     ),
     pytest.param(
         InitializerError("RuntimeError: no db"),
-        {"reason": "RuntimeError: no db"},
+        {"reason": "RuntimeError: no db", "initializer": None},
         id="InitializerError",
+    ),
+    pytest.param(
+        InitializerError("RuntimeError: no db", "connect"),
+        {"reason": "RuntimeError: no db", "initializer": "connect"},
+        id="InitializerError-named",
+    ),
+    pytest.param(
+        WorkerStartError("OSError: [Errno 24] Too many open files"),
+        {"reason": "OSError: [Errno 24] Too many open files", "initializer": None},
+        id="WorkerStartError",
     ),
     pytest.param(
         DaskConnectionError("tcp://h:8786", "did not answer within 10 s", "f"),
@@ -142,6 +153,9 @@ def test_messages_say_what_happened_and_what_to_do() -> None:
     )
     assert "create a new pool" in str(PoolClosedError())
     assert "fix the initializer" in str(InitializerError("x"))
+    assert "initializer connect failed" in str(InitializerError("x", "connect"))
+    assert "initializer" not in str(WorkerStartError("too many open files"))
+    assert isinstance(WorkerStartError("x"), InitializerError)
     assert str(RemoteTraceback("tb text")) == "tb text"
 
 

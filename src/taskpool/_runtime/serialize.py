@@ -53,6 +53,16 @@ def has_large_buffer(items: Sequence[Any], more: Mapping[str, Any] | None = None
 
 
 def _rebuild_bytes(buffer: Any) -> bytes:
+    """The ``bytes`` that `_OutOfBand` stood for, from the buffer unpickling hands over.
+
+    Unpickling hands over the buffer object it was given for a read-only buffer: when that is a whole view of
+    a ``bytes`` object (the frame reader reads large buffers straight into one), that object is the value, and
+    copying it would double the memory a large result takes.
+    """
+    if type(buffer) is memoryview:
+        obj = buffer.obj
+        if type(obj) is bytes and buffer.nbytes == len(obj) and buffer.c_contiguous:
+            return obj
     return bytes(buffer)
 
 

@@ -8,16 +8,15 @@ side does, and all it shares with the scheduler thread:
   submits, and a job that does not pickle fails at once), appends the job to the scheduler's inbox (a deque:
   append and popleft are atomic) and wakes the scheduler only when no wake-up is pending already, so a burst
   of submits costs one syscall. It is the hot path of every job: keep it lean.
-- A function is pickled once and sent to each worker once: the function cache maps it to a key, and the
-  key's pickle is what the scheduler sends. Inserts into the cache take ``_fn_lock``; lookups take no lock.
+- A function is pickled once and sent to each worker once: the function cache
+  (`taskpool._backends.process.functions`, a bounded LRU that holds functions weakly) maps it to a key, and
+  each job carries its function's key and pickle, which the scheduler sends to a worker that lacks it.
 - ``stop`` and ``shutdown`` append a `StopRequest` or a `QuitRequest` to the same inbox, so the scheduler
   sees requests and jobs in the order they were made.
 """
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import multiprocessing
 import pickle
 import sys
@@ -26,10 +25,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..._runtime.attempt import JobKind
-from ..._runtime.serialize import dumps, dumps_function, dumps_split, has_large_buffer
+from ..._runtime.serialize import dumps, dumps_split, has_large_buffer
+from .functions import FunctionCache
 from .inbox import QuitRequest, StopRequest
 from .protocol import wrap
 from .scheduler import QUIT_GRACE, Scheduler
+from .startup import refuse_while_main_is_imported
 
 if TYPE_CHECKING:
     from ..._core.job import Job
@@ -68,12 +69,10 @@ class ProcessBackend:
         max_tasks_per_worker: int | None = None,
         capture_output: bool = True,
     ) -> None:
+        refuse_while_main_is_imported()
         self.workers = workers
         self.start_method: str | None = start_method or default_start_method()
-        self._fn_lock = threading.Lock()
-        self._fn_keys: dict[Any, int] = {}
-        self._fn_data: dict[int, bytes] = {}
-        self._fn_counter = itertools.count(1)
+        self._functions = FunctionCache()
         self._scheduler = Scheduler(
             workers,
             multiprocessing.get_context(self.start_method),
@@ -81,7 +80,7 @@ class ProcessBackend:
             initargs=initargs,
             max_tasks=max_tasks_per_worker,
             capture_output=capture_output,
-            functions=self._fn_data,
+            dropped_functions=self._functions.dropped,
         )
         # Bound once: used on every submit.
         self._inbox = self._scheduler.inbox
@@ -96,17 +95,6 @@ class ProcessBackend:
         )
         self._thread.start()
 
-    def _new_function_key(self, fn: Callable[..., Any], name: str) -> int:
-        data = dumps_function(fn, name)
-        with self._fn_lock:
-            key = next(self._fn_counter)
-            self._fn_data[key] = data
-            with contextlib.suppress(
-                TypeError
-            ):  # an unhashable callable: pickled again for every job
-                self._fn_keys[fn] = key
-        return key
-
     def submit(self, job: Job) -> None:
         """Queue one attempt of ``job`` (any thread). Pickles it here, in the caller's thread.
 
@@ -116,28 +104,24 @@ class ProcessBackend:
             SerializationError: the function or the arguments do not pickle.
         """
         if job.payload is None:
-            fn = job.fn
-            try:
-                key = self._fn_keys.get(fn)
-            except TypeError:
-                key = None
-            if key is None:
-                key = self._new_function_key(fn, job.name)
+            function = self._functions.get(job.fn)
+            if function is None:
+                function = self._functions.add(job.fn, job.name)
             args = job.args
             if job.kind != _CALL:
                 chunk = args[0]
                 if len(chunk) <= _SCAN_CHUNK and has_large_buffer(chunk):
-                    job.payload = (key, dumps_split(chunk, "arguments", "parent", job.name))
+                    job.payload = (function, dumps_split(chunk, "arguments", "parent", job.name))
                 else:
-                    job.payload = (key, wrap(dumps(chunk, "arguments", "parent", job.name)))
+                    job.payload = (function, wrap(dumps(chunk, "arguments", "parent", job.name)))
             elif args or job.kwargs:
                 call = (args, job.kwargs)
                 if has_large_buffer(args, job.kwargs):
-                    job.payload = (key, dumps_split(call, "arguments", "parent", job.name))
+                    job.payload = (function, dumps_split(call, "arguments", "parent", job.name))
                 else:
-                    job.payload = (key, wrap(dumps(call, "arguments", "parent", job.name)))
+                    job.payload = (function, wrap(dumps(call, "arguments", "parent", job.name)))
             else:
-                job.payload = (key, _NO_ARGUMENTS)
+                job.payload = (function, _NO_ARGUMENTS)
         self._inbox.append(job)
         if not self._wakeup.pending:
             self._wakeup.wake()

@@ -20,12 +20,13 @@ import ctypes
 import itertools
 import logging
 import selectors
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..._core.reports import Report, ReportKind
-from ..._errors import InitializerError, JobTimeoutError, WorkerCrashedError
+from ..._errors import JobTimeoutError, WorkerCrashedError
+from .functions import FUNCTION_CACHE_SIZE, Pickled
 from .protocol import (
     FLAG_SYNC,
     QUIT,
@@ -33,6 +34,7 @@ from .protocol import (
     FrameWriter,
     define_message,
     enlarge_pipe,
+    forget_message,
     run_message,
 )
 from .ring import new_ring
@@ -44,10 +46,7 @@ if TYPE_CHECKING:
 
     from ..._core.job import Job
 
-__all__ = ["JOBS", "RESULTS", "SENTINEL", "STARTUP_FAILURES", "KillReason", "Worker", "Workers"]
-
-# Workers that die before they report ready, in a row, before the pool gives up instead of respawning forever.
-STARTUP_FAILURES = 3
+__all__ = ["JOBS", "RESULTS", "SENTINEL", "KillReason", "Worker", "Workers"]
 
 # What a worker's selector key is about (the first item of its data; the second is the `Worker`): its results
 # pipe is readable, its process ended, its jobs pipe takes more of the frames queued for it.
@@ -110,8 +109,8 @@ class Worker:
         self.writer_conn = writer_conn
         #: The jobs sent to it whose outcome has not come back, by job id, in the order sent.
         self.inflight: dict[int, Job] = {}
-        #: The keys of the functions it has been sent.
-        self.defined: set[int] = set()
+        #: The keys of the functions it holds, least recently used first (at most FUNCTION_CACHE_SIZE).
+        self.defined: OrderedDict[int, None] = OrderedDict()
         #: Jobs stopped while queued in it: their outcomes are dropped.
         self.discard: set[int] = set()
         #: Jobs sent to it in all (for `max_tasks_per_worker`).
@@ -131,7 +130,6 @@ class Worker:
         pending: deque[Job],
         count: int,
         flags: int,
-        functions: dict[int, bytes],
         max_tasks: int | None,
         reports: list[Report],
     ) -> list[Any]:
@@ -143,9 +141,9 @@ class Worker:
         messages: list[Any] = []
         inflight, defined = self.inflight, self.defined
         sent = 0
-        for _ in range(count):
-            if not pending:
-                break
+        # A cancelled job takes no share of the worker's room: were it counted, a round that met only
+        # cancelled jobs would send nothing, and nothing would wake the scheduler for the jobs left behind.
+        while sent < count and pending:
             job = pending.popleft()
             # A job put back after its worker died is RUNNING already: asking again would raise.
             future = job.future
@@ -156,10 +154,12 @@ class Worker:
             ):
                 reports.append((SKIPPED, job, None, None, None, None))
                 continue
-            key, payload = job.payload
-            if key not in defined:
-                defined.add(key)
-                messages.append(define_message(key, functions[key]))
+            function, payload = job.payload
+            key = function[0]
+            if key in defined:
+                defined.move_to_end(key)
+            else:
+                self._define(function, messages)
             job_flags = flags | FLAG_SYNC if job.options.timeout is not None else flags
             messages.append(run_message(job.id, key, job.kind, payload, job_flags, job.name))
             inflight[job.id] = job
@@ -170,6 +170,15 @@ class Worker:
             messages.append(QUIT)
             self.quitting = True
         return messages
+
+    def _define(self, function: Pickled, messages: list[Any]) -> None:
+        """Send ``function``; past FUNCTION_CACHE_SIZE, the worker forgets its least recently used one."""
+        defined = self.defined
+        defined[function.key] = None
+        messages.append(define_message(function.key, function.data))
+        if len(defined) > FUNCTION_CACHE_SIZE:
+            oldest, _ = defined.popitem(last=False)
+            messages.append(forget_message((oldest,)))
 
     def close_pipes(self) -> None:
         for conn in (self.results, self.writer_conn):
@@ -196,7 +205,6 @@ class Workers:
         self._wids = itertools.count(1)
         #: The live workers by id; the scheduler reads it, only this class adds and removes.
         self.by_id: dict[int, Worker] = {}
-        self._startup_failures = 0
 
     def __iter__(self) -> Iterator[Worker]:
         return iter(self.by_id.values())
@@ -213,7 +221,13 @@ class Workers:
         ctx = self._ctx
         wid = next(self._wids)
         jobs_r, jobs_w = ctx.Pipe(duplex=False)
-        results_r, results_w = ctx.Pipe(duplex=False)
+        try:
+            results_r, results_w = ctx.Pipe(duplex=False)
+        except BaseException:
+            _close(
+                jobs_r, jobs_w
+            )  # the failure may pass (no file descriptors for now): leak nothing
+            raise
         enlarge_pipe(jobs_w.fileno())
         enlarge_pipe(results_w.fileno())
         slot = ctx.RawValue(ctypes.c_longlong, 0)
@@ -233,7 +247,11 @@ class Workers:
             name=f"taskpool-worker-{wid}",
             daemon=True,
         )
-        process.start()
+        try:
+            process.start()
+        except BaseException:
+            _close(jobs_r, jobs_w, results_r, results_w)
+            raise
         jobs_r.close()
         results_w.close()
         w = Worker(
@@ -269,6 +287,15 @@ class Workers:
             sel.register(w.writer.fd, selectors.EVENT_WRITE, (JOBS, w))
         elif done and registered:
             sel.unregister(w.writer.fd)
+
+    def forget(self, keys: set[int]) -> None:
+        """Tell every worker that holds one of the functions ``keys`` to drop it (the parent dropped them)."""
+        for w in self.by_id.values():
+            held = tuple(k for k in keys if k in w.defined)
+            if held and not w.quitting:
+                for key in held:
+                    del w.defined[key]
+                self.send(w, [forget_message(held)])
 
     def retire(self, w: Worker) -> None:
         """Tell ``w`` to exit after the jobs it has; it takes no more."""
@@ -367,21 +394,6 @@ class Workers:
         reports.append((ReportKind.WORKER_DOWN, None, wid, pid, exitcode, None))
         return exitcode, requeue
 
-    def started(self) -> None:
-        """A worker reported ready: the run of startup failures is over."""
-        self._startup_failures = 0
-
-    def failed_to_start(self, exitcode: int | None) -> InitializerError | None:
-        """A worker ended before it was ready (not killed on purpose): the error to break the pool with, if
-        that happened `STARTUP_FAILURES` times in a row."""
-        self._startup_failures += 1
-        if self._startup_failures < STARTUP_FAILURES:
-            return None
-        return InitializerError(
-            f"{STARTUP_FAILURES} worker processes in a row exited with code {exitcode} before they "
-            "were ready"
-        )
-
     def reap_all(self) -> None:
         """Wait for every worker to end (killing those that do not), and close their pipes. Bounded in time."""
         for w in list(self.by_id.values()):
@@ -391,3 +403,9 @@ class Workers:
                 w.process.join(2.0)
             w.close_pipes()
         self.by_id.clear()
+
+
+def _close(*conns: Connection) -> None:
+    for conn in conns:
+        with contextlib.suppress(OSError):
+            conn.close()

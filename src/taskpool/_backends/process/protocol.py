@@ -5,10 +5,11 @@ pipes rather than one duplex socket, so that the parent's end can be non-blockin
 blocking: the scheduler thread never blocks on a write (a worker busy in C code that holds the GIL cannot
 stall it), and a worker never has to poll.
 
-A frame is ``!Q`` total length, ``!I`` buffer count, ``!Q`` per buffer length, then a pickle (protocol 5) of a
-list of messages (one batch), then the out-of-band buffers. Large payloads (pickled arguments and results)
-travel as out-of-band buffers, so they are written from where they lie instead of being copied into the
-frame's pickle.
+A frame is ``!Q`` total length, ``!I`` buffer count, ``!Q`` per buffer length (its top bit set when the
+buffer is read-only), then a pickle (protocol 5) of a list of messages (one batch), then the out-of-band
+buffers. Large payloads (pickled arguments and results) travel as out-of-band buffers, so they are written
+from where they lie instead of being copied into the frame's pickle, and are read straight into the objects
+they become (`taskpool._backends.process.landing`).
 
 A message is a plain tuple whose first item is its `Op` as a plain int: a named tuple pickles several times
 slower, and an `Op` member would pickle as a reference to its class. Each message has a type alias below that
@@ -28,17 +29,20 @@ import errno
 import itertools
 import os
 import pickle
-import struct
 import sys
 from collections import deque
 from typing import Any, Final, TypeAlias
 
 from ..._runtime.serialize import OUT_OF_BAND_MIN, Payload
+from .landing import HEAD as _HEAD
+from .landing import LEN as _LEN
+from .landing import READONLY, Body, lengths, read_frame
 
 __all__ = [
     "FLAG_STARTED",
     "FLAG_SYNC",
     "OP_DEFINE",
+    "OP_FORGET",
     "OP_INIT_FAILED",
     "OP_LOG",
     "OP_OUTPUT",
@@ -49,6 +53,7 @@ __all__ = [
     "OP_STARTED",
     "QUIT",
     "DefineMessage",
+    "ForgetMessage",
     "FrameReader",
     "FrameWriter",
     "InitFailedMessage",
@@ -64,6 +69,7 @@ __all__ = [
     "define_message",
     "encode",
     "enlarge_pipe",
+    "forget_message",
     "init_failed_message",
     "log_message",
     "output_message",
@@ -89,6 +95,7 @@ class Op(enum.IntEnum):
     RESULT = 6
     LOG = 7
     OUTPUT = 8
+    FORGET = 9
 
 
 # Plain ints, what travels and what readers compare with: bound once, as they are used per message.
@@ -101,6 +108,7 @@ OP_STARTED: Final = int(Op.STARTED)
 OP_RESULT: Final = int(Op.RESULT)
 OP_LOG: Final = int(Op.LOG)
 OP_OUTPUT: Final = int(Op.OUTPUT)
+OP_FORGET: Final = int(Op.FORGET)
 
 # Job flags. FLAG_SYNC: the worker reports the start of the job and flushes results on both sides of it, so
 # that the scheduler knows exactly when a job with a deadline starts and which job a crash belongs to.
@@ -118,6 +126,8 @@ DefineMessage: TypeAlias = tuple[int, int, bytes]
 #: as its `JobKind` ``kind`` says, on ``payload`` (the pickled ``(args, kwargs)``, or the pickled chunk of a
 #: map); ``flags`` is a sum of ``FLAG_*``; ``name`` is the job's name, for errors and log records.
 RunMessage: TypeAlias = tuple[int, int, int, int, Payload, int, "str | None"]
+#: ``(OP_FORGET, keys)``: drop the functions defined under ``keys`` (jobs sent before this still run).
+ForgetMessage: TypeAlias = tuple[int, tuple[int, ...]]
 #: ``(OP_QUIT,)``: finish the jobs received before this and exit.
 QuitMessage: TypeAlias = tuple[int]
 
@@ -146,6 +156,10 @@ QUIT: Final[QuitMessage] = (OP_QUIT,)
 
 def define_message(key: int, fn_bytes: bytes) -> DefineMessage:
     return (OP_DEFINE, key, fn_bytes)
+
+
+def forget_message(keys: tuple[int, ...]) -> ForgetMessage:
+    return (OP_FORGET, keys)
 
 
 def run_message(
@@ -182,8 +196,6 @@ def output_message(stream: str, text: str) -> OutputMessage:
 
 # -- frames ---------------------------------------------------------------------------------------------------
 
-_HEAD = struct.Struct("!QI")
-_LEN = struct.Struct("!Q")
 
 # Linux lets a pipe hold up to /proc/sys/fs/pipe-max-size (1 MiB by default). A larger pipe means fewer
 # context switches per large message; it costs kernel memory only while data sits in it.
@@ -218,31 +230,9 @@ def encode(messages: list[Any]) -> list[bytes | memoryview]:
     if not buffers:
         return [_HEAD.pack(len(main) + _HEAD.size, 0), main]
     views = [b.raw() for b in buffers]
-    lengths = b"".join(_LEN.pack(v.nbytes) for v in views)
-    total = _HEAD.size + len(lengths) + len(main) + sum(v.nbytes for v in views)
-    return [_HEAD.pack(total, len(views)), lengths, main, *views]
-
-
-def _read_exact(fd: int, n: int) -> bytearray:
-    buf = bytearray(n)
-    view = memoryview(buf)
-    got = 0
-    while got < n:
-        k = os.readv(fd, [view[got:]])
-        if k == 0:
-            raise EOFError("the other end of the pipe closed")
-        got += k
-    return buf
-
-
-def read_frame(fd: int) -> list[Any]:
-    """Read one frame from a blocking pipe and decode its batch of messages.
-
-    Raises:
-        EOFError: the writer closed its end (it exited or was killed), possibly mid-frame.
-    """
-    total, nbuf = _HEAD.unpack(_read_exact(fd, _HEAD.size))
-    return decode(memoryview(_read_exact(fd, total - _HEAD.size)), nbuf, total)
+    fields = b"".join(_LEN.pack(v.nbytes | READONLY if v.readonly else v.nbytes) for v in views)
+    total = _HEAD.size + len(fields) + len(main) + sum(v.nbytes for v in views)
+    return [_HEAD.pack(total, len(views)), fields, main, *views]
 
 
 def decode(body: memoryview, nbuf: int, total: int) -> list[Any]:
@@ -250,10 +240,10 @@ def decode(body: memoryview, nbuf: int, total: int) -> list[Any]:
     if nbuf == 0:
         messages: list[Any] = pickle.loads(body)
         return messages
-    lengths = [_LEN.unpack_from(body, i * _LEN.size)[0] for i in range(nbuf)]
+    sizes = [raw & ~READONLY for raw in lengths(body, nbuf)]
     end = total - _HEAD.size
     bufs = []
-    for n in reversed(lengths):
+    for n in reversed(sizes):
         bufs.append(body[end - n : end])
         end -= n
     bufs.reverse()
@@ -316,8 +306,8 @@ class FrameWriter:
         return True
 
 
-# The scheduler reads this much at a time; frames larger than this are read straight into a buffer of their
-# own size instead (one copy, no reassembly).
+# The scheduler reads this much at a time; frames larger than this are read straight into the objects they
+# become instead (a `Body`: no reassembly, and large buffers are never copied).
 _READ_CHUNK = 256 * 1024
 
 
@@ -328,16 +318,13 @@ class FrameReader:
     the scheduler in the middle of a frame.
     """
 
-    __slots__ = ("_big", "_buf", "_got", "_nbuf", "_total", "fd")
+    __slots__ = ("_big", "_buf", "fd")
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         os.set_blocking(fd, False)
         self._buf = bytearray()
-        self._big: bytearray | None = None
-        self._got = 0
-        self._nbuf = 0
-        self._total = 0
+        self._big: Body | None = None
 
     def read(self) -> list[list[Any]]:
         """Return every frame that can be completed from what the pipe holds now.
@@ -351,7 +338,7 @@ class FrameReader:
             big = self._big
             if big is not None:
                 try:
-                    k = os.readv(fd, [memoryview(big)[self._got :]])
+                    k = os.readv(fd, big.targets())
                 except (BlockingIOError, InterruptedError):
                     return frames
                 if k == 0:
@@ -359,10 +346,10 @@ class FrameReader:
                     if frames:
                         return frames
                     raise EOFError("the worker closed its results pipe in the middle of a frame")
-                self._got += k
-                if self._got == len(big):
+                big.advance(k)
+                if big.done:
                     self._big = None
-                    frames.append(decode(memoryview(big), self._nbuf, self._total))
+                    frames.append(big.decode())
                 continue
             try:
                 chunk = os.read(fd, _READ_CHUNK)
@@ -378,17 +365,24 @@ class FrameReader:
             while len(buf) >= _HEAD.size:
                 total, nbuf = _HEAD.unpack_from(buf)
                 if len(buf) >= total:
-                    frame = bytes(
-                        buf[_HEAD.size : total]
-                    )  # a copy, so that buf can shrink under it
+                    # A copy, so that buf can shrink under it.
+                    frame = bytes(buf[_HEAD.size : total])
                     del buf[:total]
                     frames.append(decode(memoryview(frame), nbuf, total))
                 elif total > _READ_CHUNK:
-                    body = bytearray(total - _HEAD.size)
-                    have = len(buf) - _HEAD.size
-                    body[:have] = buf[_HEAD.size :]
-                    buf.clear()
-                    self._big, self._got, self._nbuf, self._total = body, have, nbuf, total
+                    self._big = self._begin_big(total, nbuf)
                     break
                 else:
                     break
+
+    def _begin_big(self, total: int, nbuf: int) -> Body | None:
+        """Start reading a large frame into a `Body` once its length fields are in; None until then."""
+        buf = self._buf
+        start = _HEAD.size + nbuf * _LEN.size
+        if len(buf) < start:
+            return None  # the next chunk brings them
+        with memoryview(buf) as view:  # released before buf shrinks
+            body = Body.after_lengths(total - start, lengths(view[_HEAD.size :], nbuf))
+            body.fill(view[start:])
+        buf.clear()
+        return body

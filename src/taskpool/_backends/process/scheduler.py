@@ -40,13 +40,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..._core.job import Job
+from ..._core.job import Job, job_name
 from ..._core.reports import Report, ReportKind, Sink
 from ..._core.timers import TimerHeap
 from ..._errors import InitializerError, RemoteTraceback, TaskpoolError
 from ..._runtime.attempt import decode_error, decode_value
 from ..._runtime.serialize import loads
 from .batching import Batching, share, workers_to_start
+from .functions import drain
 from .inbox import QuitRequest, StopRequest, Wakeup
 from .lifecycle import RESULTS, SENTINEL, Worker, Workers
 from .protocol import (
@@ -64,6 +65,7 @@ from .protocol import (
     StartedMessage,
 )
 from .ring import read_outcomes
+from .startup import SpawnBackoff, StartupFailures
 
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
@@ -108,7 +110,7 @@ class Scheduler:
         initargs: tuple[Any, ...],
         max_tasks: int | None,
         capture_output: bool,
-        functions: dict[int, bytes],
+        dropped_functions: deque[int],
     ) -> None:
         # Shared with caller threads (see the module docstring).
         self.inbox: deque[Job | StopRequest | QuitRequest] = deque()
@@ -117,13 +119,16 @@ class Scheduler:
         self.sink: Sink = lambda reports: None
         #: Set when the thread has ended and every worker is reaped.
         self.done = threading.Event()
-        # Pickled functions by key: caller threads insert a key before they queue a job that names it.
-        self._functions = functions
+        # Keys of functions the parent's cache dropped: caller threads append, this thread tells workers.
+        self._dropped_functions = dropped_functions
         # Scheduler thread only.
         self._size = size
         self._max_tasks = max_tasks
         self._selector = selectors.DefaultSelector()
         self._workers = Workers(ctx, self._selector, initializer, initargs, capture_output)
+        self._initializer_name = job_name(initializer) if initializer is not None else None
+        self._backoff = SpawnBackoff()
+        self._startup = StartupFailures(self._initializer_name)
         self._pending: deque[Job] = deque()
         # (worker id, job id, attempt) of each job with a timeout, due at its deadline.
         self._deadlines: TimerHeap[tuple[int, int, int]] = TimerHeap()
@@ -154,6 +159,8 @@ class Scheduler:
                     else:
                         self._workers.flush(w)
                 self._take_inbox(reports)
+                if self._dropped_functions:
+                    self._workers.forget(drain(self._dropped_functions))
                 if self._deadlines:
                     for wid, job_id, attempt in self._deadlines.pop_due(time.monotonic()):
                         self._workers.expire(wid, job_id, attempt)
@@ -178,10 +185,14 @@ class Scheduler:
             self.done.set()
 
     def _select_timeout(self) -> float | None:
-        if not self._deadlines and self._phase is RUNNING:
-            return None
         now = time.monotonic()
+        # A worker failed to start and jobs wait: wake up to try again.
+        spawn_wait = self._backoff.not_before - now if self._pending else 0.0
+        if not self._deadlines and self._phase is RUNNING and spawn_wait <= 0:
+            return None
         wait = self._deadlines.wait_time(now)
+        if spawn_wait > 0:
+            wait = spawn_wait if wait is None else min(wait, spawn_wait)
         if self._phase is not RUNNING:
             quit_wait = max(0.0, self._quit_deadline - now)
             wait = quit_wait if wait is None else min(wait, quit_wait)
@@ -204,6 +215,7 @@ class Scheduler:
     # -- jobs out -----------------------------------------------------------------------------------------
     def _dispatch(self, reports: list[Report]) -> None:
         pending = self._pending
+        _skip_cancelled_head(pending, reports)
         if not pending:
             return
         workers = self._workers
@@ -211,13 +223,13 @@ class Scheduler:
         if len(open_workers) < self._size:
             idle = sum(1 for w in open_workers if not w.inflight)
             for _ in range(workers_to_start(self._size, len(open_workers), idle, len(pending))):
-                # It fails when the initializer or its arguments do not pickle, or without fork.
-                try:
-                    open_workers.append(workers.spawn())
-                except Exception as exc:
-                    error = f"could not start a worker process: {type(exc).__name__}: {exc}"
-                    self._break(InitializerError(error), reports)
+                w, error = self._backoff.attempt(workers.spawn, time.monotonic())
+                if error is not None:
+                    self._break(error, reports)
                     return
+                if w is None:
+                    break  # none starts now: _select_timeout wakes the loop to try again
+                open_workers.append(w)
         open_workers.sort(key=lambda w: len(w.inflight))
         flags = FLAG_STARTED if self.want_started else 0
         batching, max_tasks = self._batching, self._max_tasks
@@ -228,7 +240,7 @@ class Scheduler:
             count = share(len(pending), len(open_workers) - i, room)
             if count <= 0:
                 continue
-            messages = w.take_jobs(pending, count, flags, self._functions, max_tasks, reports)
+            messages = w.take_jobs(pending, count, flags, max_tasks, reports)
             if messages:
                 workers.send(w, messages)
 
@@ -276,11 +288,13 @@ class Scheduler:
                         reports.append((ReportKind.STARTED, job, wid, pid, None, None))
             elif op == OP_READY:
                 w.ready = True
-                self._workers.started()
+                self._startup.ready()
                 reports.append((ReportKind.WORKER_UP, None, wid, pid, None, None))
             elif op == OP_INIT_FAILED:
                 failed: InitFailedMessage = msg
-                error = InitializerError(failed[1].strip().split("\n", 1)[0])
+                error = InitializerError(
+                    failed[1].strip().split("\n", 1)[0], self._initializer_name
+                )
                 self._break(error, reports, failed[1])
             else:
                 _forward(w, msg, reports)
@@ -320,7 +334,7 @@ class Scheduler:
             # Draining too: jobs a dying worker held must still run, so the drain goes on with a new worker.
             self._pending.extendleft(reversed(requeue))
         if not w.ready and w.kill_reason is None and phase is RUNNING:
-            error = workers.failed_to_start(exitcode)
+            error = self._startup.exited(exitcode)
             if error is not None and self._broken is None:
                 self._break(error, reports)
         if phase is DRAINING and self._pending:
@@ -349,6 +363,23 @@ class Scheduler:
             self._workers.kill_all()
             return True
         return False
+
+
+def _skip_cancelled_head(pending: deque[Job], reports: list[Report]) -> None:
+    """Report skipped the cancelled jobs at the front of ``pending``, so that no worker starts for them.
+
+    Cheap: it stops at the first job that is not cancelled (`Worker.take_jobs` skips the others it meets).
+    """
+    while pending:
+        job = pending[0]
+        future = job.future
+        if job.attempt != 1 or not future.cancelled():
+            return
+        pending.popleft()
+        # RuntimeError: notified already, nothing left to tell its waiters.
+        with contextlib.suppress(RuntimeError):
+            future.set_running_or_notify_cancel()
+        reports.append((SKIPPED, job, None, None, None, None))
 
 
 def _forward(w: Worker, msg: Any, reports: list[Report]) -> None:

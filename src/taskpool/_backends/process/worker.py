@@ -40,9 +40,11 @@ from .protocol import (
     FLAG_STARTED,
     FLAG_SYNC,
     OP_DEFINE,
+    OP_FORGET,
     OP_QUIT,
     OP_RUN,
     DefineMessage,
+    ForgetMessage,
     RunMessage,
     init_failed_message,
     log_message,
@@ -193,6 +195,25 @@ def _die_with_parent() -> None:
         pass  # a safety net only; the jobs pipe closing also ends the worker
 
 
+def _run_job(
+    functions: dict[int, Any], key: int, kind: int, payload: Any, name: str | None
+) -> tuple[bool, Any, str | None]:
+    """Run one job: ``(ok, pickled value or exception, traceback text)``, not yet wrapped for the trip (the
+    outbox decides between the ring and the pipe). Its arguments and value live in this frame only, so they
+    are freed when it returns."""
+    try:
+        fn = functions[key]
+        if isinstance(fn, SerializationError):
+            # Unpickled once per worker, before any job had it: name the job that needs it now.
+            raise SerializationError(fn.part, fn.stage, fn.where, name, fn.reason)
+        args = loads_checked(payload, "arguments", "worker", name)
+        value = call(fn, kind, args, {}) if kind else fn(*args[0], **args[1])
+        return True, encode_value(value, name), None
+    except BaseException as exc:
+        error, tb = encode_error(exc, name)
+        return False, error, tb
+
+
 def worker_main(
     jobs: Connection,
     results: Connection,
@@ -260,18 +281,7 @@ def worker_main(
             process_job[0], process_job[1] = job_id, name
             slot.value = job_id
             t0 = perf()
-            tb: str | None = None
-            try:
-                fn = functions[key]
-                if isinstance(fn, SerializationError):
-                    # Unpickled once per worker, before any job had it: name the job that needs it now.
-                    raise SerializationError(fn.part, fn.stage, fn.where, name, fn.reason)
-                args = loads_checked(payload, "arguments", "worker", name)
-                value = call(fn, kind, args, {}) if kind else fn(*args[0], **args[1])
-                ok, out = True, encode_value(value, name)
-            except BaseException as exc:
-                out, tb = encode_error(exc, name)
-                ok = False
+            ok, out, tb = _run_job(functions, key, kind, payload, name)
             duration = perf() - t0
             if capture_output:
                 sys.stdout.flush()
@@ -282,6 +292,9 @@ def worker_main(
             # line fails it as the running job; after, it keeps its outcome.
             slot.value = 0
             process_job[0], process_job[1] = 0, None
+            # Hold nothing of a finished job (its arguments may be its result): they are freed, and their
+            # finalizers run, now rather than when the next job comes.
+            del op, run, payload, out
             if not local and poller.poll(0):
                 try:
                     local.extend(read_frame(jobs_fd))
@@ -299,6 +312,10 @@ def worker_main(
                 functions[key] = loads_checked(fn_bytes, "function", "worker")
             except SerializationError as exc:
                 functions[key] = exc
+        elif code == OP_FORGET:
+            forget: ForgetMessage = op
+            for key in forget[1]:
+                functions.pop(key, None)
         elif code == OP_QUIT:
             outbox.flush()
             return
