@@ -178,6 +178,12 @@ class IMapIterator(Generic[R]):
             self._close_bar()
             raise
 
+    def _cancel_pending(self) -> None:
+        """Cancel the jobs in flight that have not started (the caller's thread; running ones finish)."""
+        for future in self._futures:
+            future.cancel()
+        self._close_bar()
+
     def _close_bar(self) -> None:
         if self._bar is not None:
             self._bar.close()
