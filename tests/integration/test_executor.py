@@ -8,7 +8,6 @@ import sys
 import textwrap
 import threading
 import types
-from collections.abc import Iterator
 
 import pytest
 
@@ -30,16 +29,6 @@ def started_count(pool: TaskPool, count: int) -> threading.Event:
 
     pool.on("job_started", on_started)
     return reached
-
-
-@pytest.fixture
-def thread_pool() -> Iterator[TaskPool]:
-    """A one-worker thread pool: jobs can block on a `threading.Event` the test holds."""
-    p = TaskPool(1, backend="thread")
-    try:
-        yield p
-    finally:
-        p.terminate()
 
 
 def test_submit_after_shutdown_raises_runtime_error(any_pool: TaskPool) -> None:
