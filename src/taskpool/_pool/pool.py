@@ -271,7 +271,9 @@ class TaskPool(Submitter, Lifecycle):
     def as_executor(self) -> cf.Executor:
         """This pool as a `concurrent.futures.Executor` (for ``loop.run_in_executor`` and the like).
 
-        Its ``shutdown(wait=True)`` closes and joins the pool.
+        It keeps the Executor contract: ``submit`` after ``shutdown`` raises `RuntimeError`; ``map(fn,
+        *iterables, timeout=None, chunksize=1)`` yields results lazily in input order, ``chunksize`` items per
+        job; ``shutdown(wait=True)`` closes and joins the pool.
         """
         from .executor import ExecutorView
 
