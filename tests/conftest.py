@@ -94,6 +94,16 @@ def pool(start_method: str) -> Iterator[TaskPool]:
         p.terminate()
 
 
+@pytest.fixture
+def thread_pool() -> Iterator[TaskPool]:
+    """A one-worker thread pool: its jobs can block on a `threading.Event` that the test holds."""
+    p = TaskPool(1, backend="thread")
+    try:
+        yield p
+    finally:
+        p.terminate()
+
+
 @pytest.fixture(params=["process", "thread", "inline"])
 def any_pool(request: pytest.FixtureRequest) -> Iterator[TaskPool]:
     """A two-worker pool on each backend (forkserver for processes)."""

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ._compat import AsyncResult as AsyncResult
     from ._compat import MapResult as MapResult
     from ._compat import Pool as Pool
+    from ._core.aio import as_completed_async as as_completed_async
     from ._core.events import Event as Event
     from ._core.events import EventKind as EventKind
     from ._core.future import JobFuture as JobFuture
@@ -82,6 +83,7 @@ _EXPORTS = {
     "PoolView": "._pool.submitter",
     "TaskPool": "._pool.pool",
     "as_completed": "._core.progress",
+    "as_completed_async": "._core.aio",
     "Retry": "._core.retry",
     "SharedArray": "._shared",
     "SharedBarrier": "._shared",
@@ -154,6 +156,7 @@ __all__ = (
     "WorkerCrashedError",
     "WorkerStartError",
     "as_completed",
+    "as_completed_async",
     "get_logger",
     "spawn",
     "task",

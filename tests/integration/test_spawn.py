@@ -38,6 +38,7 @@ from taskpool import (
 
 from .. import _spawn_jobs as jobs
 from ..jobs import FailsToUnpickle, Unpicklable
+from ._aio import gone_within
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -228,6 +229,32 @@ def test_stop_kills_the_process_and_cancels_the_future() -> None:
     assert future.cancelled()
     assert events.wait("job_cancelled")
     assert not psutil.pid_exists(pid)
+
+
+def test_cancelling_the_task_awaiting_a_spawn_kills_its_process_within_a_second() -> None:
+    events = Recorder()
+    future = spawn.options(on=events.handlers("job_started"))(jobs.sleep_for, 60.0)
+
+    async def main() -> float:
+        task = asyncio.ensure_future(_await(future))
+        assert await asyncio.to_thread(events.wait, "job_started")
+        task.cancel()
+        cancelled_at = time.monotonic()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return cancelled_at
+
+    cancelled_at = asyncio.run(asyncio.wait_for(main(), TIMEOUT))
+    pid = events.pids("job_started")[0]
+    assert pid is not None
+    assert gone_within(pid, cancelled_at + 1.0 - time.monotonic())
+    done, _ = cf.wait([future], timeout=TIMEOUT)
+    assert done == {future}
+    assert future.cancelled()
+
+
+async def _await(future: JobFuture[float]) -> float:
+    return await future
 
 
 def test_stop_right_away_cancels_the_future() -> None:

@@ -128,7 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", metavar="OUTPUT", help="where the JSON lines go (default: stdout)"
     )
     run.add_argument(
-        "--workers", type=_positive_int, default=None, help="workers (default: the CPU count)"
+        "--workers",
+        type=_positive_int,
+        default=None,
+        help="workers (default: the CPUs this process may use)",
     )
     run.add_argument(
         "--backend",

@@ -21,16 +21,16 @@ __all__ = ["demo_command"]
 def demo_command(args: argparse.Namespace, stdout: IO[str]) -> int:
     """``taskpool demo``: the same CPU-bound jobs serially, then on a pool; then a callback (main thread)."""
     from .. import TaskPool
+    from .._pool.cpus import usable_cpus
     from ..examples import count_primes, prime_limit_for, whoami
 
     def say(text: str) -> None:
         print(text, file=stdout, flush=True)
 
     workers, jobs = args.workers, args.jobs
+    cpus = usable_cpus()
     limit = prime_limit_for(args.seconds)
-    say(
-        f"{jobs} jobs of count_primes({limit}) (about {args.seconds:g} s each), {os.cpu_count()} CPUs"
-    )
+    say(f"{jobs} jobs of count_primes({limit}) (about {args.seconds:g} s each), {cpus} CPUs")
 
     start = time.perf_counter()
     serial = [count_primes(limit) for _ in range(jobs)]
@@ -58,7 +58,6 @@ def demo_command(args: argparse.Namespace, stdout: IO[str]) -> int:
             f"  on TaskPool({workers}):          {parallel_time:6.2f} s   (starting {len(pids)} workers took "
             f"{startup:.2f} s, once)"
         )
-        cpus = os.cpu_count() or 1
         say(f"  speedup: {speedup:.2f}x (at most {min(workers, jobs, cpus)}x here)")
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
         if load > cpus:

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from .._core.job import JobKind
 from .._core.ledger import PoolState
 from .._pool.common import split_chunks
+from .._pool.cpus import usable_cpus
 from .._pool.imap import IMapIterator
 from .._pool.pool import TaskPool
 from .results import AsyncResult, MapResult, PoolIMapIterator, PoolNotRunning
@@ -45,7 +45,7 @@ __all__ = ["Pool"]
 
 def _check_processes(processes: int | None) -> int:
     if processes is None:
-        return os.cpu_count() or 1
+        return usable_cpus()
     if isinstance(processes, bool) or not isinstance(processes, int):
         raise TypeError(f"processes must be a whole number >= 1 or None, not {processes!r}")
     if processes < 1:
@@ -57,7 +57,8 @@ class Pool:
     """A drop-in for `multiprocessing.Pool`: same constructor, methods and exceptions, on `TaskPool`.
 
     Args:
-        processes: how many worker processes (default: ``os.cpu_count()``).
+        processes: how many worker processes (default: the CPUs this process may use: its CPU affinity,
+            limited by a cgroup CPU quota, which ``multiprocessing.Pool``'s default ignores).
         initializer: called as ``initializer(*initargs)`` in each worker before it takes jobs. Unlike the
             stdlib, one that raises breaks the pool with `InitializerError` instead of respawning forever.
         initargs: the initializer's arguments.

@@ -1,8 +1,8 @@
 """`JobFuture`: the result of one submitted job.
 
 A `JobFuture` is a `concurrent.futures.Future`, so `concurrent.futures.wait`, `as_completed` and
-`asyncio.wrap_future` accept it, and it can be awaited directly. It also speaks the vocabulary of
-`multiprocessing.pool.AsyncResult` (`get`, `ready`, `successful`, `wait`).
+`asyncio.wrap_future` accept it, and it can be awaited directly (cancelling the awaiting task stops the job).
+It also speaks the vocabulary of `multiprocessing.pool.AsyncResult` (`get`, `ready`, `successful`, `wait`).
 
 Threads: any thread may wait on a future. Only the pool's event thread completes it (sets the result, the
 exception or a cancellation) — except `cancel()`, which any thread may call on a job that has not been sent to a
@@ -259,8 +259,18 @@ class JobFuture(cf.Future[R], Generic[R]):
                 self._condition.wait(timeout)
 
     def __await__(self) -> Generator[Any, None, R]:
-        """Await the job from a coroutine: ``result = await pool.submit(fn)``."""
-        return asyncio.wrap_future(self).__await__()
+        """Await the job from a coroutine: ``result = await pool.submit(fn)`` (the event loop's thread).
+
+        Cancelling the awaiting task stops the job (see `stop`): a job not started is cancelled, and a running
+        one's worker is killed where the backend can do that (the process backend, `spawn`), rather than left
+        to run for nobody. `asyncio.wrap_future` alone only cancels a job not started.
+        """
+        waiter = asyncio.wrap_future(self)
+        try:
+            return (yield from waiter.__await__())
+        except asyncio.CancelledError:
+            self.stop()  # nothing to do if the job ended first (or was cancelled: that is what woke us)
+            raise
 
     # -- stopping ------------------------------------------------------------------------------------
     def stop(self) -> bool:

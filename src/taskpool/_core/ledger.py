@@ -91,6 +91,19 @@ class Ledger:
             self.outstanding[job_id] = job
         return job
 
+    def has_room(self) -> bool:
+        """Whether a submit now would not wait for ``max_pending`` (any thread).
+
+        A hint only: another thread may take the room first, and the submit then waits until a job finishes.
+        """
+        slots = self._slots
+        if slots is None:
+            return True
+        if not slots.acquire(blocking=False):
+            return False
+        slots.release()
+        return True
+
     def refuse_wait(self, what: str) -> None:
         """Refuse a call that would block the pool's own event thread until that thread does something."""
         if threading.get_ident() == self.event_thread:

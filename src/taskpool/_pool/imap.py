@@ -49,6 +49,7 @@ class IMapIterator(Generic[R]):
         progress: bool | str | Mapping[str, Any],
         opts: JobOptions | None = None,
         locate: bool = True,
+        fill: bool = True,
     ) -> None:
         check_chunksize(chunksize)
         if not callable(fn):
@@ -80,10 +81,17 @@ class IMapIterator(Generic[R]):
             # The total is known when the input has a length (a list, a range), not for a generator.
             total = len(iterable) if isinstance(iterable, Sized) else None
             self._bar = track((), progress, total=total)
-        self._fill()
+        if fill:  # `amap` fills it from the event loop instead, without waiting for room
+            self._fill()
 
-    def _fill(self) -> None:
+    def _fill(self, lazy: bool = False) -> None:
+        """Submit chunks until the window is full or the input ends (the consuming thread).
+
+        ``lazy``: stop instead of waiting for ``max_pending`` room while a job of ours is still in flight.
+        """
         while not self._exhausted and len(self._futures) < self._window:
+            if lazy and self._futures and not self._pool._ledger.has_room():
+                return
             try:
                 chunk = list(itertools.islice(self._input, self._chunksize))
             except Exception as exc:  # the input's own error: raised after the results before it
@@ -177,6 +185,12 @@ class IMapIterator(Generic[R]):
         except BaseException:
             self._close_bar()
             raise
+
+    def _cancel_pending(self) -> None:
+        """Cancel the jobs in flight that have not started (the caller's thread; running ones finish)."""
+        for future in self._futures:
+            future.cancel()
+        self._close_bar()
 
     def _close_bar(self) -> None:
         if self._bar is not None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import functools
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -32,6 +31,7 @@ from .._core.outcomes import Outcomes
 from .._core.reports import ReportKind
 from .._errors import TaskpoolError
 from .common import check_whole, unexpected_arguments
+from .cpus import usable_cpus
 from .lifetime import Lifecycle, track_pool
 from .submitter import Submitter
 
@@ -61,7 +61,8 @@ class TaskPool(Submitter, Lifecycle):
 
     Args:
         workers: how many jobs run at once (worker processes for the process backend). Default: the number
-            of CPUs, read when the pool is made.
+            of CPUs this process may use (its CPU affinity, limited by a cgroup CPU quota), read when the pool
+            is made.
         backend: ``"process"`` (CPU-bound work; the default), ``"thread"`` (I/O-bound work), ``"inline"``
             (runs each job in the submitting thread; for debugging) or ``"dask"`` (a Dask cluster).
         start_method: ``"forkserver"`` (the default on Linux), ``"spawn"`` or ``"fork"`` (process backend).
@@ -99,7 +100,7 @@ class TaskPool(Submitter, Lifecycle):
         if unexpected:
             raise TypeError(unexpected_arguments(unexpected))
         if workers is None:
-            workers = os.cpu_count() or 1
+            workers = usable_cpus()
         check_whole("workers", workers, 1, optional=False)
         if initializer is not None and not callable(initializer):
             raise TypeError(f"initializer must be callable, not {initializer!r}")
@@ -270,7 +271,9 @@ class TaskPool(Submitter, Lifecycle):
     def as_executor(self) -> cf.Executor:
         """This pool as a `concurrent.futures.Executor` (for ``loop.run_in_executor`` and the like).
 
-        Its ``shutdown(wait=True)`` closes and joins the pool.
+        It keeps the Executor contract: ``submit`` after ``shutdown`` raises `RuntimeError`; ``map(fn,
+        *iterables, timeout=None, chunksize=1)`` yields results lazily in input order, ``chunksize`` items per
+        job; ``shutdown(wait=True)`` closes and joins the pool.
         """
         from .executor import ExecutorView
 

@@ -6,7 +6,7 @@ carries; `TaskPool.options` makes a `PoolView` with other options over the same 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from .._core.job import UNSET, JobKind, JobOptions, Unset
@@ -148,6 +148,31 @@ class Submitter:
         return IMapIterator(
             self._core, fn, iterable, chunksize, JobKind.CHUNK, False, progress, self._opts
         )
+
+    def amap(
+        self, fn: Callable[[T], R], iterable: Iterable[T], chunksize: int = 1
+    ) -> AsyncGenerator[R, None]:
+        """Apply ``fn`` for a coroutine: ``async for result in pool.amap(fn, items)``, results in input order.
+
+        As `imap`, but iterated with ``async for`` and never blocking the event loop: the input is read lazily
+        (in the loop's thread, as results are taken) with a bounded number of chunk jobs in flight. The first
+        failing job's exception (or the input's own) ends the iteration.
+
+        Cancelling the task while it waits for a result stops every job of this map in flight (`JobFuture.stop`:
+        the workers of running jobs are killed on the process backend; jobs not started are cancelled).
+        Leaving the loop early otherwise cancels the jobs not started once the iterator is closed (at once
+        with ``contextlib.aclosing``); running ones finish.
+
+        Raises:
+            PoolClosedError: the pool is closed or terminated.
+            ValueError: ``chunksize`` is not a whole number >= 1.
+        """
+        from .amap import amap_results
+
+        results: IMapIterator[R] = IMapIterator(
+            self._core, fn, iterable, chunksize, JobKind.CHUNK, True, False, self._opts, fill=False
+        )
+        return amap_results(results)
 
     def options(
         self,

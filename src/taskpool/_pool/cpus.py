@@ -1,0 +1,112 @@
+"""How many CPUs this process may use: the default number of workers of `TaskPool` and `Pool`.
+
+``os.cpu_count()`` counts the machine's CPUs, not the ones this process may run on: in a container limited to two
+CPUs, or under ``taskset -c 0``, a pool of one worker per machine CPU only makes workers wait for each other. So
+the default is the CPUs in the process's affinity mask, further limited by a Linux cgroup CPU quota (what
+``docker run --cpus`` and Kubernetes CPU limits set), rounded up, and never less than 1.
+
+Pure reads of a few small files; runs in the caller's thread (a pool's constructor).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+__all__ = ["cgroup_cpu_limit", "usable_cpus"]
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PROC_CGROUP = Path("/proc/self/cgroup")
+
+# Where cgroup v1 mounts the cpu controller, under the cgroup root (distributions differ).
+_V1_CPU_MOUNTS = ("cpu", "cpu,cpuacct", "cpuacct,cpu")
+
+
+def usable_cpus(root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> int:
+    """The number of CPUs this process may use: its affinity, limited by a cgroup CPU quota; at least 1.
+
+    Args:
+        root: where the cgroup file system is mounted (a parameter so that tests can give fake files).
+        proc_cgroup: the file naming this process's cgroups.
+    """
+    count = _affinity_cpus()
+    limit = cgroup_cpu_limit(root, proc_cgroup)
+    if limit is not None:
+        count = min(count, limit)
+    return max(1, count)
+
+
+def _affinity_cpus() -> int:
+    process_cpu_count = getattr(
+        os, "process_cpu_count", None
+    )  # 3.13+: the affinity mask, where there is one
+    if process_cpu_count is not None:
+        count: int | None = process_cpu_count()
+    elif hasattr(os, "sched_getaffinity"):
+        count = len(os.sched_getaffinity(0))
+    else:  # macOS, Windows: no affinity mask to read
+        count = os.cpu_count()
+    return count or 1
+
+
+def cgroup_cpu_limit(root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> int | None:
+    """The CPUs a cgroup CPU quota allows this process (quota / period, rounded up), or None without one.
+
+    cgroup v2 writes the quota in ``cpu.max`` as ``"QUOTA PERIOD"`` (``"max PERIOD"``: no quota); v1 in
+    ``cpu.cfs_quota_us`` (-1: no quota) and ``cpu.cfs_period_us``. The process's own cgroup and each of its
+    ancestors up to the root are read, since a quota set on a parent binds its children; the smallest wins.
+    """
+    limits = [
+        limit
+        for directory in _candidate_dirs(root, proc_cgroup)
+        if (limit := _read_limit(directory)) is not None
+    ]
+    return min(limits) if limits else None
+
+
+def _candidate_dirs(root: Path, proc_cgroup: Path) -> list[Path]:
+    """The cgroup directories whose quota binds this process: its own cgroup's and its ancestors'."""
+    v2_path, v1_path = "", ""
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:  # "0::/path" for v2; "4:cpu,cpuacct:/path" for v1
+        _, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if controllers == "":
+            v2_path = path
+        elif "cpu" in controllers.split(","):
+            v1_path = path
+    dirs: list[Path] = []
+    mounts = [root] + [root / name for name in _V1_CPU_MOUNTS]
+    for mount, path in [(root, v2_path)] + [(m, v1_path) for m in mounts[1:]]:
+        # Inside a container the path may name the host's hierarchy, which is not mounted here: skip the
+        # parts that do not exist and read the mount's root, which is the container's own cgroup.
+        current = mount / path.strip("/") if path.strip("/") else mount
+        while True:
+            if current.is_dir():
+                dirs.append(current)
+            if current == mount:
+                break
+            current = current.parent
+    return dirs
+
+
+def _read_limit(directory: Path) -> int | None:
+    try:
+        quota_text, _, period_text = (directory / "cpu.max").read_text().strip().partition(" ")
+    except OSError:
+        try:
+            quota_text = (directory / "cpu.cfs_quota_us").read_text().strip()
+            period_text = (directory / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return None
+    try:
+        quota, period = int(quota_text), int(period_text)
+    except ValueError:  # "max": no quota
+        return None
+    if quota <= 0 or period <= 0:  # -1: no quota (v1)
+        return None
+    return max(1, math.ceil(quota / period))
