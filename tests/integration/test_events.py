@@ -211,3 +211,26 @@ def test_on_and_off_at_the_same_time_never_leave_a_handler_that_never_fires(
         assert told[-1] is True
         pool.submit(basic.square, 3).result(timeout=10)
     assert [e.kind for e in second] == ["job_started"]
+
+
+def test_a_job_whose_outcome_outlived_its_crashed_worker_still_gets_job_started_first() -> None:
+    """One worker runs a job, then the next job crashes it before the first one's start report went out:
+    the first job's outcome survives the crash, and its events still read submitted, started, succeeded."""
+    for _ in range(
+        5
+    ):  # the start report is lost only when the crash comes before the flush: try a few
+        seen: dict[int, list[str]] = {}
+
+        def record(event: Event, seen: dict[int, list[str]] = seen) -> None:
+            seen.setdefault(event.job_id or 0, []).append(event.kind)
+
+        with TaskPool(1) as pool:
+            for kind in ("job_submitted", "job_started", "job_succeeded", "job_failed"):
+                pool.on(kind, record)
+            ok = pool.submit(basic.square, 4)
+            crash = pool.submit(basic.exit_worker, 3)
+            assert ok.result(timeout=30) == 16
+            with pytest.raises(WorkerCrashedError):
+                crash.result(timeout=30)
+        assert seen[ok.job_id] == ["job_submitted", "job_started", "job_succeeded"]
+        assert seen[crash.job_id] == ["job_submitted", "job_started", "job_failed"]

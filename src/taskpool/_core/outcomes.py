@@ -70,19 +70,14 @@ class Outcomes:
                 return
             if kind == _SUCCEEDED:
                 assert job is not None
+                if worker is not None and "job_started" in by_kind:
+                    self._started_late(job, worker, pid)
                 self._succeeded(job, worker, pid, value)
             elif kind == _FAILED:
                 assert job is not None
                 assert error is not None
-                if (
-                    worker is not None
-                    and "job_started" in by_kind
-                    and job.future.attempts < job.attempt
-                ):
-                    # A worker that died at once had no time to send its start report, yet the job ran there:
-                    # keep the promise that job_started comes before the terminal event.
-                    job.future.attempts = job.attempt
-                    self._emit("job_started", job, worker=worker, pid=pid)
+                if worker is not None and "job_started" in by_kind:
+                    self._started_late(job, worker, pid)
                 self._failed(job, error, worker, pid)
             elif kind == _STARTED:
                 assert job is not None
@@ -111,6 +106,16 @@ class Outcomes:
             elif kind == ReportKind.BROKEN:
                 assert error is not None
                 self._break(error)
+
+    def _started_late(self, job: Job, worker: int | str, pid: int | None) -> None:
+        """Emit ``job_started`` before a terminal event whose start report never came.
+
+        A worker that died had no time to send it (its outcome came from the ring it left, or its death is
+        the outcome), yet the job ran there: keep the promise that job_started comes first.
+        """
+        if job.future.attempts < job.attempt:
+            job.future.attempts = job.attempt
+            self._emit("job_started", job, worker=worker, pid=pid)
 
     # -- requests of the pool's own (called through the event thread's queue) ----------------------------
     def submitted(self, job: Job) -> None:
