@@ -74,10 +74,6 @@ class JobFuture(cf.Future[R], Generic[R]):
             cond = self.__dict__.setdefault("_cond", threading.Condition())
         return cond
 
-    @_condition.setter
-    def _condition(self, value: threading.Condition) -> None:
-        self.__dict__["_cond"] = value
-
     def _notify(self, how: str | None) -> None:
         """Wake every waiter, after the state changed (any thread)."""
         cond: threading.Condition | None = self.__dict__.get("_cond")
@@ -261,9 +257,8 @@ class JobFuture(cf.Future[R], Generic[R]):
     def __await__(self) -> Generator[Any, None, R]:
         """Await the job from a coroutine: ``result = await pool.submit(fn)`` (the event loop's thread).
 
-        Cancelling the awaiting task stops the job (see `stop`): a job not started is cancelled, and a running
-        one's worker is killed where the backend can do that (the process backend, `spawn`), rather than left
-        to run for nobody. `asyncio.wrap_future` alone only cancels a job not started.
+        Cancelling the awaiting task stops the job (`stop`): not only cancels it if it has not started, as
+        `asyncio.wrap_future` alone would, but kills a running one's worker where the backend can.
         """
         waiter = asyncio.wrap_future(self)
         try:
