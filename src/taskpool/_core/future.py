@@ -74,6 +74,10 @@ class JobFuture(cf.Future[R], Generic[R]):
             cond = self.__dict__.setdefault("_cond", threading.Condition())
         return cond
 
+    @_condition.setter  # cf.Future declares a writable attribute; nothing here sets it
+    def _condition(self, value: threading.Condition) -> None:
+        self.__dict__["_cond"] = value
+
     def _notify(self, how: str | None) -> None:
         """Wake every waiter, after the state changed (any thread)."""
         cond: threading.Condition | None = self.__dict__.get("_cond")
@@ -224,23 +228,17 @@ class JobFuture(cf.Future[R], Generic[R]):
         """
         try:
             return self.result(timeout)
-        except cf.TimeoutError:
+        except cf.TimeoutError as exc:
             if self.done():
                 raise  # the job's own TimeoutError, not ours
-            raise multiprocessing.TimeoutError(
-                f"job {self.name!r} did not finish within {timeout} s"
-            ) from None
+            raise multiprocessing.TimeoutError(str(exc)) from None
 
     def ready(self) -> bool:
         """Whether the job has finished (successfully, with an error, or cancelled)."""
         return self.done()
 
     def successful(self) -> bool:
-        """Whether the job finished without raising.
-
-        Raises:
-            ValueError: the job has not finished yet (as `AsyncResult.successful` does).
-        """
+        """Whether the job finished without raising; `ValueError` if it has not finished (as `AsyncResult`)."""
         if not self.done():
             raise ValueError(f"job {self.name!r} is not ready; wait() for it first")
         return not self.cancelled() and self.exception(0) is None

@@ -7,10 +7,14 @@ and reaps them, and when one has ended settles the jobs it held.
 
 Why a worker's death costs exactly one job: a worker runs its jobs in the order received and writes the id of
 the running job to a shared slot (0 between jobs), and the outcome of each job it finishes to its results pipe
-or to its outcome ring (`ring`) before it clears the slot. When its sentinel fires, the scheduler takes the
-outcomes from the pipe, then from the ring; the job in the slot fails with `WorkerCrashedError`, and every
-other job it still held never started: it is handed back to be put at the front of the queue for another
-worker. A job killed on purpose (timeout, stop) is known by the `KillReason` recorded before the kill.
+or to its outcome ring (`ring`) before it clears the slot. When it ends (its pidfd or its sentinel, see
+`lineage`), the scheduler takes the outcomes from the pipe, then from the ring; the job in the slot fails with
+`WorkerCrashedError`, and every other job it still held never started: it is handed back to be put at the
+front of the queue for another worker. A job killed on purpose (timeout, stop) is known by the `KillReason`
+recorded before the kill.
+
+A worker leads its own process group, and whatever its jobs started dies with it: a kill is sent to the whole
+group, and what is left of the group when a worker has ended, however it ended, is killed before it is reaped.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ import contextlib
 import ctypes
 import itertools
 import logging
+import os
 import selectors
+import signal
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -27,6 +33,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from ..._core.reports import Report, ReportKind
 from ..._errors import JobTimeoutError, WorkerCrashedError
 from .functions import FUNCTION_CACHE_SIZE, Pickled
+from .lineage import lifeline, reap, signal_worker, watch_death
 from .protocol import (
     FLAG_SYNC,
     QUIT,
@@ -68,6 +75,7 @@ class Worker:
 
     __slots__ = (
         "assigned",
+        "death_fd",
         "defined",
         "discard",
         "inflight",
@@ -95,6 +103,7 @@ class Worker:
         ring: Any,
         results: Connection,
         writer_conn: Connection,
+        death_fd: int,
     ) -> None:
         self.wid = wid
         self.process = process
@@ -107,6 +116,8 @@ class Worker:
         self.ring = ring
         self.results = results
         self.writer_conn = writer_conn
+        #: Readable once the process has ended: a pidfd, or the process's sentinel (see `lineage.watch_death`).
+        self.death_fd = death_fd
         #: The jobs sent to it whose outcome has not come back, by job id, in the order sent.
         self.inflight: dict[int, Job] = {}
         #: The keys of the functions it holds, least recently used first (at most FUNCTION_CACHE_SIZE).
@@ -122,8 +133,8 @@ class Worker:
         self.kill_reason: KillReason | None = None
 
     def kill(self) -> None:
-        with contextlib.suppress(Exception):
-            self.process.kill()
+        """SIGKILL the worker and every process its jobs started (its process group)."""
+        signal_worker(self.process, signal.SIGKILL)
 
     def take_jobs(
         self,
@@ -184,6 +195,9 @@ class Worker:
         for conn in (self.results, self.writer_conn):
             with contextlib.suppress(OSError):
                 conn.close()
+        if self.death_fd != self.process.sentinel:  # a pidfd of ours
+            with contextlib.suppress(OSError):
+                os.close(self.death_fd)
 
 
 class Workers:
@@ -202,6 +216,7 @@ class Workers:
         self._initializer = initializer
         self._initargs = initargs
         self._capture_output = capture_output
+        self._start_method = ctx.get_start_method()
         self._wids = itertools.count(1)
         #: The live workers by id; the scheduler reads it, only this class adds and removes.
         self.by_id: dict[int, Worker] = {}
@@ -243,6 +258,7 @@ class Workers:
                 self._initargs,
                 logging.getLogger().getEffectiveLevel(),
                 self._capture_output,
+                lifeline(),
             ),
             name=f"taskpool-worker-{wid}",
             daemon=True,
@@ -252,6 +268,7 @@ class Workers:
         except BaseException:
             _close(jobs_r, jobs_w, results_r, results_w)
             raise
+        death_fd = watch_death(process, self._start_method)
         jobs_r.close()
         results_w.close()
         w = Worker(
@@ -263,10 +280,11 @@ class Workers:
             ring,
             results_r,
             jobs_w,
+            death_fd,
         )
         self.by_id[wid] = w
         self._selector.register(w.reader.fd, selectors.EVENT_READ, (RESULTS, w))
-        self._selector.register(process.sentinel, selectors.EVENT_READ, (SENTINEL, w))
+        self._selector.register(death_fd, selectors.EVENT_READ, (SENTINEL, w))
         return w
 
     def send(self, w: Worker, messages: list[Any]) -> None:
@@ -314,11 +332,10 @@ class Workers:
             w.kill()
 
     def terminate_all(self) -> None:
-        """Forget every job the workers hold and ask them to end now (SIGTERM)."""
+        """Forget every job the workers hold and ask them, and what their jobs started, to end now (SIGTERM)."""
         for w in self.by_id.values():
             w.inflight.clear()
-            with contextlib.suppress(Exception):
-                w.process.terminate()
+            signal_worker(w.process, signal.SIGTERM)
 
     def stop(self, job: Job, reports: list[Report]) -> bool:
         """Stop ``job`` if a worker holds it. Returns whether one does.
@@ -367,11 +384,10 @@ class Workers:
         """
         sel = self._selector
         self.stop_watching(w)
-        sel.unregister(w.process.sentinel)
+        sel.unregister(w.death_fd)
         if w.writer.fd in sel.get_map():
             sel.unregister(w.writer.fd)
-        w.process.join(1.0)
-        exitcode: int | None = w.process.exitcode
+        exitcode = reap(w.process)
         running = w.slot.value
         reason = w.kill_reason
         wid, pid = w.wid, w.pid

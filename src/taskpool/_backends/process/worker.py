@@ -19,7 +19,6 @@ process. No lock is shared with other processes, so a killed worker cannot leave
 
 from __future__ import annotations
 
-import ctypes
 import io
 import logging
 import os
@@ -36,6 +35,7 @@ from ..._errors import SerializationError
 from ..._runtime.attempt import call, encode_error, encode_value, format_traceback, process_job
 from ..._runtime.output import LineSplitter, prepare_record
 from ..._runtime.serialize import loads_checked
+from .lineage import lead_own_group, watch_lifeline
 from .protocol import (
     FLAG_STARTED,
     FLAG_SYNC,
@@ -184,17 +184,6 @@ class RecordForwarder(logging.Handler):
         self._outbox.add_from_any_thread(log_message(process_job[0], data))
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to kill this process when its parent dies, so no worker outlives a killed pool."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass  # a safety net only; the jobs pipe closing also ends the worker
-
-
 def _run_job(
     functions: dict[int, Any], key: int, kind: int, payload: Any, name: str | None
 ) -> tuple[bool, Any, str | None]:
@@ -223,11 +212,18 @@ def worker_main(
     initargs: tuple[Any, ...],
     log_level: int,
     capture_output: bool,
+    lifeline: Connection | None = None,
 ) -> None:
-    """Entry point of a worker process (runs in the worker, main thread)."""
-    # Ctrl-C in a terminal goes to the whole process group; the parent decides what it means.
+    """Entry point of a worker process (runs in the worker, main thread).
+
+    ``lifeline`` is the read end of the pool's process's lifeline (see `lineage`): this worker and whatever
+    its jobs start end when it does.
+    """
+    # Ctrl-C in a terminal goes to the foreground process group, which this worker leaves just below; it is
+    # ignored all the same (a job's own processes inherit that), since the parent decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent()
+    lead_own_group()
+    watch_lifeline(lifeline)
     jobs_fd, results_fd = jobs.fileno(), results.fileno()
     outbox = Outbox(results_fd, OutcomeRing(ring))
 
