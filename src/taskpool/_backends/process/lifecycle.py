@@ -1,9 +1,8 @@
 """The worker processes of the process backend, as the scheduler sees them: start, kill, reap, settle.
 
-Runs in the scheduler thread only, like everything that touches worker state (see `scheduler`). A `Worker` is
-the scheduler's view of one worker process: its pipes, the jobs it holds, and why it was killed, if it was.
-`Workers` is the set of them: it starts a worker (its pipes registered with the scheduler's selector), kills
-and reaps them, and when one has ended settles the jobs it held.
+Runs in the scheduler thread only, like everything that touches worker state (see `scheduler`). `Workers` is
+the set of `Worker`s (see `handle`): it starts a worker (its pipes registered with the scheduler's selector),
+kills and reaps them, and when one has ended settles the jobs it held.
 
 Why a worker's death costs exactly one job: a worker runs its jobs in the order received and writes the id of
 the running job to a shared slot (0 between jobs), and the outcome of each job it finishes to its results pipe
@@ -23,26 +22,21 @@ import contextlib
 import ctypes
 import itertools
 import logging
-import os
 import selectors
 import signal
-from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from ..._core.reports import Report, ReportKind
 from ..._errors import JobTimeoutError, WorkerCrashedError
-from .functions import FUNCTION_CACHE_SIZE, Pickled
+from .handle import JOBS, RESULTS, SENTINEL, KillReason, Worker
 from .lineage import lifeline, reap, signal_worker, watch_death
 from .protocol import (
-    FLAG_SYNC,
     QUIT,
     FrameReader,
     FrameWriter,
-    define_message,
     enlarge_pipe,
     forget_message,
-    run_message,
 )
 from .ring import new_ring
 from .worker import worker_main
@@ -53,151 +47,7 @@ if TYPE_CHECKING:
 
     from ..._core.job import Job
 
-__all__ = ["JOBS", "RESULTS", "SENTINEL", "KillReason", "Worker", "Workers"]
-
-# What a worker's selector key is about (the first item of its data; the second is the `Worker`): its results
-# pipe is readable, its process ended, its jobs pipe takes more of the frames queued for it.
-RESULTS, SENTINEL, JOBS = 1, 2, 3
-# Bound once: used per job.
-SKIPPED = ReportKind.SKIPPED
-
-
-class KillReason(NamedTuple):
-    """Why the scheduler killed a worker on purpose: the job it was running, and that job's outcome."""
-
-    job_id: int
-    #: The job's error (`JobTimeoutError`), or None: the job was stopped on request.
-    error: BaseException | None
-
-
-class Worker:
-    """The scheduler's view of one worker process (scheduler thread only)."""
-
-    __slots__ = (
-        "assigned",
-        "death_fd",
-        "defined",
-        "discard",
-        "inflight",
-        "kill_reason",
-        "pid",
-        "process",
-        "quitting",
-        "reader",
-        "ready",
-        "results",
-        "ring",
-        "slot",
-        "wid",
-        "writer",
-        "writer_conn",
-    )
-
-    def __init__(
-        self,
-        wid: int,
-        process: Any,
-        reader: FrameReader,
-        writer: FrameWriter,
-        slot: Any,
-        ring: Any,
-        results: Connection,
-        writer_conn: Connection,
-        death_fd: int,
-    ) -> None:
-        self.wid = wid
-        self.process = process
-        self.pid: int | None = process.pid
-        self.reader = reader
-        self.writer = writer
-        #: The shared slot where the worker writes the id of the job it runs (0 between jobs).
-        self.slot = slot
-        #: The shared outcome ring where it copies outcomes not yet written to its results pipe.
-        self.ring = ring
-        self.results = results
-        self.writer_conn = writer_conn
-        #: Readable once the process has ended: a pidfd, or the process's sentinel (see `lineage.watch_death`).
-        self.death_fd = death_fd
-        #: The jobs sent to it whose outcome has not come back, by job id, in the order sent.
-        self.inflight: dict[int, Job] = {}
-        #: The keys of the functions it holds, least recently used first (at most FUNCTION_CACHE_SIZE).
-        self.defined: OrderedDict[int, None] = OrderedDict()
-        #: Jobs stopped while queued in it: their outcomes are dropped.
-        self.discard: set[int] = set()
-        #: Jobs sent to it in all (for `max_tasks_per_worker`).
-        self.assigned = 0
-        self.ready = False
-        #: It was told to quit after the jobs it has: it takes no more.
-        self.quitting = False
-        #: Set when the scheduler kills it on purpose.
-        self.kill_reason: KillReason | None = None
-
-    def kill(self) -> None:
-        """SIGKILL the worker and every process its jobs started (its process group)."""
-        signal_worker(self.process, signal.SIGKILL)
-
-    def take_jobs(
-        self,
-        pending: deque[Job],
-        count: int,
-        flags: int,
-        max_tasks: int | None,
-        reports: list[Report],
-    ) -> list[Any]:
-        """Take up to ``count`` jobs off ``pending`` for this worker: the messages that send them.
-
-        Sends a function it has not been sent yet first, and retires the worker (a quit after the jobs) once
-        it has been given ``max_tasks`` jobs. A job whose future was cancelled is reported skipped instead.
-        """
-        messages: list[Any] = []
-        inflight, defined = self.inflight, self.defined
-        sent = 0
-        # A cancelled job takes no share of the worker's room: were it counted, a round that met only
-        # cancelled jobs would send nothing, and nothing would wake the scheduler for the jobs left behind.
-        while sent < count and pending:
-            job = pending.popleft()
-            # A job put back after its worker died is RUNNING already: asking again would raise.
-            future = job.future
-            if (
-                job.attempt == 1
-                and not future.running()
-                and not future.set_running_or_notify_cancel()
-            ):
-                reports.append((SKIPPED, job, None, None, None, None))
-                continue
-            function, payload = job.payload
-            key = function[0]
-            if key in defined:
-                defined.move_to_end(key)
-            else:
-                self._define(function, messages)
-            job_flags = flags | FLAG_SYNC if job.options.timeout is not None else flags
-            messages.append(run_message(job.id, key, job.kind, payload, job_flags, job.name))
-            inflight[job.id] = job
-            sent += 1
-        self.assigned += sent
-        if max_tasks is not None and self.assigned >= max_tasks:
-            # Retire the worker after the jobs it has: the pool replaces it when it exits.
-            messages.append(QUIT)
-            self.quitting = True
-        return messages
-
-    def _define(self, function: Pickled, messages: list[Any]) -> None:
-        """Send ``function``; past FUNCTION_CACHE_SIZE, the worker forgets its least recently used one."""
-        defined = self.defined
-        defined[function.key] = None
-        messages.append(define_message(function.key, function.data))
-        if len(defined) > FUNCTION_CACHE_SIZE:
-            oldest, _ = defined.popitem(last=False)
-            messages.append(forget_message((oldest,)))
-
-    def close_pipes(self) -> None:
-        for conn in (self.results, self.writer_conn):
-            with contextlib.suppress(OSError):
-                conn.close()
-        if self.death_fd != self.process.sentinel:  # a pidfd of ours
-            with contextlib.suppress(OSError):
-                os.close(self.death_fd)
+__all__ = ["Workers"]
 
 
 class Workers:

@@ -48,8 +48,9 @@ from ..._runtime.attempt import decode_error, decode_value
 from ..._runtime.serialize import loads
 from .batching import Batching, share, workers_to_start
 from .functions import drain
+from .handle import RESULTS, SENTINEL, Worker
 from .inbox import QuitRequest, StopRequest, Wakeup
-from .lifecycle import RESULTS, SENTINEL, Worker, Workers
+from .lifecycle import Workers
 from .protocol import (
     FLAG_STARTED,
     OP_INIT_FAILED,
@@ -170,9 +171,8 @@ class Scheduler:
                     self.sink(reports)
                 if self._phase is not RUNNING and self._quitting_done():
                     break
-        except (
-            BaseException
-        ) as exc:  # a bug here must reach the futures, not vanish with this thread
+        # A bug here must reach the futures, not vanish with this thread.
+        except BaseException as exc:
             log.critical("taskpool scheduler thread failed", exc_info=True)
             error = TaskpoolError(f"the pool's scheduler thread failed: {exc!r}")
             with contextlib.suppress(BaseException):
@@ -256,26 +256,13 @@ class Scheduler:
 
     def _handle(self, w: Worker, frame: list[Any], reports: list[Report]) -> None:
         """Turn one frame of ``w``'s messages into reports (the hot path of every job's outcome)."""
-        inflight, discard, wid, pid = w.inflight, w.discard, w.wid, w.pid
+        inflight, wid, pid = w.inflight, w.wid, w.pid
         durations: list[float] = []
         for msg in frame:
             op = msg[0]
             if op == OP_RESULT:
-                result: ResultMessage = msg
-                _, job_id, ok, payload, tb, duration = result
-                durations.append(duration)
-                job = inflight.pop(job_id, None)
-                if job is None or job_id in discard:
-                    discard.discard(job_id)
-                    continue
-                if ok:
-                    ok, value = decode_value(payload, job.name)
-                    if ok:
-                        reports.append((SUCCEEDED, job, wid, pid, value, None))
-                    else:
-                        reports.append((FAILED, job, wid, pid, None, value))
-                    continue
-                reports.append((FAILED, job, wid, pid, None, decode_error(payload, tb, job.name)))
+                durations.append(msg[5])
+                _report_outcome(w, msg, reports)
             elif op == OP_STARTED:
                 started: StartedMessage = msg
                 job = inflight.get(started[1])
@@ -357,12 +344,10 @@ class Scheduler:
             self._workers.terminate_all()
 
     def _quitting_done(self) -> bool:
-        if not self._workers:
+        if self._workers and time.monotonic() >= self._quit_deadline:
+            self._workers.kill_all()  # the grace period is over
             return True
-        if time.monotonic() >= self._quit_deadline:
-            self._workers.kill_all()
-            return True
-        return False
+        return not self._workers
 
 
 def _skip_cancelled_head(pending: deque[Job], reports: list[Report]) -> None:
@@ -380,6 +365,24 @@ def _skip_cancelled_head(pending: deque[Job], reports: list[Report]) -> None:
         with contextlib.suppress(RuntimeError):
             future.set_running_or_notify_cancel()
         reports.append((SKIPPED, job, None, None, None, None))
+
+
+def _report_outcome(w: Worker, msg: ResultMessage, reports: list[Report]) -> None:
+    """Report a job's outcome from its result message (scheduler thread; once per job, so kept lean)."""
+    _, job_id, ok, payload, tb, _duration = msg
+    job = w.inflight.pop(job_id, None)
+    discard = w.discard
+    if job is None or job_id in discard:
+        discard.discard(job_id)
+        return
+    if ok:
+        ok, value = decode_value(payload, job.name)
+        if ok:
+            reports.append((SUCCEEDED, job, w.wid, w.pid, value, None))
+        else:
+            reports.append((FAILED, job, w.wid, w.pid, None, value))
+        return
+    reports.append((FAILED, job, w.wid, w.pid, None, decode_error(payload, tb, job.name)))
 
 
 def _forward(w: Worker, msg: Any, reports: list[Report]) -> None:

@@ -1,0 +1,177 @@
+"""`Worker`: the scheduler's view of one worker process — its pipes, the jobs it holds, why it was killed.
+
+Runs in the scheduler thread only, like everything that touches worker state (see `scheduler`). `Workers` in
+`lifecycle` starts, kills, reaps and settles them; a `Worker` also builds the batch of messages it is sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections import OrderedDict, deque
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from ..._core.reports import Report, ReportKind
+from .functions import FUNCTION_CACHE_SIZE, Pickled
+from .lineage import signal_worker
+from .protocol import (
+    FLAG_SYNC,
+    QUIT,
+    FrameReader,
+    FrameWriter,
+    define_message,
+    forget_message,
+    run_message,
+)
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
+    from ..._core.job import Job
+
+__all__ = ["JOBS", "RESULTS", "SENTINEL", "KillReason", "Worker"]
+
+# What a worker's selector key is about (the first item of its data; the second is the `Worker`): its results
+# pipe is readable, its process ended, its jobs pipe takes more of the frames queued for it.
+RESULTS, SENTINEL, JOBS = 1, 2, 3
+# Bound once: used per job.
+SKIPPED = ReportKind.SKIPPED
+
+
+class KillReason(NamedTuple):
+    """Why the scheduler killed a worker on purpose: the job it was running, and that job's outcome."""
+
+    job_id: int
+    #: The job's error (`JobTimeoutError`), or None: the job was stopped on request.
+    error: BaseException | None
+
+
+class Worker:
+    """The scheduler's view of one worker process (scheduler thread only)."""
+
+    __slots__ = (
+        "assigned",
+        "death_fd",
+        "defined",
+        "discard",
+        "inflight",
+        "kill_reason",
+        "pid",
+        "process",
+        "quitting",
+        "reader",
+        "ready",
+        "results",
+        "ring",
+        "slot",
+        "wid",
+        "writer",
+        "writer_conn",
+    )
+
+    def __init__(
+        self,
+        wid: int,
+        process: Any,
+        reader: FrameReader,
+        writer: FrameWriter,
+        slot: Any,
+        ring: Any,
+        results: Connection,
+        writer_conn: Connection,
+        death_fd: int,
+    ) -> None:
+        self.wid = wid
+        self.process = process
+        self.pid: int | None = process.pid
+        self.reader = reader
+        self.writer = writer
+        #: The shared slot where the worker writes the id of the job it runs (0 between jobs).
+        self.slot = slot
+        #: The shared outcome ring where it copies outcomes not yet written to its results pipe.
+        self.ring = ring
+        self.results = results
+        self.writer_conn = writer_conn
+        #: Readable once the process has ended: a pidfd, or the process's sentinel (see `lineage.watch_death`).
+        self.death_fd = death_fd
+        #: The jobs sent to it whose outcome has not come back, by job id, in the order sent.
+        self.inflight: dict[int, Job] = {}
+        #: The keys of the functions it holds, least recently used first (at most FUNCTION_CACHE_SIZE).
+        self.defined: OrderedDict[int, None] = OrderedDict()
+        #: Jobs stopped while queued in it: their outcomes are dropped.
+        self.discard: set[int] = set()
+        #: Jobs sent to it in all (for `max_tasks_per_worker`).
+        self.assigned = 0
+        self.ready = False
+        #: It was told to quit after the jobs it has: it takes no more.
+        self.quitting = False
+        #: Set when the scheduler kills it on purpose.
+        self.kill_reason: KillReason | None = None
+
+    def kill(self) -> None:
+        """SIGKILL the worker and every process its jobs started (its process group)."""
+        signal_worker(self.process, signal.SIGKILL)
+
+    def take_jobs(
+        self,
+        pending: deque[Job],
+        count: int,
+        flags: int,
+        max_tasks: int | None,
+        reports: list[Report],
+    ) -> list[Any]:
+        """Take up to ``count`` jobs off ``pending`` for this worker: the messages that send them.
+
+        Sends a function it has not been sent yet first, and retires the worker (a quit after the jobs) once
+        it has been given ``max_tasks`` jobs. A job whose future was cancelled is reported skipped instead.
+        """
+        messages: list[Any] = []
+        inflight, defined = self.inflight, self.defined
+        sent = 0
+        # A cancelled job takes no share of the worker's room: were it counted, a round that met only
+        # cancelled jobs would send nothing, and nothing would wake the scheduler for the jobs left behind.
+        while sent < count and pending:
+            job = pending.popleft()
+            # A job put back after its worker died is RUNNING already: asking again would raise.
+            future = job.future
+            if (
+                job.attempt == 1
+                and not future.running()
+                and not future.set_running_or_notify_cancel()
+            ):
+                reports.append((SKIPPED, job, None, None, None, None))
+                continue
+            function, payload = job.payload
+            key = function[0]
+            if key in defined:
+                defined.move_to_end(key)
+            else:
+                self._define(function, messages)
+            job_flags = flags | FLAG_SYNC if job.options.timeout is not None else flags
+            messages.append(run_message(job.id, key, job.kind, payload, job_flags, job.name))
+            inflight[job.id] = job
+            sent += 1
+        self.assigned += sent
+        if max_tasks is not None and self.assigned >= max_tasks:
+            # Retire the worker after the jobs it has: the pool replaces it when it exits.
+            messages.append(QUIT)
+            self.quitting = True
+        return messages
+
+    def _define(self, function: Pickled, messages: list[Any]) -> None:
+        """Send ``function``; past FUNCTION_CACHE_SIZE, the worker forgets its least recently used one."""
+        defined = self.defined
+        defined[function.key] = None
+        messages.append(define_message(function.key, function.data))
+        if len(defined) > FUNCTION_CACHE_SIZE:
+            oldest, _ = defined.popitem(last=False)
+            messages.append(forget_message((oldest,)))
+
+    def close_pipes(self) -> None:
+        for conn in (self.results, self.writer_conn):
+            with contextlib.suppress(OSError):
+                conn.close()
+        if self.death_fd != self.process.sentinel:  # a pidfd of ours
+            with contextlib.suppress(OSError):
+                os.close(self.death_fd)
