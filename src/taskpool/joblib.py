@@ -127,9 +127,14 @@ class TaskpoolBackend(ParallelBackendBase):  # type: ignore[misc]  # joblib has 
         self,
         nesting_level: int | None = None,
         inner_max_num_threads: int | None = None,
-        **options: Any,
+        *,
+        timeout: float | None = None,
+        retry: Retry | None = None,
+        start_method: str | None = None,
+        **unexpected: Any,
     ) -> None:
         super().__init__(nesting_level=nesting_level, inner_max_num_threads=inner_max_num_threads)
+        options = {"timeout": timeout, "retry": retry, "start_method": start_method, **unexpected}
         self._options = _options("the backend's constructor", options)
         self._pool: TaskPool | None = None
         self._view: PoolView | None = None
