@@ -3,6 +3,8 @@ scikit-learn on it. Two workers; every blocking call ends by a job's timeout or 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -65,6 +67,15 @@ def test_unknown_options_are_refused_with_the_backends_name() -> None:
         Parallel(n_jobs=2, backend="taskpool", bogus=1)(delayed(square)(i) for i in range(2))
     with pytest.raises(ValueError, match="timeout"):
         joblib.parallel_config(backend="taskpool", timeout=-1)
+
+
+def test_importing_taskpool_registers_nothing() -> None:
+    code = (
+        "import joblib.parallel, taskpool; taskpool.TaskPool; "
+        "assert 'taskpool' not in joblib.parallel.BACKENDS; "
+        "import taskpool.joblib; assert 'taskpool' in joblib.parallel.BACKENDS"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
 @pytest.mark.parametrize("version", ["1.2.0", "2.0.0", "0.17", "unknown"])
