@@ -107,7 +107,7 @@ class TaskpoolBackend(ParallelBackendBase):  # type: ignore[misc]  # joblib has 
         timeout: the most seconds one batch may run; a batch past it fails with `JobTimeoutError` and its
             worker is replaced. joblib groups quick tasks into batches (``batch_size="auto"`` aims at batches
             of 0.2 to 2 seconds), so the limit is on a batch, not on one task.
-        retry: a `Retry` policy for each batch; it also covers crashes and timeouts.
+        retry: a `Retry` policy for each batch (``on_crash=True`` also retries a batch whose worker died).
         start_method: the pool's start method (see `TaskPool`).
         nesting_level: set by joblib.
         inner_max_num_threads: set by joblib; this backend does not take it.

@@ -19,6 +19,15 @@ def die_at(x: int, at: int) -> int:
     return x * x
 
 
+def die_once(x: int, marker: str) -> int:
+    """Kill the worker the first time it runs (``marker`` does not exist yet); return ``x`` squared after."""
+    if not os.path.exists(marker):
+        with open(marker, "w"):
+            pass
+        os._exit(3)
+    return x * x
+
+
 def stall(seconds: float) -> float:
     """Run past the backend's timeout (the test waits for the timeout, not for this)."""
     time.sleep(seconds)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,9 +19,9 @@ from sklearn.model_selection import GridSearchCV, cross_val_score  # noqa: E402
 from sklearn.tree import DecisionTreeClassifier  # noqa: E402
 
 import taskpool.joblib  # noqa: E402
-from taskpool import JobTimeoutError, WorkerCrashedError  # noqa: E402
+from taskpool import JobTimeoutError, Retry, WorkerCrashedError  # noqa: E402
 
-from ._joblib_jobs import die_at, inner_sum, inner_taskpool_sum, square, stall  # noqa: E402
+from ._joblib_jobs import die_at, die_once, inner_sum, inner_taskpool_sum, square, stall  # noqa: E402
 
 SQUARES = [i * i for i in range(10)]
 
@@ -49,8 +50,17 @@ def test_a_crash_fails_its_batch_and_the_same_backend_goes_on() -> None:
     backend = taskpool.joblib.TaskpoolBackend()
     with joblib.parallel_config(backend=backend, n_jobs=2):
         with pytest.raises(WorkerCrashedError):
-            Parallel(batch_size=1)(delayed(die_at)(i, 3) for i in range(6))
+            # The stalled batch is stopped when the crash aborts the call, not waited for.
+            Parallel(batch_size=1)(delayed(f)(*a) for f, a in [(stall, (30.0,)), (die_at, (3, 3))])
         assert Parallel()(delayed(square)(i) for i in range(10)) == SQUARES
+
+
+def test_a_retry_given_to_the_backend_reruns_a_crashed_batch(tmp_path: Path) -> None:
+    marker = str(tmp_path / "crashed")
+    with joblib.parallel_config(
+        backend="taskpool", n_jobs=2, retry=Retry(attempts=2, on_crash=True)
+    ):
+        assert Parallel(batch_size=1)(delayed(die_once)(i, marker) for i in range(3)) == [0, 1, 4]
 
 
 def test_the_backend_timeout_ends_a_batch_past_it() -> None:
