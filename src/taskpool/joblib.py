@@ -32,7 +32,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 import joblib as _joblib
-from joblib.parallel import ParallelBackendBase, register_parallel_backend
+from joblib.parallel import (
+    AutoBatchingMixin,
+    FallbackToBackend,
+    ParallelBackendBase,
+    SequentialBackend,
+    register_parallel_backend,
+)
 
 from ._core.job import check_timeout
 from ._core.retry import Retry
@@ -96,7 +102,7 @@ def _options(where: str, options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-class TaskpoolBackend(ParallelBackendBase):  # type: ignore[misc]  # joblib has no type hints
+class TaskpoolBackend(AutoBatchingMixin, ParallelBackendBase):  # type: ignore[misc]  # joblib has no hints
     """joblib's parallel backend ``"taskpool"``: each batch of a `joblib.Parallel` call is one taskpool job.
 
     joblib makes the backend from its name; options given to `joblib.parallel_config` (or
@@ -139,9 +145,8 @@ class TaskpoolBackend(ParallelBackendBase):  # type: ignore[misc]  # joblib has 
         self._pool: TaskPool | None = None
         self._view: PoolView | None = None
         self._running: set[JobFuture[Any]] = set()
-        self._running_lock = (
-            threading.Lock()
-        )  # guards _running: the event thread's callbacks discard
+        # Guards _running: the caller's thread adds and reads, the event thread's callbacks discard.
+        self._running_lock = threading.Lock()
 
     def effective_n_jobs(self, n_jobs: int | None) -> int:
         """How many batches run at once: ``n_jobs``, with negative values counted back from the CPUs.
@@ -162,8 +167,6 @@ class TaskpoolBackend(ParallelBackendBase):  # type: ignore[misc]  # joblib has 
 
         With one job joblib's sequential backend takes over, as it does for loky.
         """
-        from joblib._parallel_backends import FallbackToBackend, SequentialBackend
-
         options = {**self._options}
         options.update(
             _options("Parallel()", {k: v for k, v in kwargs.items() if k not in _JOBLIB_KWARGS})
@@ -214,6 +217,7 @@ class TaskpoolBackend(ParallelBackendBase):  # type: ignore[misc]  # joblib has 
     def terminate(self) -> None:
         """The `joblib.Parallel` call is over: shut its pool down."""
         self._shutdown()
+        self.reset_batch_stats()
 
     def _forget(self, future: cf.Future[Any]) -> None:
         with self._running_lock:
