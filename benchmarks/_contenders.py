@@ -307,6 +307,29 @@ class Joblib(Adapter):
         return name
 
 
+class JoblibTaskpool(Joblib):
+    """joblib.Parallel on taskpool's joblib backend (``backend="taskpool"``), beside joblib on loky."""
+
+    def open(self) -> None:
+        import taskpool.joblib  # noqa: F401 - registers the "taskpool" backend with joblib
+
+        self.parallel = self.joblib.Parallel(n_jobs=WORKERS, backend="taskpool")
+        self.parallel.__enter__()
+
+    def close(self) -> None:
+        self.parallel.__exit__(None, None, None)
+
+    def crash_and_recover(self) -> str:
+        try:
+            self.call(_jobs.crash)
+        except Exception as exc:
+            name = _expect_failure(exc, "WorkerCrashedError")
+        else:
+            name = _expect_failure(None)
+        self.call(_jobs.noop)
+        return name
+
+
 class Dask(Adapter):
     """A dask.distributed Client on a LocalCluster of 2 single-threaded worker processes."""
 
@@ -527,6 +550,15 @@ _SPECS = (
         _CORE | {"crash"},
         requires=("joblib",),
         # Every call is a whole Parallel run (about 10 ms): fewer calls give the same median.
+        scale={"latency": 0.1},
+        notes={"imap10m": "Parallel has no lazy, ordered imap over a generator"},
+    ),
+    ContenderSpec(
+        "joblib-taskpool",
+        "joblib Parallel (taskpool backend)",
+        JoblibTaskpool,
+        _CORE | {"crash"},
+        requires=("joblib",),
         scale={"latency": 0.1},
         notes={"imap10m": "Parallel has no lazy, ordered imap over a generator"},
     ),
