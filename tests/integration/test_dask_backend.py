@@ -493,7 +493,7 @@ def test_without_distributed_the_error_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(dask_cluster, "distributed", None)
-    with pytest.raises(ImportError, match=r"pip install 'taskpool\[dask\]'"):
+    with pytest.raises(ImportError, match=r"pip install 'taskpool-py\[dask\]'"):
         DaskBackend(2)
 
 

@@ -71,7 +71,7 @@ class Connection:
         """
         if distributed is None:
             raise ImportError(
-                "the dask backend needs the 'distributed' package: pip install 'taskpool[dask]'"
+                "the dask backend needs the 'distributed' package: pip install 'taskpool-py[dask]'"
             )
         if address is None:
             return cls._start_local(workers)
