@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from ._task import Task as Task
     from ._task import task as task
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # Where each public name lives; `__getattr__` imports it from there the first time it is asked for.
 _EXPORTS = {

@@ -475,9 +475,12 @@ def test_a_cluster_with_other_versions_is_refused_clearly(monkeypatch: pytest.Mo
         assert time.monotonic() - t0 < TIMEOUT
 
         def without_taskpool(check: bool = False, packages: Any = None) -> Any:
+            # Whatever this test environment has installed, the client has taskpool and the worker has not,
+            # under the name the backend asks Dask about.
             versions = real(check=check, packages=packages)
+            versions["client"]["packages"][dask_cluster.DISTRIBUTION] = taskpool.__version__
             for info in versions["workers"].values():
-                info["packages"]["taskpool"] = None
+                info["packages"][dask_cluster.DISTRIBUTION] = None
             return versions
 
         monkeypatch.setattr(client, "get_versions", without_taskpool)
@@ -493,7 +496,7 @@ def test_without_distributed_the_error_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(dask_cluster, "distributed", None)
-    with pytest.raises(ImportError, match=r"pip install 'taskpool\[dask\]'"):
+    with pytest.raises(ImportError, match=r"pip install 'taskpool-py\[dask\]'"):
         DaskBackend(2)
 
 

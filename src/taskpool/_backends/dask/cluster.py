@@ -21,7 +21,7 @@ from typing import Any
 
 from ..._errors import DaskConnectionError, TaskpoolError
 
-__all__ = ["CLOSE_TIMEOUT", "CONNECT_TIMEOUT", "Connection"]
+__all__ = ["CLOSE_TIMEOUT", "CONNECT_TIMEOUT", "DISTRIBUTION", "Connection"]
 
 # distributed is an optional dependency, and its annotations are partial: it is handled as Any here.
 try:
@@ -30,6 +30,10 @@ try:
 except ImportError:  # pragma: no cover - exercised only without the extra installed
     distributed = None
     _dask_config = None
+
+# taskpool's distribution name (pyproject.toml's `name`; the import name is taskpool), under which Dask looks up
+# the version installed on the client and on each worker.
+DISTRIBUTION = "taskpool-py"
 
 # How long connecting to an existing scheduler may take before the pool gives up. Longer: tolerates a slow
 # network or a scheduler that is still starting; shorter: a wrong address fails sooner.
@@ -71,7 +75,7 @@ class Connection:
         """
         if distributed is None:
             raise ImportError(
-                "the dask backend needs the 'distributed' package: pip install 'taskpool[dask]'"
+                "the dask backend needs the 'distributed' package: pip install 'taskpool-py[dask]'"
             )
         if address is None:
             return cls._start_local(workers)
@@ -125,16 +129,16 @@ class Connection:
         ...); a worker without taskpool, or with another version of it, could not run our jobs' envelopes.
         """
         try:
-            versions = self.client.get_versions(check=True, packages=["taskpool"])
+            versions = self.client.get_versions(check=True, packages=[DISTRIBUTION])
         except ValueError as exc:
             self._close_quietly()
             raise TaskpoolError(
                 f"the Dask cluster at {self.address} runs package versions that differ from this client's: {exc}. "
                 "Install the same versions on the client, the scheduler and every worker"
             ) from exc
-        ours = versions["client"]["packages"].get("taskpool")
+        ours = versions["client"]["packages"].get(DISTRIBUTION)
         for worker, info in versions.get("workers", {}).items():
-            theirs = info.get("packages", {}).get("taskpool")
+            theirs = info.get("packages", {}).get(DISTRIBUTION)
             if theirs != ours:
                 self._close_quietly()
                 raise TaskpoolError(
