@@ -549,3 +549,18 @@ def test_a_file_path_names_the_module(tmp_path: Path, capsys: pytest.CaptureFixt
     assert records(capsys.readouterr().out) == [
         {"index": i, "value": i, "ok": True, "result": 3 * i} for i in range(3)
     ]
+
+
+def test_a_resumed_runs_bar_counts_the_whole_input_with_the_earlier_work_counted_in(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out.jsonl"
+    first = taskpool("run", f"{JOBS}:square", "--range", "0", "188", "-o", str(out))
+    assert first.returncode == 0, first.stderr
+    again = taskpool(
+        "run", f"{JOBS}:square", "--range", "0", "400", "-o", str(out), "--resume", "--progress"
+    )
+    assert again.returncode == 0, again.stderr
+    assert "400/400" in again.stderr
+    assert "212/212" not in again.stderr
+    assert len(records(out.read_text())) == 400

@@ -85,6 +85,7 @@ class _Run:
         out: Output,
         total: int | None,
         stderr: IO[str] | None,
+        initial: int = 0,
     ) -> None:
         from .. import Retry, TaskPool
 
@@ -134,7 +135,7 @@ class _Run:
             from .._core.progress import make_bar
 
             disable = None if args.progress is None else False
-            self.bar = make_bar({"disable": disable, "file": stderr}, total)
+            self.bar = make_bar({"disable": disable, "file": stderr, "initial": initial}, total)
 
     def run(self, items: Iterator[Item], skip: IndexSet) -> None:
         """Run every input and write its line; returns when all are written (main thread).
@@ -307,9 +308,11 @@ def _run(
             file=stderr,
         )
     total = None
+    # The bar counts the whole input, with what an earlier run did already counted in at the start.
+    initial = len(previous.done)
     if args.range is not None:
-        count = args.range[1] - args.range[0]
-        total = count - previous.done.count_below(count)
+        total = args.range[1] - args.range[0]
+        initial = previous.done.count_below(total)
         items: Iterator[Item] = range_items(*args.range)
     else:
         assert stream is not None
@@ -324,7 +327,7 @@ def _run(
         # stdout is the data channel: what jobs print goes to stderr, past the progress bar.
         with _jobs_print_to_stderr(stderr):
             try:
-                run = _Run(args, fn, out, total, stderr)
+                run = _Run(args, fn, out, total, stderr, initial)
             except (ValueError, TypeError, ImportError) as exc:
                 raise UsageError(str(exc)) from None
             try:
