@@ -194,7 +194,7 @@ class Spawner:
             timeout: seconds the function may run (counted from when it starts in the child, so process
                 start-up is not included) before the process is killed and the future fails with
                 `JobTimeoutError`. None: no limit.
-            start_method: ``"forkserver"`` (the default on Linux), ``"spawn"`` or ``"fork"``, as for `TaskPool`.
+            start_method: ``"forkserver"`` (the default where the platform has it), ``"spawn"`` or ``"fork"``, as for `TaskPool`.
             name: the job's name in events, log records and errors (default: the function's qualified name).
             retry: a `Retry` policy, decided in the parent; each attempt runs in a fresh process.
             on: event handlers by kind, ``{"job_started": handler, ...}``, as `TaskPool.on` takes them. They run

@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--start-method",
         choices=("forkserver", "spawn", "fork"),
         default=None,
-        help="how worker processes start (default: forkserver on Linux, spawn elsewhere)",
+        help="how worker processes start (default: forkserver where the platform has it, spawn elsewhere)",
     )
     run.add_argument(
         "--timeout",

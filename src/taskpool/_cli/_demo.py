@@ -83,7 +83,7 @@ def demo_command(args: argparse.Namespace, stdout: IO[str]) -> int:
         if parent == os.getpid():
             origin = "this process"
         else:
-            # Under forkserver (the default on Linux) workers are forked from a small server process that
+            # Under forkserver (the default where the platform has it) workers are forked from a small server process that
             # multiprocessing starts once, so that they inherit none of this process's threads.
             origin = f"{pool.start_method}'s server process, pid {parent}"
         say(f"  the job ran in pid {seen['pid']}, started from {origin}")

@@ -64,7 +64,7 @@ class Pool:
         initargs: the initializer's arguments.
         maxtasksperchild: replace a worker after it has run this many jobs (map chunks count as one each).
         context: a `multiprocessing` context; its start method is used. None: taskpool's default
-            (forkserver on Linux, spawn elsewhere).
+            (forkserver where the platform has it, spawn elsewhere).
 
     Used as a context manager, the pool is terminated on exit, as the stdlib's is; use `close` and `join`
     inside the block to let the jobs finish.

@@ -65,7 +65,8 @@ class TaskPool(Submitter, Lifecycle):
             is made.
         backend: ``"process"`` (CPU-bound work; the default), ``"thread"`` (I/O-bound work), ``"inline"``
             (runs each job in the submitting thread; for debugging) or ``"dask"`` (a Dask cluster).
-        start_method: ``"forkserver"`` (the default on Linux), ``"spawn"`` or ``"fork"`` (process backend).
+        start_method: ``"forkserver"`` (the default where the platform has it: Linux, macOS), ``"spawn"`` or ``"fork"``
+            (process backend).
             ``fork`` starts fastest but is unsafe once the parent has threads; see the docs.
         initializer: called as ``initializer(*initargs)`` in each worker before it takes jobs.
         initargs: the initializer's arguments.
