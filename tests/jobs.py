@@ -232,3 +232,14 @@ def spawn_and_submit_inside() -> str:
         except Exception as exc:
             seen.append(type(exc).__name__)
     return f"{seen} threads +{threading.active_count() - before}"
+
+
+def log_many(count: int, size: int) -> int:
+    """Log ``count`` warnings of about ``size`` characters each, as fast as the worker can (a chatty job)."""
+    import logging
+
+    logger = logging.getLogger("tests.chatty.many")
+    text = "x" * size
+    for i in range(count):
+        logger.warning("%d %s", i, text)
+    return count

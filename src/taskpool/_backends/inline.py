@@ -15,6 +15,7 @@ from .._core.reports import ReportKind, Sink
 from .._errors import InitializerError
 
 if TYPE_CHECKING:
+    from .._core.backlog import Backlog
     from .._core.job import Job
 
 __all__ = ["InlineBackend"]
@@ -38,7 +39,7 @@ class InlineBackend:
         self._sink: Sink = lambda reports: None
         self._want_started = False
 
-    def start(self, sink: Sink) -> None:
+    def start(self, sink: Sink, backlog: Backlog | None = None) -> None:
         self._sink = sink
         sink([(ReportKind.WORKER_UP, None, 1, None, None, None)])
         if self._initializer is not None:

@@ -21,6 +21,7 @@ from .._core.reports import ReportKind, Sink
 from .._errors import InitializerError
 
 if TYPE_CHECKING:
+    from .._core.backlog import Backlog
     from .._core.job import Job
 
 __all__ = ["ThreadBackend"]
@@ -50,11 +51,13 @@ class ThreadBackend:
         self._lock = threading.Lock()  # guards _threads: caller threads start job threads on demand
         self._idle = 0
         self._sink: Sink = lambda reports: None
+        self._backlog: Backlog | None = None
         self._want_started = False
         self._broken = False
 
-    def start(self, sink: Sink) -> None:
+    def start(self, sink: Sink, backlog: Backlog | None = None) -> None:
         self._sink = sink
+        self._backlog = backlog
 
     def submit(self, job: Job) -> None:
         self._queue.put(job)
@@ -96,7 +99,11 @@ class ThreadBackend:
                 error = InitializerError(f"{type(exc).__name__}: {exc}")
                 error.__cause__ = exc
                 sink([(ReportKind.BROKEN, None, None, None, None, error)])
+        backlog = self._backlog
         while True:
+            if backlog is not None and backlog.over():
+                # Handlers lag behind: wait for them rather than pile up outcomes (see Backlog).
+                backlog.wait_below()
             self._idle += 1
             job = self._queue.get()
             self._idle -= 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from .backlog import Backlog
     from .job import Job
     from .reports import Sink
 
@@ -33,8 +34,12 @@ class Backend(Protocol):
     #: Why `pool.shared` (a Manager process on this machine) cannot serve this backend's jobs, or None if it can.
     shared_state_unavailable: str | None
 
-    def start(self, sink: Sink) -> None:
-        """Begin taking jobs; report to ``sink`` from now on. Called once, by the pool's constructor."""
+    def start(self, sink: Sink, backlog: Backlog | None = None) -> None:
+        """Begin taking jobs; report to ``sink`` from now on. Called once, by the pool's constructor.
+
+        ``backlog`` is what the sink holds unhandled: a backend that can make its producers wait (a job thread
+        before its next job, a scheduler that stops reading results) does so while it is over its bound.
+        """
 
     def submit(self, job: Job) -> None:
         """Run one attempt of ``job``. Any thread may call it; it must not block on the job.

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import TypeAlias
 
+from .backlog import Backlog, estimate
 from .reports import Report
 from .timers import TimerHeap
 
@@ -26,8 +27,11 @@ __all__ = ["EventThread"]
 
 log = logging.getLogger("taskpool")
 
-#: What the queue holds: a batch of reports, a call of the pool's own, or None (stop).
-_Item: TypeAlias = "list[Report] | Callable[[], object] | None"
+#: What the queue holds: a batch of reports or a call of the pool's own with its estimated size, or None (stop).
+_Item: TypeAlias = "tuple[list[Report] | Callable[[], object], int] | None"
+
+# What a queued call of the pool's own (a job_submitted event) costs in the backlog.
+_CALL_COST = 256
 
 
 class EventThread:
@@ -40,8 +44,8 @@ class EventThread:
     def __init__(self, name: str = "taskpool-events") -> None:
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._timers: TimerHeap[Callable[[], object]] = TimerHeap()
-        #: The backend's sink: any thread, never blocks.
-        self.put: Callable[[list[Report]], None] = self._queue.put
+        #: What the queue holds and has not handled, in estimated bytes (see `taskpool._core.backlog`).
+        self.backlog = Backlog()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._process: Callable[[list[Report]], None] = lambda reports: None
         # Calls that go ahead of everything queued (terminate): a deque, appended from any thread.
@@ -57,14 +61,21 @@ class EventThread:
         """The thread's identifier (to refuse calls that would wait for this very thread)."""
         return self._thread.ident
 
+    def put(self, batch: list[Report]) -> None:
+        """The backend's sink: queue a batch of reports (any thread; never blocks, see `Backlog`)."""
+        cost = estimate(batch)
+        self.backlog.add(cost)
+        self._queue.put((batch, cost))
+
     def call(self, fn: Callable[[], object]) -> None:
         """Run ``fn`` on this thread after every report queued before it (any thread)."""
-        self._queue.put(fn)
+        self.backlog.add(_CALL_COST)
+        self._queue.put((fn, _CALL_COST))
 
     def call_urgent(self, fn: Callable[[], object]) -> None:
         """Run ``fn`` on this thread as soon as what it runs now returns, ahead of everything queued."""
         self._urgent.append(fn)
-        self._queue.put([])  # wakes the thread if it waits for work
+        self._queue.put(([], 0))  # wakes the thread if it waits for work
 
     def call_later(self, delay: float, fn: Callable[[], object]) -> None:
         """Run ``fn`` on this thread after ``delay`` seconds (event thread only)."""
@@ -85,14 +96,18 @@ class EventThread:
             try:
                 item = get() if wait is None else get(timeout=wait)
             except queue.Empty:
-                item = []
+                item = ([], 0)
             if item is None:
                 return
-            if type(item) is list:
-                if item:
-                    _guarded(process, item)
+            work, cost = item
+            if type(work) is list:
+                if work:
+                    _guarded(process, work)
             else:
-                _guarded(item)  # type: ignore[arg-type]
+                _guarded(work)  # type: ignore[arg-type]
+            if cost:
+                self.backlog.done(cost)
+            del work
             for fn in timers.pop_due(time.monotonic()):
                 _guarded(fn)
             # Hold no report while idle: it would keep the last jobs' arguments and results alive.

@@ -134,7 +134,7 @@ class TaskPool(Submitter, Lifecycle):
         )
         self._events.start(self._outcomes.process)
         self._ledger.event_thread = self._events.ident
-        self._backend.start(self._events.put)
+        self._backend.start(self._events.put, self._events.backlog)
         track_pool(self)
 
     def __repr__(self) -> str:
@@ -197,6 +197,9 @@ class TaskPool(Submitter, Lifecycle):
         future._stopper = self._stopper
         if "job_submitted" in self._handlers.by_kind:
             self._events.call(functools.partial(self._outcomes.submitted, job))
+        if self._events.backlog.over() and threading.get_ident() != self._ledger.event_thread:
+            # Handlers lag behind: the submitter waits for them rather than pile up work (see Backlog).
+            self._events.backlog.wait_below()
         try:
             self._backend.submit(job)
         except (

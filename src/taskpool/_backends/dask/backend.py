@@ -29,6 +29,7 @@ from .worker import InitializerPlugin, run
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ..._core.backlog import Backlog
     from ..._core.job import Job
     from ..._core.reports import Sink
 
@@ -96,7 +97,7 @@ class DaskBackend:
         self._client.subscribe_topic(self._topic, self._reporter.on_started)
 
     # -- the Backend protocol (caller threads) ------------------------------------------------------------
-    def start(self, sink: Sink) -> None:
+    def start(self, sink: Sink, backlog: Backlog | None = None) -> None:
         """Begin reporting to ``sink``; starts the timer thread (runs in the pool's constructor thread)."""
         self._reporter.sink = sink
         self._timer = TimerThread(self._attempts, self._reporter.emit, self._halt)

@@ -33,6 +33,7 @@ from .scheduler import QUIT_GRACE, Scheduler
 from .startup import refuse_while_main_is_imported
 
 if TYPE_CHECKING:
+    from ..._core.backlog import Backlog
     from ..._core.job import Job
     from ..._core.reports import Sink
 
@@ -87,9 +88,10 @@ class ProcessBackend:
         self._wakeup = self._scheduler.wakeup
         self._thread: threading.Thread | None = None
 
-    def start(self, sink: Sink) -> None:
+    def start(self, sink: Sink, backlog: Backlog | None = None) -> None:
         """Start the scheduler thread (workers start on demand). Runs in the pool's constructor."""
         self._scheduler.sink = sink
+        self._scheduler.backlog = backlog
         self._thread = threading.Thread(
             target=self._scheduler.run, name="taskpool-scheduler", daemon=True
         )

@@ -132,9 +132,12 @@ class FunctionCache:
         """A cached object was freed (any thread): drop its entry, if ``ref`` is still one of it."""
         entry = self._entries.get(ident)
         if entry is not None and any(r is ref for r in entry.refs):
-            with contextlib.suppress(KeyError):
+            # Not contextlib.suppress: this also runs during interpreter exit, when module globals may be gone.
+            try:
                 del self._entries[ident]
-                self.dropped.append(entry.pickled.key)
+            except KeyError:
+                return
+            self.dropped.append(entry.pickled.key)
 
 
 def _forgetter(cache: weakref.ref[FunctionCache], ident: Any) -> Callable[[Any], None]:

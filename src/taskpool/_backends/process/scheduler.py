@@ -43,33 +43,24 @@ from typing import TYPE_CHECKING, Any
 from ..._core.job import Job, job_name
 from ..._core.reports import Report, ReportKind, Sink
 from ..._core.timers import TimerHeap
-from ..._errors import InitializerError, RemoteTraceback, TaskpoolError
-from ..._runtime.attempt import decode_error, decode_value
-from ..._runtime.serialize import loads
+from ..._errors import RemoteTraceback, TaskpoolError
 from .batching import Batching, share, workers_to_start
 from .functions import drain
+from .gate import ReadGate
 from .handle import RESULTS, SENTINEL, Worker
+from .inbound import Inbound
 from .inbox import QuitRequest, StopRequest, Wakeup
 from .lifecycle import Workers
 from .protocol import (
     FLAG_STARTED,
-    OP_INIT_FAILED,
-    OP_LOG,
-    OP_OUTPUT,
-    OP_READY,
-    OP_RESULT,
-    OP_STARTED,
-    InitFailedMessage,
-    LogMessage,
-    OutputMessage,
-    ResultMessage,
-    StartedMessage,
 )
 from .ring import read_outcomes
 from .startup import SpawnBackoff, StartupFailures
 
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
+
+    from ..._core.backlog import Backlog
 
 __all__ = ["QUIT_GRACE", "Phase", "Scheduler"]
 
@@ -93,13 +84,13 @@ class Phase(enum.Enum):
 
 
 # Bound once: these are used per job or per message, where an attribute lookup on the enum class shows.
-SUCCEEDED, FAILED, SKIPPED = ReportKind.SUCCEEDED, ReportKind.FAILED, ReportKind.SKIPPED
+FAILED, SKIPPED = ReportKind.FAILED, ReportKind.SKIPPED
 RUNNING, DRAINING, KILLING = Phase.RUNNING, Phase.DRAINING, Phase.KILLING
 # The selector key of the wake pipe (a worker's keys are tagged by `lifecycle`).
 _WAKE = 0
 
 
-class Scheduler:
+class Scheduler(Inbound):
     """The scheduler thread's state and loop; see the module docstring for the threading model."""
 
     def __init__(
@@ -118,6 +109,8 @@ class Scheduler:
         self.wakeup = Wakeup()
         self.want_started = False
         self.sink: Sink = lambda reports: None
+        #: What the sink holds unhandled; the gate stops reading results while it is over its bound.
+        self.backlog: Backlog | None = None
         #: Set when the thread has ended and every worker is reaped.
         self.done = threading.Event()
         # Keys of functions the parent's cache dropped: caller threads append, this thread tells workers.
@@ -126,6 +119,7 @@ class Scheduler:
         self._size = size
         self._max_tasks = max_tasks
         self._selector = selectors.DefaultSelector()
+        self._gate = ReadGate(self._selector, self.wakeup.wake)
         self._workers = Workers(ctx, self._selector, initializer, initargs, capture_output)
         self._initializer_name = job_name(initializer) if initializer is not None else None
         self._backoff = SpawnBackoff()
@@ -146,6 +140,7 @@ class Scheduler:
         try:
             while True:
                 reports: list[Report] = []
+                self._gate.update(self.backlog, self._workers)
                 for key, _mask in sel.select(self._select_timeout()):
                     tag, w = key.data
                     if tag == _WAKE:
@@ -244,50 +239,6 @@ class Scheduler:
             if messages:
                 workers.send(w, messages)
 
-    # -- messages in --------------------------------------------------------------------------------------
-    def _read(self, w: Worker, reports: list[Report]) -> None:
-        try:
-            frames = w.reader.read()
-        except EOFError:
-            self._workers.stop_watching(w)
-            return
-        for frame in frames:
-            self._handle(w, frame, reports)
-
-    def _handle(self, w: Worker, frame: list[Any], reports: list[Report]) -> None:
-        """Turn one frame of ``w``'s messages into reports (the hot path of every job's outcome)."""
-        inflight, wid, pid = w.inflight, w.wid, w.pid
-        durations: list[float] = []
-        for msg in frame:
-            op = msg[0]
-            if op == OP_RESULT:
-                durations.append(msg[5])
-                _report_outcome(w, msg, reports)
-            elif op == OP_STARTED:
-                started: StartedMessage = msg
-                job = inflight.get(started[1])
-                if job is not None:
-                    timeout = job.options.timeout
-                    if timeout is not None:
-                        due = time.monotonic() + timeout
-                        self._deadlines.push(due, (wid, job.id, job.attempt))
-                    if self.want_started:
-                        reports.append((ReportKind.STARTED, job, wid, pid, None, None))
-            elif op == OP_READY:
-                w.ready = True
-                self._startup.ready()
-                reports.append((ReportKind.WORKER_UP, None, wid, pid, None, None))
-            elif op == OP_INIT_FAILED:
-                failed: InitFailedMessage = msg
-                error = InitializerError(
-                    failed[1].strip().split("\n", 1)[0], self._initializer_name
-                )
-                self._break(error, reports, failed[1])
-            else:
-                _forward(w, msg, reports)
-        if durations:
-            self._batching.observe(durations)
-
     # -- stops, deadlines, deaths -------------------------------------------------------------------------
     def _break(self, error: BaseException, reports: list[Report], detail: str = "") -> None:
         """The pool cannot run jobs (its initializer fails): fail everything, start no more workers."""
@@ -310,7 +261,7 @@ class Scheduler:
 
     def _on_exit(self, w: Worker, reports: list[Report]) -> None:
         """A worker's process ended: settle every job it held, then forget it."""
-        if w.reader.fd in self._selector.get_map():
+        if self._gate.release(w) or w.reader.fd in self._selector.get_map():
             self._read(w, reports)  # outcomes it wrote before it died still count
         # Then those its ring kept, of the jobs it still holds: an outcome the pipe brought too counts once.
         left = [message for message in read_outcomes(w.ring) if message[1] in w.inflight]
@@ -365,34 +316,3 @@ def _skip_cancelled_head(pending: deque[Job], reports: list[Report]) -> None:
         with contextlib.suppress(RuntimeError):
             future.set_running_or_notify_cancel()
         reports.append((SKIPPED, job, None, None, None, None))
-
-
-def _report_outcome(w: Worker, msg: ResultMessage, reports: list[Report]) -> None:
-    """Report a job's outcome from its result message (scheduler thread; once per job, so kept lean)."""
-    _, job_id, ok, payload, tb, _duration = msg
-    job = w.inflight.pop(job_id, None)
-    discard = w.discard
-    if job is None or job_id in discard:
-        discard.discard(job_id)
-        return
-    if ok:
-        ok, value = decode_value(payload, job.name)
-        if ok:
-            reports.append((SUCCEEDED, job, w.wid, w.pid, value, None))
-        else:
-            reports.append((FAILED, job, w.wid, w.pid, None, value))
-        return
-    reports.append((FAILED, job, w.wid, w.pid, None, decode_error(payload, tb, job.name)))
-
-
-def _forward(w: Worker, msg: Any, reports: list[Report]) -> None:
-    """Report what a worker logged or printed, for the parent to emit."""
-    op = msg[0]
-    if op == OP_LOG:
-        record: LogMessage = msg
-        with contextlib.suppress(Exception):  # a record that does not unpickle here is lost alone
-            reports.append((ReportKind.LOG, None, w.wid, w.pid, loads(record[2]), None))
-    elif op == OP_OUTPUT:
-        output: OutputMessage = msg
-        _, stream, text = output
-        reports.append((ReportKind.OUTPUT, None, w.wid, w.pid, (stream, text), None))

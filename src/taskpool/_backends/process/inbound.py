@@ -1,0 +1,127 @@
+"""`Inbound`: what the scheduler does with the messages a worker sends — outcomes, starts, logs, prints.
+
+The scheduler's half that reads a worker's results pipe and turns each frame into reports for the event
+thread (the hot path of every job's outcome). Runs in the scheduler thread only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+from ..._core.reports import Report, ReportKind
+from ..._core.timers import TimerHeap
+from ..._errors import InitializerError
+from ..._runtime.attempt import decode_error, decode_value
+from ..._runtime.serialize import loads
+from .batching import Batching
+from .handle import Worker
+from .lifecycle import Workers
+from .protocol import (
+    OP_INIT_FAILED,
+    OP_LOG,
+    OP_OUTPUT,
+    OP_READY,
+    OP_RESULT,
+    OP_STARTED,
+    InitFailedMessage,
+    LogMessage,
+    OutputMessage,
+    ResultMessage,
+    StartedMessage,
+)
+from .startup import StartupFailures
+
+__all__ = ["Inbound"]
+
+# Bound once: used per job on the hot path, where an attribute lookup on the enum class shows.
+SUCCEEDED, FAILED = ReportKind.SUCCEEDED, ReportKind.FAILED
+
+
+class Inbound:
+    """Reading frames from workers and turning their messages into reports (mixed into `Scheduler`)."""
+
+    want_started: bool
+    _workers: Workers
+    _deadlines: TimerHeap[tuple[int, int, int]]
+    _startup: StartupFailures
+    _initializer_name: str | None
+    _batching: Batching
+
+    def _break(self, error: BaseException, reports: list[Report], detail: str = "") -> None:
+        raise NotImplementedError  # `Scheduler._break`: the pool cannot run jobs
+
+    def _read(self, w: Worker, reports: list[Report]) -> None:
+        try:
+            frames = w.reader.read()
+        except EOFError:
+            self._workers.stop_watching(w)
+            return
+        for frame in frames:
+            self._handle(w, frame, reports)
+
+    def _handle(self, w: Worker, frame: list[Any], reports: list[Report]) -> None:
+        """Turn one frame of ``w``'s messages into reports (the hot path of every job's outcome)."""
+        inflight, wid, pid = w.inflight, w.wid, w.pid
+        durations: list[float] = []
+        for msg in frame:
+            op = msg[0]
+            if op == OP_RESULT:
+                durations.append(msg[5])
+                _report_outcome(w, msg, reports)
+            elif op == OP_STARTED:
+                started: StartedMessage = msg
+                job = inflight.get(started[1])
+                if job is not None:
+                    timeout = job.options.timeout
+                    if timeout is not None:
+                        due = time.monotonic() + timeout
+                        self._deadlines.push(due, (wid, job.id, job.attempt))
+                    if self.want_started:
+                        reports.append((ReportKind.STARTED, job, wid, pid, None, None))
+            elif op == OP_READY:
+                w.ready = True
+                self._startup.ready()
+                reports.append((ReportKind.WORKER_UP, None, wid, pid, None, None))
+            elif op == OP_INIT_FAILED:
+                failed: InitFailedMessage = msg
+                error = InitializerError(
+                    failed[1].strip().split("\n", 1)[0], self._initializer_name
+                )
+                self._break(error, reports, failed[1])
+            else:
+                _forward(w, msg, reports)
+        if durations:
+            self._batching.observe(durations)
+
+
+def _report_outcome(w: Worker, msg: ResultMessage, reports: list[Report]) -> None:
+    """Report a job's outcome from its result message (scheduler thread; once per job, so kept lean)."""
+    _, job_id, ok, payload, tb, _duration = msg
+    job = w.inflight.pop(job_id, None)
+    discard = w.discard
+    if job is None or job_id in discard:
+        discard.discard(job_id)
+        return
+    if ok:
+        ok, value = decode_value(payload, job.name)
+        if ok:
+            reports.append((SUCCEEDED, job, w.wid, w.pid, value, None))
+        else:
+            reports.append((FAILED, job, w.wid, w.pid, None, value))
+        return
+    reports.append((FAILED, job, w.wid, w.pid, None, decode_error(payload, tb, job.name)))
+
+
+def _forward(w: Worker, msg: Any, reports: list[Report]) -> None:
+    """Report what a worker logged or printed, for the parent to emit."""
+    op = msg[0]
+    if op == OP_LOG:
+        record: LogMessage = msg
+        with contextlib.suppress(Exception):  # a record that does not unpickle here is lost alone
+            reports.append((ReportKind.LOG, None, w.wid, w.pid, loads(record[2]), None))
+    elif op == OP_OUTPUT:
+        output: OutputMessage = msg
+        _, stream, text = output
+        reports.append((ReportKind.OUTPUT, None, w.wid, w.pid, (stream, text), None))
