@@ -296,11 +296,14 @@ class Joblib(Adapter):
         delayed = self.joblib.delayed
         return list(self.parallel(delayed(fn)(x) for x in items))
 
+    #: What a crashed job fails with on this backend.
+    crash_error = "TerminatedWorkerError"
+
     def crash_and_recover(self) -> str:
         try:
             self.call(_jobs.crash)
         except Exception as exc:
-            name = _expect_failure(exc, "TerminatedWorkerError")
+            name = _expect_failure(exc, self.crash_error)
         else:
             name = _expect_failure(None)
         self.call(_jobs.noop)
@@ -319,15 +322,7 @@ class JoblibTaskpool(Joblib):
     def close(self) -> None:
         self.parallel.__exit__(None, None, None)
 
-    def crash_and_recover(self) -> str:
-        try:
-            self.call(_jobs.crash)
-        except Exception as exc:
-            name = _expect_failure(exc, "WorkerCrashedError")
-        else:
-            name = _expect_failure(None)
-        self.call(_jobs.noop)
-        return name
+    crash_error = "WorkerCrashedError"
 
 
 class Dask(Adapter):
