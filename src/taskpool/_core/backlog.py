@@ -18,7 +18,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from .reports import Report
+from .reports import Report, ReportKind
 
 __all__ = ["HIGH_BYTES", "Backlog", "estimate"]
 
@@ -31,22 +31,30 @@ HIGH_BYTES = 32 * 2**20
 _REPORT_COST = 256
 # A log record's attributes besides its message.
 _RECORD_COST = 512
+_OUTPUT, _LOG = ReportKind.OUTPUT, ReportKind.LOG
 
 
 def estimate(batch: list[Report]) -> int:
-    """A rough size in bytes of a batch of reports (the calling thread; once per batch, a few checks per report)."""
+    """A rough size in bytes of a batch of reports (the calling thread; once per batch, a few checks per report).
+
+    Never raises: a value it cannot size costs the fixed cost only.
+    """
     cost = _REPORT_COST * len(batch)
-    for report in batch:
-        value = report[4]
+    for kind, _job, _worker, _pid, value, _error in batch:
         if value is None:
             continue
-        kind = type(value)
-        if kind is tuple:  # OUTPUT: (stream, text)
-            cost += len(value[1])  # type: ignore[index]
-        elif kind is bytes or kind is str or kind is bytearray:
-            cost += len(value)  # type: ignore[arg-type]
-        elif isinstance(value, logging.LogRecord):
-            cost += _RECORD_COST + len(str(value.msg)) + len(value.exc_text or "")
+        if kind == _OUTPUT:  # (stream, text)
+            text = value[1] if isinstance(value, tuple) and len(value) == 2 else ""
+            cost += len(text) if isinstance(text, str) else 0
+        elif kind == _LOG:
+            if isinstance(value, logging.LogRecord):
+                cost += _RECORD_COST + len(value.exc_text or "")
+                if isinstance(value.msg, str):  # prepared records carry their message as text
+                    cost += len(value.msg)
+        else:
+            value_type = type(value)
+            if value_type is bytes or value_type is str or value_type is bytearray:
+                cost += len(value)  # type: ignore[arg-type]
     return cost
 
 
