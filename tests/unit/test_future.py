@@ -246,3 +246,10 @@ def test_a_timeout_says_which_job_and_how_long() -> None:
         f.result(timeout=0.01)
     with pytest.raises(cf.TimeoutError, match=r"job 'slow' did not finish within 0.01 s"):
         f.exception(timeout=0.01)
+
+
+def test_a_force_cancelled_future_is_not_run_when_a_worker_takes_it_late() -> None:
+    f: JobFuture[int] = JobFuture(5, "late")
+    assert force_cancel(f)  # terminate cancelled it while it waited in a backend's queue
+    assert f.set_running_or_notify_cancel() is False  # the worker skips it instead of raising
+    assert f.cancelled()

@@ -116,6 +116,8 @@ class JobFuture(cf.Future[R], Generic[R]):
             if state == PENDING:
                 self._state = RUNNING
                 return True
+            if state == CANCELLED_AND_NOTIFIED:
+                return False  # force-cancelled (terminate) before a worker took it: do not run it
             if state != CANCELLED:
                 raise RuntimeError(f"future in unexpected state: {state}")
             self._state = CANCELLED_AND_NOTIFIED
