@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._errors import RemoteTraceback, SerializationError
-from .serialize import OUT_OF_BAND_MIN, Payload, dumps, dumps_split, loads
+from .serialize import Payload, dumps, dumps_payload, loads
 
 __all__ = [
     "ITEM_INDEX",
@@ -115,17 +115,15 @@ def format_traceback(exc: BaseException, skip: int = 0) -> str:
 def encode_value(value: Any, name: str | None, split: bool = True) -> Payload:
     """Pickle a job's result for the trip to the parent (where the job runs).
 
-    With ``split``, a large bytes-like result travels as an out-of-band buffer, not copied into the pickle.
+    With ``split``, large buffers (a bytes-like result, numpy arrays anywhere in it) travel out of band, not
+    copied into the pickle.
 
     Raises:
         SerializationError: the result does not pickle (the job fails with it, naming the result).
     """
-    if split and type(value) in _BUFFER_TYPES and len(value) >= OUT_OF_BAND_MIN:
-        return dumps_split(value, "result", "worker", name)
+    if split:
+        return dumps_payload(value, "result", "worker", name)
     return dumps(value, "result", "worker", name)
-
-
-_BUFFER_TYPES = (bytes, bytearray, memoryview)
 
 
 def encode_error(exc: BaseException, name: str | None, skip: int = 0) -> tuple[bytes, str]:

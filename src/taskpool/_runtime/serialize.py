@@ -20,6 +20,7 @@ __all__ = [
     "Payload",
     "dumps",
     "dumps_function",
+    "dumps_payload",
     "dumps_split",
     "has_large_buffer",
     "loads",
@@ -38,18 +39,26 @@ _BUFFER_TYPES = (bytes, bytearray, memoryview)
 
 
 def has_large_buffer(items: Sequence[Any], more: Mapping[str, Any] | None = None) -> bool:
-    """Whether any of ``items`` (or ``more``'s values) is a bytes-like object worth sending out of band.
+    """Whether any of ``items`` (or ``more``'s values) is a bytes-like object that pickle would copy in band
+    unless it is swapped first (see `_OutOfBand`): a large ``bytes``, or any ``memoryview``.
 
     Looks at the top level only: it runs for every job with arguments, so it must cost next to nothing.
+    Objects that export their buffer to pickle themselves (``bytearray``, numpy arrays) need no swap: the
+    buffer callback of `dumps_payload` takes them out of band wherever they are.
     """
     for item in items:
-        if type(item) in _BUFFER_TYPES and len(item) >= OUT_OF_BAND_MIN:
+        if _needs_swap(item):
             return True
     if more:
         for item in more.values():
-            if type(item) in _BUFFER_TYPES and len(item) >= OUT_OF_BAND_MIN:
+            if _needs_swap(item):
                 return True
     return False
+
+
+def _needs_swap(item: Any) -> bool:
+    kind = type(item)
+    return kind is memoryview or (kind is bytes and len(item) >= OUT_OF_BAND_MIN)
 
 
 def _rebuild_bytes(buffer: Any) -> bytes:
@@ -82,31 +91,89 @@ class _OutOfBand:
         return _rebuild_bytes, (pickle.PickleBuffer(self.data),)
 
 
+def _rebuild_view(buffer: Any, fmt: str, shape: tuple[int, ...]) -> memoryview:
+    """The ``memoryview`` that `_OutOfBandView` stood for: over the received buffer itself (no copy)."""
+    view = memoryview(buffer)
+    try:
+        if view.format != fmt or view.ndim != len(shape):
+            cast: memoryview = view.cast("B").cast(fmt, shape)  # type: ignore[call-overload]
+            return cast
+        return view
+    except (TypeError, ValueError):
+        return view  # a format cast() does not take: the bytes, as a flat view
+
+
+class _OutOfBandView:
+    """Stands in for a ``memoryview``, which does not pickle: it travels as its bytes, out of band when large,
+    and comes back as a view of the same format and shape over the received buffer."""
+
+    __slots__ = ("view",)
+
+    def __init__(self, view: memoryview) -> None:
+        self.view = view
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        view = self.view
+        data = (
+            view if view.contiguous else view.tobytes()
+        )  # PickleBuffer.raw() needs contiguous memory
+        return _rebuild_view, (pickle.PickleBuffer(data), view.format, view.shape)
+
+
 def _swap(item: Any) -> Any:
-    return _OutOfBand(item) if type(item) is bytes and len(item) >= OUT_OF_BAND_MIN else item
+    kind = type(item)
+    if kind is bytes:
+        return _OutOfBand(item) if len(item) >= OUT_OF_BAND_MIN else item
+    return _OutOfBandView(item) if kind is memoryview else item
+
+
+def _swapped(obj: Any) -> Any:
+    if type(obj) in _BUFFER_TYPES:
+        return _swap(obj)
+    if type(obj) is list:
+        return [_swap(item) for item in obj]
+    if type(obj) is tuple and len(obj) == 2 and type(obj[0]) is tuple and type(obj[1]) is dict:
+        return (tuple(_swap(a) for a in obj[0]), {k: _swap(v) for k, v in obj[1].items()})
+    return obj
 
 
 def dumps_split(
-    obj: Any, part: str, where: str, job: str | None = None
+    obj: Any, part: str, where: str, job: str | None = None, swap: bool = True
 ) -> tuple[bytes, list[pickle.PickleBuffer]]:
     """Pickle ``obj`` with its large buffers apart: ``(pickle, buffers)``, which `loads` takes back.
 
     ``obj`` is a bytes-like object, a list of items, or an ``(args, kwargs)`` pair; large bytes-like objects
-    at its top level travel as buffers that refer to their memory (no copy); the frame writer sends them
-    from there.
+    at its top level, and large buffers that objects export to pickle anywhere in it (numpy arrays,
+    bytearrays), travel as buffers that refer to their memory (no copy); the frame writer sends them from
+    there, through the pipe or shared memory. ``swap=False`` skips the look at the top level for large
+    ``bytes`` and memoryviews (the caller knows there are none, see `has_large_buffer`).
     """
-    if type(obj) is bytes:
-        obj = _swap(obj)
-    elif type(obj) is list:
-        obj = [_swap(item) for item in obj]
-    elif type(obj) is tuple and len(obj) == 2 and type(obj[0]) is tuple and type(obj[1]) is dict:
-        obj = (tuple(_swap(a) for a in obj[0]), {k: _swap(v) for k, v in obj[1].items()})
     buffers: list[pickle.PickleBuffer] = []
+
+    def apart(buffer: pickle.PickleBuffer) -> bool:
+        # False: out of band. Small buffers cost more in bookkeeping than the copy into the pickle.
+        with memoryview(buffer) as view:
+            if view.nbytes < OUT_OF_BAND_MIN:
+                return True
+        buffers.append(buffer)
+        return False
+
+    if swap:
+        obj = _swapped(obj)
     try:
-        main = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+        main = pickle.dumps(obj, protocol=5, buffer_callback=apart)
     except Exception:
-        return dumps(obj, part, where, job), []
+        buffers.clear()
+        main = _dumps_by_value(obj, part, where, job, apart)
     return main, buffers
+
+
+def dumps_payload(
+    obj: Any, part: str, where: str, job: str | None = None, swap: bool = True
+) -> Payload:
+    """`dumps_split`, as one payload: the pickle alone when no buffer went apart."""
+    main, buffers = dumps_split(obj, part, where, job, swap)
+    return (main, buffers) if buffers else main
 
 
 def loads(payload: Payload) -> Any:
@@ -126,8 +193,19 @@ def dumps(obj: Any, part: str, where: str, job: str | None = None) -> bytes:
         return pickle.dumps(obj, protocol=5)
     except Exception:
         pass  # plain pickle refuses lambdas, closures and local classes: cloudpickle can take them by value
+    return _dumps_by_value(obj, part, where, job)
+
+
+def _dumps_by_value(
+    obj: Any,
+    part: str,
+    where: str,
+    job: str | None,
+    buffer_callback: Callable[[pickle.PickleBuffer], bool] | None = None,
+) -> bytes:
+    """Pickle with cloudpickle; raise `SerializationError` naming the part (and the culprit) when it fails."""
     try:
-        return _by_value(obj)
+        return _by_value(obj, buffer_callback)
     except Exception as exc:
         reason = _reason(exc)
         culprit = _culprit(obj) if part == "arguments" else None
@@ -153,10 +231,12 @@ def _culprit(obj: Any) -> str | None:
     return None
 
 
-def _by_value(obj: Any) -> bytes:
+def _by_value(
+    obj: Any, buffer_callback: Callable[[pickle.PickleBuffer], bool] | None = None
+) -> bytes:
     """Pickle with cloudpickle, which takes functions and classes by value, and nothing else it would fake."""
     buffer = io.BytesIO()
-    _code_pickler()(buffer, protocol=5).dump(obj)
+    _code_pickler()(buffer, protocol=5, buffer_callback=buffer_callback).dump(obj)
     return buffer.getvalue()
 
 

@@ -25,11 +25,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..._runtime.attempt import JobKind
-from ..._runtime.serialize import dumps, dumps_split, has_large_buffer
+from ..._runtime.serialize import dumps_split, has_large_buffer
 from .functions import FunctionCache
 from .inbox import QuitRequest, StopRequest
 from .protocol import wrap
 from .scheduler import QUIT_GRACE, Scheduler
+from .segments import SegmentPool, shm_supported
 from .startup import refuse_while_main_is_imported
 
 if TYPE_CHECKING:
@@ -50,6 +51,13 @@ _CALL = JobKind.CALL
 def default_start_method() -> str:
     """forkserver where the platform has it (fork after threads start is unsafe), spawn elsewhere."""
     return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+def _pickle_arguments(obj: Any, swap: bool, name: str | None) -> Any:
+    """A job's arguments as they travel: large buffers apart (out of band), else the pickle, marked to travel
+    out of band itself when it is large."""
+    main, buffers = dumps_split(obj, "arguments", "parent", name, swap)
+    return (main, buffers) if buffers else wrap(main)
 
 
 class ProcessBackend:
@@ -82,6 +90,7 @@ class ProcessBackend:
             max_tasks=max_tasks_per_worker,
             capture_output=capture_output,
             dropped_functions=self._functions.dropped,
+            segments=SegmentPool() if shm_supported() else None,
         )
         # Bound once: used on every submit.
         self._inbox = self._scheduler.inbox
@@ -112,16 +121,11 @@ class ProcessBackend:
             args = job.args
             if job.kind != _CALL:
                 chunk = args[0]
-                if len(chunk) <= _SCAN_CHUNK and has_large_buffer(chunk):
-                    job.payload = (function, dumps_split(chunk, "arguments", "parent", job.name))
-                else:
-                    job.payload = (function, wrap(dumps(chunk, "arguments", "parent", job.name)))
+                swap = len(chunk) <= _SCAN_CHUNK and has_large_buffer(chunk)
+                job.payload = (function, _pickle_arguments(chunk, swap, job.name))
             elif args or job.kwargs:
-                call = (args, job.kwargs)
-                if has_large_buffer(args, job.kwargs):
-                    job.payload = (function, dumps_split(call, "arguments", "parent", job.name))
-                else:
-                    job.payload = (function, wrap(dumps(call, "arguments", "parent", job.name)))
+                swap = has_large_buffer(args, job.kwargs)
+                job.payload = (function, _pickle_arguments((args, job.kwargs), swap, job.name))
             else:
                 job.payload = (function, _NO_ARGUMENTS)
         self._inbox.append(job)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
     from ..._core.job import Job
+    from .segments import Link
 
 __all__ = ["JOBS", "RESULTS", "SENTINEL", "KillReason", "Worker"]
 
@@ -57,6 +58,7 @@ class Worker:
         "discard",
         "inflight",
         "kill_reason",
+        "link",
         "pid",
         "process",
         "quitting",
@@ -81,6 +83,7 @@ class Worker:
         results: Connection,
         writer_conn: Connection,
         death_fd: int,
+        link: Link | None = None,
     ) -> None:
         self.wid = wid
         self.process = process
@@ -95,6 +98,8 @@ class Worker:
         self.writer_conn = writer_conn
         #: Readable once the process has ended: a pidfd, or the process's sentinel (see `lineage.watch_death`).
         self.death_fd = death_fd
+        #: The shared memory path to it (large arguments out, large results in), or None: the pipes only.
+        self.link = link
         #: The jobs sent to it whose outcome has not come back, by job id, in the order sent.
         self.inflight: dict[int, Job] = {}
         #: The keys of the functions it holds, least recently used first (at most FUNCTION_CACHE_SIZE).
@@ -172,6 +177,8 @@ class Worker:
         for conn in (self.results, self.writer_conn):
             with contextlib.suppress(OSError):
                 conn.close()
+        if self.link is not None:
+            self.link.close()
         if self.death_fd != self.process.sentinel:  # a pidfd of ours
             with contextlib.suppress(OSError):
                 os.close(self.death_fd)

@@ -23,11 +23,13 @@ from .protocol import (
     OP_LOG,
     OP_OUTPUT,
     OP_READY,
+    OP_RELEASE,
     OP_RESULT,
     OP_STARTED,
     InitFailedMessage,
     LogMessage,
     OutputMessage,
+    ReleaseMessage,
     ResultMessage,
     StartedMessage,
 )
@@ -90,6 +92,11 @@ class Inbound:
                     failed[1].strip().split("\n", 1)[0], self._initializer_name
                 )
                 self._break(error, reports, failed[1])
+            elif op == OP_RELEASE:
+                release: ReleaseMessage = msg
+                segments = self._workers.segments
+                if segments is not None:
+                    segments.release(release[1])
             else:
                 _forward(w, msg, reports)
         if durations:

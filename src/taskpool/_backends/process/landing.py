@@ -23,11 +23,29 @@ from typing import Any
 
 from ..._runtime.serialize import OUT_OF_BAND_MIN
 
-__all__ = ["HEAD", "LEN", "READONLY", "Body", "lengths", "new_bytes", "read_frame"]
+__all__ = [
+    "DESC",
+    "FLAGS",
+    "HEAD",
+    "LEN",
+    "READONLY",
+    "SHM",
+    "Body",
+    "Land",
+    "lengths",
+    "new_bytes",
+    "read_frame",
+    "size_of",
+]
 
 #: The top bit of a buffer's length field: the buffer is read-only where it was pickled (a ``bytes``), so the
 #: receiver may give it as a ``bytes`` too; unpickling makes every read-only buffer a read-only view anyway.
 READONLY = 1 << 63
+#: The next bit: the buffer is in shared memory, and what the pipe carries in its place is a `DESC`.
+SHM = 1 << 62
+FLAGS = READONLY | SHM
+#: What stands for a buffer in shared memory: the lender's token for the segment, and the buffer's length.
+DESC = struct.Struct("!QQ")
 #: A frame's header: its total length and its number of out-of-band buffers; then one length field per buffer.
 HEAD = struct.Struct("!QI")
 LEN = struct.Struct("!Q")
@@ -35,6 +53,25 @@ LEN = struct.Struct("!Q")
 LAND_IN_BYTES_MIN = OUT_OF_BAND_MIN
 # How many pieces one readv fills at most (well under IOV_MAX everywhere).
 _PIECES_PER_READ = 64
+
+#: Where a buffer in shared memory lands: ``land(token, nbytes, readonly)`` gives the buffer object (a
+#: `taskpool._backends.process.segments.Link` method).
+Land = Callable[[int, int, bool], Any]
+
+
+def size_of(raw: int) -> int:
+    """The number of bytes a buffer's raw length field says the frame carries for it."""
+    return raw & ~FLAGS
+
+
+def resolve(buffers: list[Any], raw_lengths: list[int], land: Land | None) -> None:
+    """Replace each shared memory descriptor among a frame's ``buffers`` by the buffer it stands for."""
+    for i, raw in enumerate(raw_lengths):
+        if raw & SHM:
+            if land is None:
+                raise EOFError("a frame names shared memory, but this side has none")
+            token, nbytes = DESC.unpack(buffers[i])
+            buffers[i] = land(token, nbytes, bool(raw & READONLY))
 
 
 def _bytes_allocator() -> Callable[[int], tuple[bytes, memoryview]] | None:
@@ -78,15 +115,16 @@ def lengths(data: bytes | bytearray | memoryview, nbuf: int) -> list[int]:
 class Body:
     """The pieces one frame's body is read into, in the order they arrive, and how far they are filled."""
 
-    __slots__ = ("_buffers", "_main", "_targets")
+    __slots__ = ("_buffers", "_main", "_raw", "_targets")
 
     def __init__(self, main_size: int, raw_lengths: list[int]) -> None:
         self._main = bytearray(main_size)
-        self._buffers: list[memoryview] = []
+        self._raw = raw_lengths
+        self._buffers: list[Any] = []
         targets = [memoryview(self._main)]
         for raw in raw_lengths:
-            n = raw & ~READONLY
-            if raw & READONLY and n >= LAND_IN_BYTES_MIN:
+            n = raw & ~FLAGS
+            if raw & READONLY and not raw & SHM and n >= LAND_IN_BYTES_MIN:
                 obj, target = new_bytes(n)
                 # A whole view of the `bytes` itself (not of the ctypes array that fills it).
                 self._buffers.append(memoryview(obj))
@@ -102,7 +140,7 @@ class Body:
     @classmethod
     def after_lengths(cls, size: int, raw_lengths: list[int]) -> Body:
         """The body of a frame whose part after the length fields is ``size`` bytes long."""
-        main = size - sum(raw & ~READONLY for raw in raw_lengths)
+        main = size - sum(raw & ~FLAGS for raw in raw_lengths)
         if main < 0:
             raise EOFError("a corrupt frame: its buffers are longer than the frame")
         return cls(main, raw_lengths)
@@ -139,8 +177,9 @@ class Body:
     def done(self) -> bool:
         return not self._targets
 
-    def decode(self) -> list[Any]:
-        """Unpickle the frame's batch of messages (once `done`)."""
+    def decode(self, land: Land | None = None) -> list[Any]:
+        """Unpickle the frame's batch of messages (once `done`); ``land`` places buffers in shared memory."""
+        resolve(self._buffers, self._raw, land)
         messages: list[Any] = pickle.loads(self._main, buffers=self._buffers)
         return messages
 
@@ -157,8 +196,8 @@ def _read_exact(fd: int, n: int) -> bytearray:
     return buf
 
 
-def read_frame(fd: int) -> list[Any]:
-    """Read one frame from a blocking pipe and decode its batch of messages.
+def read_frame(fd: int, land: Land | None = None) -> list[Any]:
+    """Read one frame from a blocking pipe and decode its batch of messages (``land``: see `Body.decode`).
 
     Raises:
         EOFError: the writer closed its end (it exited or was killed), possibly mid-frame.
@@ -174,4 +213,4 @@ def read_frame(fd: int) -> list[Any]:
         if k == 0:
             raise EOFError("the other end of the pipe closed")
         body.advance(k)
-    return body.decode()
+    return body.decode(land)

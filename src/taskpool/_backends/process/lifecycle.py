@@ -37,8 +37,10 @@ from .protocol import (
     FrameWriter,
     enlarge_pipe,
     forget_message,
+    release_message,
 )
 from .ring import new_ring
+from .segments import Link, SegmentPool, socket_pair
 from .worker import worker_main
 
 if TYPE_CHECKING:
@@ -60,8 +62,11 @@ class Workers:
         initializer: Callable[..., object] | None,
         initargs: tuple[Any, ...],
         capture_output: bool,
+        segments: SegmentPool | None = None,
     ) -> None:
         self._ctx = ctx
+        #: The segments large arguments travel in, lent to every worker; None: they go through the pipes.
+        self.segments = segments
         self._selector = selector
         self._initializer = initializer
         self._initargs = initargs
@@ -95,6 +100,7 @@ class Workers:
             raise
         enlarge_pipe(jobs_w.fileno())
         enlarge_pipe(results_w.fileno())
+        pair = socket_pair() if self.segments is not None else None
         slot = ctx.RawValue(ctypes.c_longlong, 0)
         ring = new_ring(ctx)
         process = ctx.Process(  # type: ignore[attr-defined]
@@ -109,6 +115,7 @@ class Workers:
                 logging.getLogger().getEffectiveLevel(),
                 self._capture_output,
                 lifeline(),
+                pair[1] if pair is not None else None,
             ),
             name=f"taskpool-worker-{wid}",
             daemon=True,
@@ -117,20 +124,28 @@ class Workers:
             process.start()
         except BaseException:
             _close(jobs_r, jobs_w, results_r, results_w)
+            if pair is not None:
+                pair[0].close()
+                pair[1].close()
             raise
         death_fd = watch_death(process, self._start_method)
         jobs_r.close()
         results_w.close()
+        link = None
+        if pair is not None and self.segments is not None:
+            pair[1].close()
+            link = Link(pair[0], self.segments, wid, False)
         w = Worker(
             wid,
             process,
-            FrameReader(results_r.fileno()),
-            FrameWriter(jobs_w.fileno()),
+            FrameReader(results_r.fileno(), link.land if link is not None else None),
+            FrameWriter(jobs_w.fileno(), link.lend if link is not None else None),
             slot,
             ring,
             results_r,
             jobs_w,
             death_fd,
+            link,
         )
         self.by_id[wid] = w
         self._selector.register(w.reader.fd, selectors.EVENT_READ, (RESULTS, w))
@@ -164,6 +179,15 @@ class Workers:
                 for key in held:
                     del w.defined[key]
                 self.send(w, [forget_message(held)])
+
+    def give_back(self) -> None:
+        """Tell each worker which of its result segments the parent no longer maps, so that it reuses them."""
+        for w in self.by_id.values():
+            link = w.link
+            if link is not None and link.released:
+                tokens = link.take_released()
+                if not w.quitting:
+                    self.send(w, [release_message(tokens)])
 
     def retire(self, w: Worker) -> None:
         """Tell ``w`` to exit after the jobs it has; it takes no more."""
@@ -256,6 +280,8 @@ class Workers:
             else:
                 requeue.append(job)
         del self.by_id[wid]
+        if self.segments is not None:
+            self.segments.reclaim(wid)  # what it mapped died with it
         w.close_pipes()
         reports.append((ReportKind.WORKER_DOWN, None, wid, pid, exitcode, None))
         return exitcode, requeue
@@ -269,6 +295,8 @@ class Workers:
                 w.process.join(2.0)
             w.close_pipes()
         self.by_id.clear()
+        if self.segments is not None:
+            self.segments.close()
 
 
 def _close(*conns: Connection) -> None:

@@ -31,12 +31,13 @@ import os
 import pickle
 import sys
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Final, TypeAlias
 
 from ..._runtime.serialize import OUT_OF_BAND_MIN, Payload
+from .landing import DESC, READONLY, SHM, Body, Land, lengths, read_frame, resolve, size_of
 from .landing import HEAD as _HEAD
 from .landing import LEN as _LEN
-from .landing import READONLY, Body, lengths, read_frame
 
 __all__ = [
     "FLAG_STARTED",
@@ -48,6 +49,7 @@ __all__ = [
     "OP_OUTPUT",
     "OP_QUIT",
     "OP_READY",
+    "OP_RELEASE",
     "OP_RESULT",
     "OP_RUN",
     "OP_STARTED",
@@ -57,11 +59,13 @@ __all__ = [
     "FrameReader",
     "FrameWriter",
     "InitFailedMessage",
+    "Lend",
     "LogMessage",
     "Op",
     "OutputMessage",
     "QuitMessage",
     "ReadyMessage",
+    "ReleaseMessage",
     "ResultMessage",
     "RunMessage",
     "StartedMessage",
@@ -75,6 +79,7 @@ __all__ = [
     "output_message",
     "read_frame",
     "ready_message",
+    "release_message",
     "result_message",
     "run_message",
     "started_message",
@@ -96,6 +101,7 @@ class Op(enum.IntEnum):
     LOG = 7
     OUTPUT = 8
     FORGET = 9
+    RELEASE = 10
 
 
 # Plain ints, what travels and what readers compare with: bound once, as they are used per message.
@@ -109,6 +115,7 @@ OP_RESULT: Final = int(Op.RESULT)
 OP_LOG: Final = int(Op.LOG)
 OP_OUTPUT: Final = int(Op.OUTPUT)
 OP_FORGET: Final = int(Op.FORGET)
+OP_RELEASE: Final = int(Op.RELEASE)
 
 # Job flags. FLAG_SYNC: the worker reports the start of the job and flushes results on both sides of it, so
 # that the scheduler knows exactly when a job with a deadline starts and which job a crash belongs to.
@@ -149,6 +156,12 @@ ResultMessage: TypeAlias = tuple[int, int, bool, Payload, "str | None", float]
 LogMessage: TypeAlias = tuple[int, int, bytes]
 #: ``(OP_OUTPUT, stream, text)``: whole lines the worker printed; ``stream`` is "stdout" or "stderr".
 OutputMessage: TypeAlias = tuple[int, str, str]
+
+# -- both ways ----------------------------------------------------------------------------------------------
+
+#: ``(OP_RELEASE, tokens)``: the sender no longer uses the shared memory segments the receiver lent it under
+#: ``tokens`` (see `taskpool._backends.process.segments`): the receiver may fill them again.
+ReleaseMessage: TypeAlias = tuple[int, tuple[int, ...]]
 
 #: The one `QuitMessage`.
 QUIT: Final[QuitMessage] = (OP_QUIT,)
@@ -194,6 +207,10 @@ def output_message(stream: str, text: str) -> OutputMessage:
     return (OP_OUTPUT, stream, text)
 
 
+def release_message(tokens: tuple[int, ...]) -> ReleaseMessage:
+    return (OP_RELEASE, tokens)
+
+
 # -- frames ---------------------------------------------------------------------------------------------------
 
 
@@ -223,37 +240,61 @@ def wrap(payload: bytes) -> Any:
     return pickle.PickleBuffer(payload) if len(payload) >= OUT_OF_BAND_MIN else payload
 
 
-def encode(messages: list[Any]) -> list[bytes | memoryview]:
-    """Encode a batch of messages as the pieces of one frame (header first)."""
+#: Where a large buffer goes instead of the pipe: ``lend(view)`` puts it in shared memory and gives its token,
+#: or None to send it in the pipe (a `taskpool._backends.process.segments.Link` method).
+Lend = Callable[[memoryview], "int | None"]
+
+
+def encode(messages: list[Any], lend: Lend | None = None) -> list[bytes | memoryview]:
+    """Encode a batch of messages as the pieces of one frame (header first).
+
+    With ``lend``, each out-of-band buffer is offered to it: one it takes travels in shared memory, and the
+    frame carries its descriptor (a `DESC`) in its place.
+    """
     buffers: list[pickle.PickleBuffer] = []
     main = pickle.dumps(messages, protocol=5, buffer_callback=buffers.append)
     if not buffers:
         return [_HEAD.pack(len(main) + _HEAD.size, 0), main]
-    views = [b.raw() for b in buffers]
-    fields = b"".join(_LEN.pack(v.nbytes | READONLY if v.readonly else v.nbytes) for v in views)
-    total = _HEAD.size + len(fields) + len(main) + sum(v.nbytes for v in views)
-    return [_HEAD.pack(total, len(views)), fields, main, *views]
+    views: list[bytes | memoryview] = []
+    fields: list[bytes] = []
+    size = 0
+    for b in buffers:
+        v = b.raw()
+        flag = READONLY if v.readonly else 0
+        token = lend(v) if lend is not None else None
+        if token is not None:
+            fields.append(_LEN.pack(DESC.size | SHM | flag))
+            views.append(DESC.pack(token, v.nbytes))
+            size += DESC.size
+        else:
+            fields.append(_LEN.pack(v.nbytes | flag))
+            views.append(v)
+            size += v.nbytes
+    head = b"".join(fields)
+    total = _HEAD.size + len(head) + len(main) + size
+    return [_HEAD.pack(total, len(views)), head, main, *views]
 
 
-def decode(body: memoryview, nbuf: int, total: int) -> list[Any]:
-    """Decode a frame's body (everything after the header)."""
+def decode(body: memoryview, nbuf: int, total: int, land: Land | None = None) -> list[Any]:
+    """Decode a frame's body (everything after the header); ``land`` places buffers in shared memory."""
     if nbuf == 0:
         messages: list[Any] = pickle.loads(body)
         return messages
-    sizes = [raw & ~READONLY for raw in lengths(body, nbuf)]
+    raw = lengths(body, nbuf)
     end = total - _HEAD.size
-    bufs = []
-    for n in reversed(sizes):
+    bufs: list[Any] = []
+    for n in reversed([size_of(r) for r in raw]):
         bufs.append(body[end - n : end])
         end -= n
     bufs.reverse()
+    resolve(bufs, raw, land)
     messages = pickle.loads(body[nbuf * _LEN.size : end], buffers=bufs)
     return messages
 
 
-def write_frame(fd: int, messages: list[Any]) -> None:
-    """Write one frame to a blocking pipe (the worker's side)."""
-    pieces = encode(messages)
+def write_frame(fd: int, messages: list[Any], lend: Lend | None = None) -> None:
+    """Write one frame to a blocking pipe (the worker's side); ``lend``: see `encode`."""
+    pieces = encode(messages, lend)
     if len(pieces) == 2:
         # No out-of-band buffers: one write, so that the reader wakes once, to a whole frame.
         pieces = [pieces[0] + pieces[1]]  # type: ignore[operator]
@@ -267,15 +308,17 @@ def write_frame(fd: int, messages: list[Any]) -> None:
 class FrameWriter:
     """Frames queued for a non-blocking pipe, written as far as the pipe takes them (scheduler thread only)."""
 
-    __slots__ = ("fd", "pending")
+    __slots__ = ("fd", "lend", "pending")
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, lend: Lend | None = None) -> None:
         self.fd = fd
+        self.lend = lend
         os.set_blocking(fd, False)
         self.pending: deque[memoryview] = deque()
 
     def queue(self, messages: list[Any]) -> None:
-        self.pending.extend(memoryview(p).cast("B") for p in encode(messages))
+        pieces = encode(messages, self.lend)
+        self.pending.extend(memoryview(p).cast("B") for p in pieces)
 
     def flush(self) -> bool:
         """Write what the pipe takes now. Returns True when everything queued has been written.
@@ -318,10 +361,11 @@ class FrameReader:
     the scheduler in the middle of a frame.
     """
 
-    __slots__ = ("_big", "_buf", "fd")
+    __slots__ = ("_big", "_buf", "fd", "land")
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, land: Land | None = None) -> None:
         self.fd = fd
+        self.land = land
         os.set_blocking(fd, False)
         self._buf = bytearray()
         self._big: Body | None = None
@@ -349,7 +393,7 @@ class FrameReader:
                 big.advance(k)
                 if big.done:
                     self._big = None
-                    frames.append(big.decode())
+                    frames.append(big.decode(self.land))
                 continue
             try:
                 chunk = os.read(fd, _READ_CHUNK)
@@ -368,7 +412,7 @@ class FrameReader:
                     # A copy, so that buf can shrink under it.
                     frame = bytes(buf[_HEAD.size : total])
                     del buf[:total]
-                    frames.append(decode(memoryview(frame), nbuf, total))
+                    frames.append(decode(memoryview(frame), nbuf, total, self.land))
                 elif total > _READ_CHUNK:
                     self._big = self._begin_big(total, nbuf)
                     break

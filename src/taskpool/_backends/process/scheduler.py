@@ -55,6 +55,7 @@ from .protocol import (
     FLAG_STARTED,
 )
 from .ring import read_outcomes
+from .segments import SegmentPool
 from .startup import SpawnBackoff, StartupFailures
 
 if TYPE_CHECKING:
@@ -103,6 +104,7 @@ class Scheduler(Inbound):
         max_tasks: int | None,
         capture_output: bool,
         dropped_functions: deque[int],
+        segments: SegmentPool | None = None,
     ) -> None:
         # Shared with caller threads (see the module docstring).
         self.inbox: deque[Job | StopRequest | QuitRequest] = deque()
@@ -120,7 +122,9 @@ class Scheduler(Inbound):
         self._max_tasks = max_tasks
         self._selector = selectors.DefaultSelector()
         self._gate = ReadGate(self._selector, self.wakeup.wake)
-        self._workers = Workers(ctx, self._selector, initializer, initargs, capture_output)
+        self._workers = Workers(
+            ctx, self._selector, initializer, initargs, capture_output, segments
+        )
         self._initializer_name = job_name(initializer) if initializer is not None else None
         self._backoff = SpawnBackoff()
         self._startup = StartupFailures(self._initializer_name)
@@ -155,6 +159,8 @@ class Scheduler(Inbound):
                     else:
                         self._workers.flush(w)
                 self._take_inbox(reports)
+                if self._workers.segments is not None:
+                    self._workers.give_back()
                 if self._dropped_functions:
                     self._workers.forget(drain(self._dropped_functions))
                 if self._deadlines:

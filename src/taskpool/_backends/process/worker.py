@@ -42,23 +42,28 @@ from .protocol import (
     OP_DEFINE,
     OP_FORGET,
     OP_QUIT,
+    OP_RELEASE,
     OP_RUN,
     DefineMessage,
     ForgetMessage,
+    ReleaseMessage,
     RunMessage,
     init_failed_message,
     log_message,
     output_message,
     read_frame,
     ready_message,
+    release_message,
     result_message,
     started_message,
     wrap,
     write_frame,
 )
 from .ring import OutcomeRing
+from .segments import Link, SegmentPool
 
 if TYPE_CHECKING:
+    import socket
     from multiprocessing.connection import Connection
 
 # How long messages (outcomes of finished jobs, start reports, log records, printed lines) may wait to be
@@ -76,9 +81,12 @@ class Outbox:
     outcomes it carried.
     """
 
-    def __init__(self, fd: int, ring: OutcomeRing) -> None:
+    def __init__(self, fd: int, ring: OutcomeRing, link: Link | None = None) -> None:
         self.fd = fd
         self.ring = ring
+        #: The shared memory path to the parent (large results out, large arguments in), if there is one.
+        self.link = link
+        self._lend = link.lend if link is not None else None
         self.messages: list[Any] = []
         self.lock = threading.Lock()
         self._armed = False
@@ -87,10 +95,25 @@ class Outbox:
 
     def flush(self) -> None:
         with self.lock:
+            link = self.link
+            if link is not None and link.released:
+                # Segments of arguments this worker no longer maps: the parent may fill them again.
+                self.messages.append(release_message(link.take_released()))
             if self.messages:
                 messages, self.messages = self.messages, []
-                write_frame(self.fd, messages)
+                write_frame(self.fd, messages, self._lend)
                 self.ring.clear()
+
+    def pending(self) -> bool:
+        """Whether a flush would write something."""
+        link = self.link
+        return bool(self.messages) or (link is not None and bool(link.released))
+
+    def release(self, tokens: tuple[int, ...]) -> None:
+        """The parent no longer maps these result segments of ours: reuse them (main thread)."""
+        if self.link is not None:
+            with self.lock:  # the flusher thread may be lending from the same pool
+                self.link.pool.release(tokens)
 
     def add(self, message: Any) -> None:
         with self.lock:
@@ -213,11 +236,13 @@ def worker_main(
     log_level: int,
     capture_output: bool,
     lifeline: Connection | None = None,
+    shm_socket: socket.socket | None = None,
 ) -> None:
     """Entry point of a worker process (runs in the worker, main thread).
 
     ``lifeline`` is the read end of the pool's process's lifeline (see `lineage`): this worker and whatever
-    its jobs start end when it does.
+    its jobs start end when it does. ``shm_socket`` is this worker's end of the socket that descriptors of
+    shared memory travel on (see `segments`), or None: large data goes through the pipes.
     """
     # Ctrl-C in a terminal goes to the foreground process group, which this worker leaves just below; it is
     # ignored all the same (a job's own processes inherit that), since the parent decides what it means.
@@ -225,7 +250,9 @@ def worker_main(
     lead_own_group()
     watch_lifeline(lifeline)
     jobs_fd, results_fd = jobs.fileno(), results.fileno()
-    outbox = Outbox(results_fd, OutcomeRing(ring))
+    link = Link(shm_socket, SegmentPool(), 0, True) if shm_socket is not None else None
+    land = link.land if link is not None else None
+    outbox = Outbox(results_fd, OutcomeRing(ring), link)
 
     root = logging.getLogger()
     for handler in list(
@@ -257,9 +284,9 @@ def worker_main(
     while True:
         if not local:
             try:
-                if outbox.messages:
+                if outbox.pending():
                     outbox.flush()
-                local.extend(read_frame(jobs_fd))
+                local.extend(read_frame(jobs_fd, land))
             except (EOFError, OSError):
                 return  # the parent closed our pipe: it is gone or shutting down
             continue
@@ -293,7 +320,7 @@ def worker_main(
             del op, run, payload, out
             if not local and poller.poll(0):
                 try:
-                    local.extend(read_frame(jobs_fd))
+                    local.extend(read_frame(jobs_fd, land))
                 except (EOFError, OSError):
                     outbox.flush()
                     return
@@ -312,6 +339,9 @@ def worker_main(
             forget: ForgetMessage = op
             for key in forget[1]:
                 functions.pop(key, None)
+        elif code == OP_RELEASE:
+            release: ReleaseMessage = op
+            outbox.release(release[1])
         elif code == OP_QUIT:
             outbox.flush()
             return

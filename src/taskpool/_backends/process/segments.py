@@ -1,0 +1,321 @@
+"""Large buffers through shared memory: the segments a side lends, the socket their descriptors travel on, and
+where received ones land.
+
+Each side of a worker (the parent's scheduler thread, the worker process) *lends* segments it owns: it copies
+an out-of-band buffer into one of its segments (`SegmentPool`, one kernel copy, nothing mapped on its side),
+sends the segment's descriptor over the worker's Unix socket (`FdChannel`) under a fresh token, and puts a
+descriptor ``(token, length)`` in the frame instead of the bytes. The receiver takes the descriptor off the
+socket and *lands* the buffer (`Link.land`): a writable buffer (a numpy array, a bytearray) is mapped without
+a copy, ``MAP_SHARED``, since the segment is the receiver's alone until it gives it back; a read-only one (a
+``bytes``) is read into a new ``bytes`` object and the segment given back at once, so that it costs its size
+once. When the mapping is freed (the job's arguments, or the result the caller dropped), its token is queued
+in `Link.released`, and a ``release`` message takes it back to the lender, which reuses the segment: filling a
+fresh segment costs a page fault per page, about three times the cost of refilling a used one.
+
+Lifetime: segments are anonymous (`taskpool._runtime.shm`), so none outlives the last process that holds a
+descriptor or a mapping of it, however it ends. A lender keeps at most `IDLE_MAX` bytes of segments for reuse
+and closes the rest; segments lent to a worker that died come back at once (their mappings died with it); a
+lender that keeps more than `LENT_MAX` lent segments forgets the oldest (the borrower's mapping keeps its
+memory alive for as long as it needs it).
+
+Threads: in the parent, the scheduler thread alone uses the backend's `SegmentPool` and every `Link`, except
+`Link.released`, a deque that a mapping's finalizer appends to from whichever thread frees it. In a worker,
+the pool and the channel are used under the outbox's lock (main and flusher threads), the landing by the main
+thread. Imports the standard library and `taskpool._runtime` only, so that a worker starts light.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import select
+import socket
+import struct
+import sys
+import weakref
+from collections import OrderedDict, deque
+from typing import Any, NamedTuple
+
+from ..._runtime import shm
+from .landing import new_bytes
+
+__all__ = [
+    "IDLE_MAX",
+    "LENT_MAX",
+    "SHM_MIN",
+    "FdChannel",
+    "Link",
+    "SegmentPool",
+    "shm_supported",
+    "socket_pair",
+]
+
+#: Out-of-band buffers at least this large travel in shared memory instead of the pipe. Measured on Linux
+#: (benchmarks of the process backend): below it, the descriptor's trip over the socket, the mapping and the
+#: release cost more than the two kernel copies of the pipe save; above it, shared memory wins (numbers in
+#: docs/large-data.md).
+SHM_MIN = 1024 * 1024
+#: How many bytes of segments a lender keeps for reuse. More: more large buffers in flight reuse memory that
+#: is already faulted in; fewer: less memory held while no large data travels.
+IDLE_MAX = 512 * 1024 * 1024
+#: How many lent segments a lender keeps the descriptor of (to reuse them when they come back). Bounded so
+#: that a caller holding thousands of large results cannot exhaust the process's descriptors.
+LENT_MAX = 256
+
+_TOKEN = struct.Struct("!Q")
+# How long the parent waits for a descriptor the worker sent before the frame that names it (it is in the
+# socket already; the wait only guards against a bug turning into a hang).
+_RECV_WAIT = 5.0
+# The most descriptors one receive takes (SCM_MAX_FD on Linux is 253).
+_RECV_FDS = 64
+
+_tokens = itertools.count(1)
+# How many mappings `Link.land` made are alive in this process (see `shm.MAPPED_MAX`). A one-item list: the
+# finalizers that lower it run in any thread, and the count only decides between mapping and copying.
+_mapped = [0]
+
+
+def _new_bytearray(n: int) -> tuple[bytearray, memoryview]:
+    buf = bytearray(n)
+    return buf, memoryview(buf)
+
+
+class _Segment(NamedTuple):
+    fd: int
+    size: int
+
+
+class SegmentPool:
+    """The segments one process lends: filled on demand, reused when they come back."""
+
+    def __init__(self) -> None:
+        self._idle: list[_Segment] = []
+        self._idle_bytes = 0
+        #: token -> (segment, borrower), oldest first.
+        self._lent: OrderedDict[int, tuple[_Segment, int]] = OrderedDict()
+        self.closed = False
+
+    def fill(self, view: memoryview, borrower: int) -> tuple[int, int] | None:
+        """Copy ``view`` into a segment lent to ``borrower``: ``(token, fd)``, or None (send it in the pipe).
+
+        A failure to get or fill memory is logged once (`shm.warn_once`) and costs only the shared memory.
+        """
+        if self.closed:
+            return None
+        n = view.nbytes
+        seg = self._take_idle(n)
+        if seg is None:
+            size = shm.size_class(n)
+            fd = shm.create(size)
+            if fd is None:
+                return None
+            seg = _Segment(fd, size)
+        try:
+            shm.write_all(seg.fd, view)
+        except OSError as exc:
+            os.close(seg.fd)
+            shm.warn_once(f"a segment could not be filled: {exc}")
+            return None
+        token = next(_tokens)
+        self._lent[token] = (seg, borrower)
+        if len(self._lent) > LENT_MAX:
+            _, (oldest, _who) = self._lent.popitem(last=False)
+            os.close(oldest.fd)
+        return token, seg.fd
+
+    def _take_idle(self, n: int) -> _Segment | None:
+        best = -1
+        for i, seg in enumerate(self._idle):
+            if seg.size >= n and (best < 0 or seg.size < self._idle[best].size):
+                best = i
+        if best < 0:
+            return None
+        seg = self._idle.pop(best)
+        self._idle_bytes -= seg.size
+        return seg
+
+    def release(self, tokens: tuple[int, ...] | list[int]) -> None:
+        """The borrower no longer maps these segments: keep them for reuse (tokens not lent are ignored)."""
+        for token in tokens:
+            entry = self._lent.pop(token, None)
+            if entry is not None:
+                self._keep(entry[0])
+
+    def reclaim(self, borrower: int) -> None:
+        """``borrower`` died: its mappings went with it, so everything lent to it comes back."""
+        back = [token for token, (_seg, who) in self._lent.items() if who == borrower]
+        self.release(back)
+
+    def _keep(self, seg: _Segment) -> None:
+        if self.closed or self._idle_bytes + seg.size > IDLE_MAX:
+            os.close(seg.fd)
+            return
+        self._idle.append(seg)
+        self._idle_bytes += seg.size
+
+    def close(self) -> None:
+        """Close every descriptor this pool holds (mappings elsewhere keep what they map)."""
+        self.closed = True
+        for seg in self._idle:
+            os.close(seg.fd)
+        for seg, _who in self._lent.values():
+            os.close(seg.fd)
+        self._idle.clear()
+        self._lent.clear()
+        self._idle_bytes = 0
+
+
+def shm_supported() -> bool:
+    """Whether large data may travel in shared memory here: Linux (memfd), with descriptor-passing sockets.
+
+    Elsewhere it goes through the pipes, silently: that is the documented transport there. On Linux, a
+    ``memfd_create`` that is missing or fails is found when the first large buffer is sent, and warned of once.
+    """
+    return (
+        sys.platform.startswith("linux")
+        and hasattr(socket, "SOCK_SEQPACKET")
+        and hasattr(socket, "send_fds")
+    )
+
+
+def socket_pair() -> tuple[socket.socket, socket.socket] | None:
+    """A connected pair of Unix sockets for descriptors (``SOCK_SEQPACKET``), or None where there is none."""
+    kind = getattr(socket, "SOCK_SEQPACKET", None)
+    if kind is None or not hasattr(socket, "AF_UNIX") or not hasattr(socket, "send_fds"):
+        return None
+    try:
+        return socket.socketpair(socket.AF_UNIX, kind)
+    except OSError:
+        return None
+
+
+class FdChannel:
+    """Descriptors sent and received under tokens, over one Unix socket.
+
+    A sender always sends a descriptor before the frame that names it, so a receiver that meets an unknown
+    token finds it in the socket already.
+    """
+
+    def __init__(self, sock: socket.socket, blocking: bool) -> None:
+        self.sock = sock
+        self._blocking = blocking
+        sock.setblocking(blocking)
+        self._fds: dict[int, int] = {}
+
+    def send(self, token: int, fd: int) -> bool:
+        """Send ``fd`` under ``token``; False when the socket takes no more now (non-blocking side)."""
+        try:
+            socket.send_fds(self.sock, [_TOKEN.pack(token)], [fd])
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            return (
+                False  # the other side is gone, or no descriptor can travel: the pipe still works
+            )
+        return True
+
+    def take(self, token: int) -> int:
+        """The descriptor sent under ``token`` (the caller owns it now).
+
+        Raises:
+            OSError: it did not come (the other side died before sending it, or a descriptor was lost).
+        """
+        fds = self._fds
+        while token not in fds:
+            self._receive()
+        return fds.pop(token)
+
+    def _receive(self) -> None:
+        if not self._blocking:
+            ready, _, _ = select.select([self.sock], [], [], _RECV_WAIT)
+            if not ready:
+                raise TimeoutError("a shared memory descriptor named in a frame did not arrive")
+        data, fds, _flags, _addr = socket.recv_fds(self.sock, _TOKEN.size * _RECV_FDS, _RECV_FDS)
+        if not data:
+            raise EOFError("the shared memory socket closed")
+        tokens = [_TOKEN.unpack_from(data, i)[0] for i in range(0, len(data), _TOKEN.size)]
+        if len(fds) != len(tokens):
+            for fd in fds:
+                os.close(fd)
+            raise OSError(
+                "shared memory descriptors were lost in transit (no descriptor left here?)"
+            )
+        self._fds.update(zip(tokens, fds, strict=True))
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds.clear()
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+class Link:
+    """One side's end of a worker's shared memory path: lend buffers to the other side, land what it lends.
+
+    ``pool`` is the lender's `SegmentPool` (the parent's is shared by its workers); ``borrower`` names the
+    other side in it.
+    """
+
+    def __init__(
+        self, sock: socket.socket, pool: SegmentPool, borrower: int, blocking: bool
+    ) -> None:
+        self.channel = FdChannel(sock, blocking)
+        self.pool = pool
+        self.borrower = borrower
+        #: Tokens of received segments this side no longer uses, to be sent back in a release message.
+        self.released: deque[int] = deque()
+
+    def lend(self, view: memoryview) -> int | None:
+        """Put ``view`` in a segment and send its descriptor: its token, or None (send it in the pipe).
+
+        Buffers under `SHM_MIN` (looked up at each call) always go in the pipe.
+        """
+        if view.nbytes < SHM_MIN:
+            return None
+        got = self.pool.fill(view, self.borrower)
+        if got is None:
+            return None
+        token, fd = got
+        if not self.channel.send(token, fd):
+            self.pool.release((token,))
+            return None
+        return token
+
+    def land(self, token: int, nbytes: int, readonly: bool) -> Any:
+        """The buffer the other side lent under ``token``: mapped when writable, read into ``bytes`` when not.
+
+        Raises:
+            OSError: the descriptor did not come, or the segment could not be mapped or read.
+        """
+        fd = self.channel.take(token)
+        try:
+            if readonly or _mapped[0] >= shm.MAPPED_MAX:
+                obj, target = new_bytes(nbytes) if readonly else _new_bytearray(nbytes)
+                shm.read_into(fd, target)
+                self.released.append(token)
+                return memoryview(obj)
+            mapping = shm.map_segment(fd, nbytes)
+        finally:
+            os.close(fd)
+        _mapped[0] += 1
+        weakref.finalize(mapping, self._unmapped, token)
+        return mapping
+
+    def _unmapped(self, token: int) -> None:
+        """A mapping `land` made was freed (any thread): its segment goes back to the lender."""
+        _mapped[0] -= 1
+        self.released.append(token)
+
+    def take_released(self) -> tuple[int, ...]:
+        """Empty `released` (any thread may be appending to it)."""
+        out: list[int] = []
+        released = self.released
+        while released:
+            out.append(released.popleft())
+        return tuple(out)
+
+    def close(self) -> None:
+        self.channel.close()
