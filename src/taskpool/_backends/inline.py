@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._core.local import run_attempt
+from .._core.local import SameProcessSharing, run_attempt
 from .._core.reports import ReportKind, Sink
 from .._errors import InitializerError
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["InlineBackend"]
 
 
-class InlineBackend:
+class InlineBackend(SameProcessSharing):
     """Runs every job in the submitting thread, one at a time."""
 
     name = "inline"

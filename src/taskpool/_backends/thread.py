@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._core.local import run_attempt
+from .._core.local import SameProcessSharing, run_attempt
 from .._core.reports import ReportKind, Sink
 from .._errors import InitializerError
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["ThreadBackend"]
 
 
-class ThreadBackend:
+class ThreadBackend(SameProcessSharing):
     """Runs jobs in a fixed set of threads in the parent process."""
 
     name = "thread"

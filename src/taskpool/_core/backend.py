@@ -8,7 +8,7 @@ never asks which backend it drives.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from .backlog import Backlog
@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from .reports import Sink
 
 __all__ = ["Backend"]
+
+T = TypeVar("T")
 
 
 class Backend(Protocol):
@@ -47,6 +49,16 @@ class Backend(Protocol):
         Raises:
             TaskpoolError: the job cannot be sent (it does not pickle); that job alone fails.
         """
+
+    def share(self, obj: T) -> T:
+        """Make ``obj`` available to every job that takes what this returns as an argument (``pool.share``).
+
+        Raises:
+            NotImplementedError: the backend has no way to (the message says what to use instead).
+        """
+
+    def shared_array(self, shape: tuple[int, ...], dtype: Any) -> Any:
+        """A zeroed numpy array that jobs write and the caller reads in place (``pool.shared.array``)."""
 
     def stop(self, job: Job) -> bool:
         """Stop ``job`` if it is running (report STOPPED). Returns whether a stop was started."""

@@ -7,7 +7,7 @@ with the job through `taskpool._runtime.attempt.thread_job`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._runtime.attempt import JobKind, call, thread_job
 from .reports import Report, ReportKind, Sink
@@ -15,7 +15,23 @@ from .reports import Report, ReportKind, Sink
 if TYPE_CHECKING:
     from .job import Job
 
-__all__ = ["run_attempt"]
+__all__ = ["SameProcessSharing", "run_attempt"]
+
+T = TypeVar("T")
+
+
+class SameProcessSharing:
+    """``pool.share`` and ``pool.shared.array`` where jobs run in this process: nothing needs sharing."""
+
+    def share(self, obj: T) -> T:
+        """The object itself: jobs in this process see it as it is."""
+        return obj
+
+    def shared_array(self, shape: tuple[int, ...], dtype: Any) -> Any:
+        """A plain zeroed numpy array: jobs in this process write it in place."""
+        import numpy as np  # here: numpy is needed only by programs that ask for an array
+
+        return np.zeros(shape, dtype)
 
 
 def run_attempt(job: Job, worker: int, sink: Sink, want_started: bool) -> None:

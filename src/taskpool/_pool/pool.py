@@ -268,8 +268,31 @@ class TaskPool(Submitter, Lifecycle):
 
                     from .._shared import SharedState
 
-                    self._shared = SharedState(multiprocessing.get_context(self.start_method))
+                    self._shared = SharedState(
+                        multiprocessing.get_context(self.start_method), self._backend.shared_array
+                    )
         return self._shared
+
+    def share(self, obj: T) -> T:
+        """Send ``obj`` to the workers once, for many jobs: pass what this returns as a job argument.
+
+        On the process backend, ``obj`` is pickled once into shared memory, and the returned handle pickles as
+        a reference to it: a job that takes the handle as an argument gets the object itself, unpickled at
+        most once per worker and the same object for every later job there (its numpy arrays read-only, as
+        the memory is shared). The memory is freed when the pool ends. On the thread and inline backends this
+        returns ``obj`` itself. The handle is typed as ``obj``, so a job that takes the object type-checks
+        with the handle.
+
+        Raises:
+            PoolClosedError: the pool is closed.
+            SerializationError: ``obj`` does not pickle.
+            OSError: shared memory is not available here (the warning logged says why).
+            NotImplementedError: the dask backend (use ``distributed.Client.scatter``).
+        """
+        with self._ledger.lock:
+            if self.state is not PoolState.RUNNING:
+                raise self._ledger.closed_error()
+        return self._backend.share(obj)
 
     # -- concurrent.futures.Executor -------------------------------------------------------------------
     def as_executor(self) -> cf.Executor:

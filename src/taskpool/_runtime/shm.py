@@ -15,6 +15,7 @@ main and flusher threads of a worker. Imports the standard library only.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import mmap
 import os
@@ -27,6 +28,8 @@ __all__ = [
     "PAGE",
     "create",
     "map_segment",
+    "new_token",
+    "probe",
     "read_into",
     "size_class",
     "supported",
@@ -41,6 +44,9 @@ PAGE = mmap.PAGESIZE
 _IO_MAX = 0x7FFFF000
 
 _warned = threading.Event()
+
+#: A new token, unique in this process, for a segment it sends or shares (``next`` on a count is atomic).
+new_token = itertools.count(1).__next__
 
 
 def supported() -> bool:
@@ -88,6 +94,19 @@ def create(size: int) -> int | None:
     return fd
 
 
+def probe() -> bool:
+    """Whether a segment can be made here now (a one-page one, closed at once); warns once when not.
+
+    A pool asks once, when it starts: where memfd is refused (a sandbox), it never tries again, and its
+    workers, told to use the pipes, never warn in turn.
+    """
+    fd = create(PAGE)
+    if fd is None:
+        return False
+    os.close(fd)
+    return True
+
+
 def write_all(fd: int, view: memoryview, offset: int = 0) -> None:
     """Copy ``view`` into segment ``fd`` at ``offset`` (one kernel copy; no mapping in this process).
 
@@ -110,15 +129,15 @@ def read_into(fd: int, target: memoryview, offset: int = 0) -> None:
         done += k
 
 
-def map_segment(fd: int, nbytes: int, private: bool = False) -> Any:
-    """Map ``nbytes`` of segment ``fd``, readable and writable, without copying.
+def map_segment(fd: int, nbytes: int, writable: bool = True) -> Any:
+    """Map ``nbytes`` of segment ``fd`` (``MAP_SHARED``), without copying.
 
-    ``private``: a copy-on-write mapping (``MAP_PRIVATE``): writes stay in this process and the segment keeps
-    its contents, for a segment other processes map too. Otherwise writes go to the segment itself, for a
-    segment this process holds alone until it gives it back, or one meant to be written by all.
+    Writes go to the segment itself: for a segment this process holds alone until it gives it back, or one
+    meant to be written by every process that maps it. ``writable=False`` maps it read-only, for a segment
+    that many processes read.
     """
-    flags = mmap.MAP_PRIVATE if private else mmap.MAP_SHARED
-    return mmap.mmap(fd, nbytes, flags=flags, prot=mmap.PROT_READ | mmap.PROT_WRITE, **_NO_FD)
+    prot = mmap.PROT_READ | mmap.PROT_WRITE if writable else mmap.PROT_READ
+    return mmap.mmap(fd, nbytes, flags=mmap.MAP_SHARED, prot=prot, **_NO_FD)
 
 
 #: Before Python 3.13, an ``mmap`` object keeps a duplicate of the descriptor it maps for as long as it lives

@@ -19,7 +19,7 @@ import enum
 import logging
 import shutil
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from multiprocessing.managers import BaseProxy
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
@@ -38,11 +38,15 @@ from ._sync import SharedBarrier, SharedEvent, SharedLock, SharedQueue, SharedSe
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
 
+    from numpy import generic
+    from numpy.typing import DTypeLike, NDArray
+
 log = logging.getLogger("taskpool")
 
 K = TypeVar("K")
 V = TypeVar("V")
 T = TypeVar("T")
+S = TypeVar("S", bound="generic")
 
 
 class _State(enum.Enum):
@@ -68,10 +72,15 @@ class SharedState:
 
     Args:
         ctx: the multiprocessing context used to start the server process.
+        arrays: makes the numpy arrays ``array(shape, dtype)`` returns (the pool's backend: shared memory on
+            the process backend); None: only the Manager-backed ``array(typecode, sequence)``.
     """
 
-    def __init__(self, ctx: BaseContext) -> None:
+    def __init__(
+        self, ctx: BaseContext, arrays: Callable[[tuple[int, ...], Any], Any] | None = None
+    ) -> None:
         self._ctx = ctx
+        self._arrays = arrays
         self._lock = threading.Lock()
         self._state = _State.IDLE
         self._manager: SharedManager | None = None
@@ -232,9 +241,46 @@ class SharedState:
         """Return one shared value; ``typecode`` is accepted as in ``multiprocessing.Manager().Value``."""
         return cast("SharedValue[T]", self._create("value", typecode, initial))
 
-    def array(self, typecode: str, sequence: Iterable[T]) -> SharedArray[T]:
-        """Return a shared ``array.array(typecode, sequence)``."""
-        return cast("SharedArray[T]", self._create("array", typecode, builtins.list(sequence)))
+    @overload
+    def array(self, typecode: str, sequence: Iterable[T], /) -> SharedArray[T]: ...
+    @overload
+    def array(self, shape: int | tuple[int, ...], dtype: type[S], /) -> NDArray[S]: ...
+    @overload
+    def array(self, shape: int | tuple[int, ...], dtype: DTypeLike = ..., /) -> NDArray[Any]: ...
+
+    def array(self, first: Any, second: Any = float, /) -> Any:
+        """A shared array: a numpy array in shared memory, or a Manager-backed ``array.array``.
+
+        ``array(shape, dtype=float)`` (``shape`` an int or a tuple of ints): a zeroed numpy array in shared
+        memory (numpy must be installed). Pass it to jobs as an argument: every job writes and reads the same
+        memory, and this process reads what they wrote in place, without a copy. Views of it (slices) travel
+        the same way. Jobs writing the same elements race, as threads do: give each job its own slice, or
+        guard with ``lock()``. Freed when the pool ends (an array still held here keeps its memory until
+        dropped). On the thread and inline backends it is a plain numpy array.
+
+        ``array(typecode, sequence)`` (``typecode`` a str): a Manager-backed ``array.array(typecode,
+        sequence)``; each access is a round trip to the manager server.
+
+        Raises:
+            PoolClosedError: the pool is closed.
+            OSError: shared memory is not available here (the warning logged says why).
+        """
+        if isinstance(first, str):
+            return cast("SharedArray[Any]", self._create("array", first, builtins.list(second)))
+        shape = (first,) if isinstance(first, int) else tuple(first)
+        if not all(isinstance(n, int) and n >= 0 for n in shape):
+            raise TypeError(
+                f"shape must be a non-negative int or a tuple of them, not {first!r} (or pass a typecode "
+                "str and a sequence for a Manager-backed array.array)"
+            )
+        with self._lock:
+            if self._forked_from is not None:
+                raise ForkedPoolError(self._forked_from, "shared state")
+            if self._state is _State.CLOSED:
+                raise PoolClosedError("closed")
+        if self._arrays is None:
+            raise TypeError("this pool makes no shared numpy arrays")
+        return self._arrays(shape, second)
 
     def counter(self, initial: int = 0) -> SharedCounter:
         """Return a shared integer counter whose `SharedCounter.add` is atomic."""

@@ -60,6 +60,20 @@ class DaskBackend:
         "reach of remote workers. Use distributed.Lock, distributed.Variable or distributed.Queue instead"
     )
 
+    def share(self, obj: Any) -> Any:
+        """Not on Dask: its own ``Client.scatter`` is the way to send data once to remote workers."""
+        raise NotImplementedError(
+            "pool.share is not available on the dask backend: use dask's own distributed.Client.scatter(obj, "
+            "broadcast=True) and pass the future it returns as a job argument"
+        )
+
+    def shared_array(self, shape: tuple[int, ...], dtype: Any) -> Any:
+        """Not on Dask: remote workers share no memory with this process."""
+        raise NotImplementedError(
+            "pool.shared.array is not available on the dask backend: remote workers share no memory with "
+            "this process; return results from jobs instead"
+        )
+
     def __init__(
         self,
         workers: int,

@@ -22,10 +22,12 @@ import pickle
 import sys
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from ..._runtime import sharing, shm
 from ..._runtime.attempt import JobKind
 from ..._runtime.serialize import dumps_split, has_large_buffer
+from ..._runtime.sharing import Registry
 from .functions import FunctionCache
 from .inbox import QuitRequest, StopRequest
 from .protocol import wrap
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ProcessBackend", "default_start_method"]
 
+T = TypeVar("T")
+
 _NO_ARGUMENTS = pickle.dumps(((), {}), protocol=5)
 # map chunks at most this long are scanned for large buffers to send out of band; long chunks of small items
 # (the common case) are not scanned at all.
@@ -53,11 +57,19 @@ def default_start_method() -> str:
     return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
-def _pickle_arguments(obj: Any, swap: bool, name: str | None) -> Any:
-    """A job's arguments as they travel: large buffers apart (out of band), else the pickle, marked to travel
-    out of band itself when it is large."""
-    main, buffers = dumps_split(obj, "arguments", "parent", name, swap)
-    return (main, buffers) if buffers else wrap(main)
+def _pickle_arguments(obj: Any, swap: bool, name: str | None) -> tuple[Any, list[int] | None]:
+    """A job's arguments as they travel, and the tokens of the shared objects they name (None if none).
+
+    Large buffers travel apart (out of band); without any, the pickle itself is marked to travel out of band
+    when it is large.
+    """
+    tokens: list[int] = []
+    sharing.collect(tokens)
+    try:
+        main, buffers = dumps_split(obj, "arguments", "parent", name, swap)
+    finally:
+        sharing.collect(None)
+    return ((main, buffers) if buffers else wrap(main)), tokens or None
 
 
 class ProcessBackend:
@@ -82,6 +94,8 @@ class ProcessBackend:
         self.workers = workers
         self.start_method: str | None = start_method or default_start_method()
         self._functions = FunctionCache()
+        #: The objects `share` and `shared_array` put in shared memory, freed when the pool ends.
+        self._registry = Registry()
         self._scheduler = Scheduler(
             workers,
             multiprocessing.get_context(self.start_method),
@@ -90,7 +104,8 @@ class ProcessBackend:
             max_tasks=max_tasks_per_worker,
             capture_output=capture_output,
             dropped_functions=self._functions.dropped,
-            segments=SegmentPool() if shm_supported() else None,
+            segments=SegmentPool() if shm_supported() and shm.probe() else None,
+            shared_fd=self._registry.fd,
         )
         # Bound once: used on every submit.
         self._inbox = self._scheduler.inbox
@@ -122,15 +137,28 @@ class ProcessBackend:
             if job.kind != _CALL:
                 chunk = args[0]
                 swap = len(chunk) <= _SCAN_CHUNK and has_large_buffer(chunk)
-                job.payload = (function, _pickle_arguments(chunk, swap, job.name))
+                job.payload = (function, *_pickle_arguments(chunk, swap, job.name))
             elif args or job.kwargs:
                 swap = has_large_buffer(args, job.kwargs)
-                job.payload = (function, _pickle_arguments((args, job.kwargs), swap, job.name))
+                job.payload = (function, *_pickle_arguments((args, job.kwargs), swap, job.name))
             else:
-                job.payload = (function, _NO_ARGUMENTS)
+                job.payload = (function, _NO_ARGUMENTS, None)
         self._inbox.append(job)
         if not self._wakeup.pending:
             self._wakeup.wake()
+
+    def share(self, obj: T) -> T:
+        """Put ``obj`` in shared memory once; the handle stands for it in jobs' arguments (any thread).
+
+        Raises:
+            SerializationError: ``obj`` does not pickle.
+            OSError: shared memory is not available here.
+        """
+        return cast("T", self._registry.share(obj))
+
+    def shared_array(self, shape: tuple[int, ...], dtype: Any) -> Any:
+        """A zeroed numpy array in shared memory, written by jobs and read here in place (any thread)."""
+        return self._registry.array(shape, dtype)
 
     def stop(self, job: Job) -> bool:
         """Ask the scheduler to stop ``job`` (any thread): it kills the worker if the job is running."""
@@ -149,6 +177,7 @@ class ProcessBackend:
         if thread is not None and thread is not threading.current_thread():
             thread.join(QUIT_GRACE + 5.0)
         self._scheduler.done.wait(QUIT_GRACE + 5.0)
+        self._registry.close()
 
 
 if (

@@ -10,9 +10,11 @@ import contextlib
 import os
 import signal
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..._core.reports import Report, ReportKind
+from ..._errors import TaskpoolError
 from .functions import FUNCTION_CACHE_SIZE, Pickled
 from .lineage import signal_worker
 from .protocol import (
@@ -37,7 +39,7 @@ __all__ = ["JOBS", "RESULTS", "SENTINEL", "KillReason", "Worker"]
 # pipe is readable, its process ended, its jobs pipe takes more of the frames queued for it.
 RESULTS, SENTINEL, JOBS = 1, 2, 3
 # Bound once: used per job.
-SKIPPED = ReportKind.SKIPPED
+SKIPPED, FAILED = ReportKind.SKIPPED, ReportKind.FAILED
 
 
 class KillReason(NamedTuple):
@@ -66,6 +68,7 @@ class Worker:
         "ready",
         "results",
         "ring",
+        "shared_sent",
         "slot",
         "wid",
         "writer",
@@ -100,6 +103,8 @@ class Worker:
         self.death_fd = death_fd
         #: The shared memory path to it (large arguments out, large results in), or None: the pipes only.
         self.link = link
+        #: The tokens of the pool's shared objects whose descriptor it was sent (see `_deliver`).
+        self.shared_sent: set[int] = set()
         #: The jobs sent to it whose outcome has not come back, by job id, in the order sent.
         self.inflight: dict[int, Job] = {}
         #: The keys of the functions it holds, least recently used first (at most FUNCTION_CACHE_SIZE).
@@ -125,11 +130,13 @@ class Worker:
         flags: int,
         max_tasks: int | None,
         reports: list[Report],
+        shared_fd: Callable[[int], int | None] | None = None,
     ) -> list[Any]:
         """Take up to ``count`` jobs off ``pending`` for this worker: the messages that send them.
 
         Sends a function it has not been sent yet first, and retires the worker (a quit after the jobs) once
         it has been given ``max_tasks`` jobs. A job whose future was cancelled is reported skipped instead.
+        ``shared_fd`` gives the descriptor of a shared object by token (the backend's registry).
         """
         messages: list[Any] = []
         inflight, defined = self.inflight, self.defined
@@ -147,7 +154,14 @@ class Worker:
             ):
                 reports.append((SKIPPED, job, None, None, None, None))
                 continue
-            function, payload = job.payload
+            function, payload, tokens = job.payload
+            if tokens and not self._deliver(tokens, shared_fd):
+                error = TaskpoolError(
+                    f"job {job.name or job.id} names shared memory that could not be sent to worker "
+                    f"{self.pid}; run it again, or pass the data as a plain argument"
+                )
+                reports.append((FAILED, job, self.wid, self.pid, None, error))
+                continue
             key = function[0]
             if key in defined:
                 defined.move_to_end(key)
@@ -163,6 +177,18 @@ class Worker:
             messages.append(QUIT)
             self.quitting = True
         return messages
+
+    def _deliver(self, tokens: list[int], shared_fd: Callable[[int], int | None] | None) -> bool:
+        """Send the descriptors of the shared objects a job names that this worker lacks, before the job."""
+        sent, link = self.shared_sent, self.link
+        for token in tokens:
+            if token in sent:
+                continue
+            fd = shared_fd(token) if shared_fd is not None else None
+            if link is None or fd is None or not link.channel.send(token, fd, wait=True):
+                return False
+            sent.add(token)
+        return True
 
     def _define(self, function: Pickled, messages: list[Any]) -> None:
         """Send ``function``; past FUNCTION_CACHE_SIZE, the worker forgets its least recently used one."""

@@ -7,6 +7,7 @@ thread (the hot path of every job's outcome). Runs in the scheduler thread only.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from typing import Any
 
@@ -37,6 +38,8 @@ from .startup import StartupFailures
 
 __all__ = ["Inbound"]
 
+log = logging.getLogger("taskpool")
+
 # Bound once: used per job on the hot path, where an attribute lookup on the enum class shows.
 SUCCEEDED, FAILED = ReportKind.SUCCEEDED, ReportKind.FAILED
 
@@ -59,6 +62,15 @@ class Inbound:
             frames = w.reader.read()
         except EOFError:
             self._workers.stop_watching(w)
+            return
+        except OSError as exc:
+            # A frame named shared memory that could not be had: its outcomes are lost, so the worker is
+            # ended and settled as a crash (the jobs it held run again; none is left waiting forever).
+            log.error(
+                "taskpool: worker %s sent a frame that cannot be read (%s); ending it", w.pid, exc
+            )
+            self._workers.stop_watching(w)
+            w.kill()
             return
         for frame in frames:
             self._handle(w, frame, reports)

@@ -105,6 +105,7 @@ class Scheduler(Inbound):
         capture_output: bool,
         dropped_functions: deque[int],
         segments: SegmentPool | None = None,
+        shared_fd: Callable[[int], int | None] | None = None,
     ) -> None:
         # Shared with caller threads (see the module docstring).
         self.inbox: deque[Job | StopRequest | QuitRequest] = deque()
@@ -120,6 +121,7 @@ class Scheduler(Inbound):
         # Scheduler thread only.
         self._size = size
         self._max_tasks = max_tasks
+        self._shared_fd = shared_fd
         self._selector = selectors.DefaultSelector()
         self._gate = ReadGate(self._selector, self.wakeup.wake)
         self._workers = Workers(
@@ -241,7 +243,7 @@ class Scheduler(Inbound):
             count = share(len(pending), len(open_workers) - i, room)
             if count <= 0:
                 continue
-            messages = w.take_jobs(pending, count, flags, max_tasks, reports)
+            messages = w.take_jobs(pending, count, flags, max_tasks, reports, self._shared_fd)
             if messages:
                 workers.send(w, messages)
 

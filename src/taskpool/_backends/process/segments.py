@@ -27,7 +27,6 @@ thread. Imports the standard library and `taskpool._runtime` only, so that a wor
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import select
 import socket
@@ -70,7 +69,6 @@ _RECV_WAIT = 5.0
 # The most descriptors one receive takes (SCM_MAX_FD on Linux is 253).
 _RECV_FDS = 64
 
-_tokens = itertools.count(1)
 # How many mappings `Link.land` made are alive in this process (see `shm.MAPPED_MAX`). A one-item list: the
 # finalizers that lower it run in any thread, and the count only decides between mapping and copying.
 _mapped = [0]
@@ -117,7 +115,7 @@ class SegmentPool:
             os.close(seg.fd)
             shm.warn_once(f"a segment could not be filled: {exc}")
             return None
-        token = next(_tokens)
+        token = shm.new_token()
         self._lent[token] = (seg, borrower)
         if len(self._lent) > LENT_MAX:
             _, (oldest, _who) = self._lent.popitem(last=False)
@@ -203,16 +201,21 @@ class FdChannel:
         sock.setblocking(blocking)
         self._fds: dict[int, int] = {}
 
-    def send(self, token: int, fd: int) -> bool:
-        """Send ``fd`` under ``token``; False when the socket takes no more now (non-blocking side)."""
+    def send(self, token: int, fd: int, wait: bool = False) -> bool:
+        """Send ``fd`` under ``token``; False when the socket takes no more now (non-blocking side).
+
+        ``wait``: on a non-blocking side, wait up to a few seconds for room (a descriptor that must arrive).
+        """
         try:
+            if wait and not self._blocking:
+                self.sock.settimeout(_RECV_WAIT)
             socket.send_fds(self.sock, [_TOKEN.pack(token)], [fd])
-        except (BlockingIOError, InterruptedError):
-            return False
         except OSError:
-            return (
-                False  # the other side is gone, or no descriptor can travel: the pipe still works
-            )
+            # Full (BlockingIOError, TimeoutError), the other side is gone, or no descriptor can travel.
+            return False
+        finally:
+            if wait and not self._blocking:
+                self.sock.setblocking(False)
         return True
 
     def take(self, token: int) -> int:
@@ -292,12 +295,15 @@ class Link:
         """
         fd = self.channel.take(token)
         try:
-            if readonly or _mapped[0] >= shm.MAPPED_MAX:
+            mapping = None
+            if not readonly and _mapped[0] < shm.MAPPED_MAX:
+                with contextlib.suppress(OSError):  # no room to map it: a copy may still fit
+                    mapping = shm.map_segment(fd, nbytes)
+            if mapping is None:
                 obj, target = new_bytes(nbytes) if readonly else _new_bytearray(nbytes)
                 shm.read_into(fd, target)
                 self.released.append(token)
                 return memoryview(obj)
-            mapping = shm.map_segment(fd, nbytes)
         finally:
             os.close(fd)
         _mapped[0] += 1

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..._errors import SerializationError
+from ..._runtime import sharing
 from ..._runtime.attempt import call, encode_error, encode_value, format_traceback, process_job
 from ..._runtime.output import LineSplitter, prepare_record
 from ..._runtime.serialize import loads_checked
@@ -251,6 +252,8 @@ def worker_main(
     watch_lifeline(lifeline)
     jobs_fd, results_fd = jobs.fileno(), results.fileno()
     link = Link(shm_socket, SegmentPool(), 0, True) if shm_socket is not None else None
+    if link is not None:
+        sharing.fd_source.append(link.channel.take)  # where the pool's shared objects come from
     land = link.land if link is not None else None
     outbox = Outbox(results_fd, OutcomeRing(ring), link)
 
