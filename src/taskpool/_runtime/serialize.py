@@ -40,11 +40,11 @@ _BUFFER_TYPES = (bytes, bytearray, memoryview)
 
 def has_large_buffer(items: Sequence[Any], more: Mapping[str, Any] | None = None) -> bool:
     """Whether any of ``items`` (or ``more``'s values) is a bytes-like object that pickle would copy in band
-    unless it is swapped first (see `_OutOfBand`): a large ``bytes``, or any ``memoryview``.
+    unless it is swapped first (see `_OutOfBand`): a large ``bytes`` or ``bytearray``, or any ``memoryview``.
 
     Looks at the top level only: it runs for every job with arguments, so it must cost next to nothing.
-    Objects that export their buffer to pickle themselves (``bytearray``, numpy arrays) need no swap: the
-    buffer callback of `dumps_payload` takes them out of band wherever they are.
+    Objects that hand pickle a `pickle.PickleBuffer` themselves (numpy arrays) need no swap: the buffer
+    callback of `dumps_split` takes them out of band wherever they are.
     """
     for item in items:
         if _needs_swap(item):
@@ -58,7 +58,7 @@ def has_large_buffer(items: Sequence[Any], more: Mapping[str, Any] | None = None
 
 def _needs_swap(item: Any) -> bool:
     kind = type(item)
-    return kind is memoryview or (kind is bytes and len(item) >= OUT_OF_BAND_MIN)
+    return kind is memoryview or (kind in _BUFFER_TYPES and len(item) >= OUT_OF_BAND_MIN)
 
 
 def _rebuild_bytes(buffer: Any) -> bytes:
@@ -76,19 +76,22 @@ def _rebuild_bytes(buffer: Any) -> bytes:
 
 
 class _OutOfBand:
-    """Stands in for a large ``bytes`` so that protocol 5 sends it out of band.
+    """Stands in for a large ``bytes`` or ``bytearray`` so that protocol 5 sends it out of band.
 
-    Protocol 5 does that by itself for bytearray and arrays, but never for bytes, and a Pickler's
-    ``reducer_override`` is not consulted for builtin types, so large bytes are swapped for this first.
+    Protocol 5 does that by itself for objects that hand it a `pickle.PickleBuffer` (numpy arrays), but never
+    for bytes and bytearray, which it copies into the pickle, and a Pickler's ``reducer_override`` is not
+    consulted for builtin types, so large ones are swapped for this first. A bytearray comes back as a new
+    bytearray (it owns its memory: one copy, from where the buffer landed).
     """
 
     __slots__ = ("data",)
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes | bytearray) -> None:
         self.data = data
 
     def __reduce_ex__(self, protocol: Any) -> Any:
-        return _rebuild_bytes, (pickle.PickleBuffer(self.data),)
+        rebuild = _rebuild_bytes if type(self.data) is bytes else bytearray
+        return rebuild, (pickle.PickleBuffer(self.data),)
 
 
 def _rebuild_view(buffer: Any, fmt: str, shape: tuple[int, ...]) -> memoryview:
@@ -122,7 +125,7 @@ class _OutOfBandView:
 
 def _swap(item: Any) -> Any:
     kind = type(item)
-    if kind is bytes:
+    if kind is bytes or kind is bytearray:
         return _OutOfBand(item) if len(item) >= OUT_OF_BAND_MIN else item
     return _OutOfBandView(item) if kind is memoryview else item
 

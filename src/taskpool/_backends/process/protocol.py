@@ -409,8 +409,9 @@ class FrameReader:
             while len(buf) >= _HEAD.size:
                 total, nbuf = _HEAD.unpack_from(buf)
                 if len(buf) >= total:
-                    # A copy, so that buf can shrink under it.
-                    frame = bytes(buf[_HEAD.size : total])
+                    # A copy, so that buf can shrink under it; a bytearray, so that a writable buffer (a
+                    # numpy array) stays writable where it lands (pickle makes read-only ones read-only).
+                    frame = buf[_HEAD.size : total]
                     del buf[:total]
                     frames.append(decode(memoryview(frame), nbuf, total, self.land))
                 elif total > _READ_CHUNK:
