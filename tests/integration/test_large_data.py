@@ -24,6 +24,7 @@ from taskpool import JobTimeoutError, TaskPool, WorkerCrashedError
 from taskpool._backends.process import segments
 from taskpool._runtime import shm
 
+from .._scripts import ROOT, SCRIPT_ENV, run_script
 from . import _large_data_jobs as lj
 
 np = pytest.importorskip("numpy")
@@ -35,7 +36,6 @@ pytestmark = [
 
 TIMEOUT = 60.0
 MIB = 1024 * 1024
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _memfds(pid: int | str = "self") -> int:
@@ -208,7 +208,7 @@ def test_no_segment_is_left_after_the_parent_is_killed(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"},
+        env=SCRIPT_ENV,
     )
     try:
         assert proc.stdout is not None
@@ -358,17 +358,6 @@ _PEAK_SCRIPT = textwrap.dedent(
 
 def test_a_large_array_argument_costs_the_parent_at_most_one_copy(tmp_path: Path) -> None:
     size = 128 * MIB
-    script = tmp_path / "peak.py"
-    script.write_text(_PEAK_SCRIPT)
-    done = subprocess.run(
-        [sys.executable, str(script), str(size)],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"},
-    )
-    assert done.returncode == 0, done.stderr
+    out = run_script(tmp_path / "peak.py", _PEAK_SCRIPT, str(size), timeout=TIMEOUT)
     # The segment is filled with pwrite, never mapped here: the one extra copy is not even in the parent's RSS.
-    assert int(done.stdout.strip()) <= size + 32 * MIB
+    assert int(out.strip()) <= size + 32 * MIB

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import functools
 import gc
-import os
-import subprocess
 import sys
 import textwrap
 import weakref
@@ -22,6 +20,7 @@ from taskpool._backends.process.functions import FUNCTION_CACHE_SIZE
 
 from .. import _memory_jobs as mj
 from .. import jobs
+from .._scripts import run_script
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -56,19 +55,8 @@ def test_a_large_bytes_result_costs_at_most_its_size_in_parent_memory(
     start_method: str, tmp_path: Path
 ) -> None:
     size = 400 * MIB
-    script = tmp_path / "peak.py"
-    script.write_text(_PEAK_SCRIPT)
-    done = subprocess.run(
-        [sys.executable, str(script), start_method, str(size)],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"},
-    )
-    assert done.returncode == 0, done.stderr
-    grown = int(done.stdout.strip())
+    out = run_script(tmp_path / "peak.py", _PEAK_SCRIPT, start_method, str(size), timeout=TIMEOUT)
+    grown = int(out.strip())
     # One copy (the result itself) and a little: 400 MiB, read into a bytearray and copied, grew it by 800.
     assert grown <= 1.2 * size + 32 * MIB, f"the parent grew by {grown / MIB:.0f} MiB for 400 MiB"
 
