@@ -55,3 +55,25 @@ def fill_row(table: Any, row: int) -> None:
 
 def worker_pid() -> int:
     return os.getpid()
+
+
+def wait_for(path: str) -> None:
+    """Hold the worker until the test creates ``path`` (bounded)."""
+    deadline = time.monotonic() + 60
+    while not Path(path).exists() and time.monotonic() < deadline:
+        time.sleep(
+            0.005
+        )  # polls the file the test writes: the test's handshake, not a guess at timing
+
+
+def total(array: Any) -> float:
+    return float(array.sum())
+
+
+def scribble_then_crash(array: Any, marker: str) -> float:
+    """The first attempt writes into its argument and dies; the next returns the argument's sum."""
+    if not Path(marker).exists():
+        Path(marker).write_text("crashed once")
+        array[...] = 7
+        os._exit(1)
+    return float(array.sum())

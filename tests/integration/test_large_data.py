@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from taskpool import JobTimeoutError, TaskPool, WorkerCrashedError
+from taskpool import JobTimeoutError, Retry, TaskPool, WorkerCrashedError
 from taskpool._backends.process import segments
 from taskpool._runtime import shm
 
@@ -142,6 +142,28 @@ def test_argument_arrays_are_writable_in_the_job_and_the_parents_stay_untouched(
         ):  # the segment is reused: each job sees the parent's zeros, not the last job's ones
             assert pool.submit(lj.scribble, array).result(timeout=TIMEOUT) == (True, array.size)
         assert not array.any()
+
+
+def test_a_job_sees_its_arguments_as_they_were_when_it_was_submitted(tmp_path: Path) -> None:
+    with TaskPool(1) as pool:
+        release = tmp_path / "release"
+        blocker = pool.submit(lj.wait_for, str(release))
+        array = np.ones(2 * MIB // 8)
+        later = pool.submit(lj.total, array)
+        array[...] = 5  # after submit, before the job runs: the job must not see it
+        release.touch()
+        blocker.result(timeout=TIMEOUT)
+        assert later.result(timeout=TIMEOUT) == array.size
+
+
+def test_a_retry_after_a_crash_sees_the_arguments_as_submitted(
+    start_method: str, tmp_path: Path
+) -> None:
+    with TaskPool(1, start_method=start_method) as pool:
+        array = np.ones(2 * MIB // 8)
+        again = pool.options(retry=Retry(attempts=2, on_crash=True))
+        future = again.submit(lj.scribble_then_crash, array, str(tmp_path / "marker"))
+        assert future.result(timeout=TIMEOUT) == array.size, "the crashed attempt's writes leaked"
 
 
 def test_large_results_reuse_segments_and_stay_valid_after_the_pool_ends() -> None:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from taskpool._backends.process import segments
+from taskpool._backends.process import lender, segments
 from taskpool._backends.process.protocol import decode, encode
 from taskpool._runtime import shm
 from taskpool._runtime.serialize import dumps_split, loads
@@ -32,8 +32,8 @@ def links() -> Iterator[tuple[segments.Link, segments.Link]]:
     """Two ends of one link, in this process: ``a`` lends to ``b``."""
     pair = segments.socket_pair()
     assert pair is not None
-    a = segments.Link(pair[0], segments.SegmentPool(), 7, False)
-    b = segments.Link(pair[1], segments.SegmentPool(), 0, True)
+    a = segments.Link(pair[0], lender.SegmentPool(), 7, False)
+    b = segments.Link(pair[1], lender.SegmentPool(), 0, True)
     yield a, b
     a.close()
     b.close()
@@ -125,8 +125,8 @@ def test_a_dead_borrower_gives_back_everything_lent_to_it(
 
 
 def test_idle_segments_beyond_the_cap_are_closed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(segments, "IDLE_MAX", 2 * MIB)
-    pool = segments.SegmentPool()
+    monkeypatch.setattr(lender, "IDLE_MAX", 2 * MIB)
+    pool = lender.SegmentPool()
     before = _memfds()
     got = [pool.fill(memoryview(bytes(MIB)), 1) for _ in range(4)]
     assert _memfds() == before + 4
@@ -137,8 +137,8 @@ def test_idle_segments_beyond_the_cap_are_closed(monkeypatch: pytest.MonkeyPatch
 
 
 def test_lent_segments_beyond_the_cap_are_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(segments, "LENT_MAX", 2)
-    pool = segments.SegmentPool()
+    monkeypatch.setattr(lender, "LENT_MAX", 2)
+    pool = lender.SegmentPool()
     before = _memfds()
     got = [pool.fill(memoryview(bytes(MIB)), 1) for _ in range(5)]
     assert _memfds() == before + 2
@@ -157,8 +157,8 @@ def test_frames_round_trip_whichever_buffers_go_through_shared_memory(
 ) -> None:
     pair = segments.socket_pair()
     assert pair is not None
-    a = segments.Link(pair[0], segments.SegmentPool(), 1, False)
-    b = segments.Link(pair[1], segments.SegmentPool(), 0, True)
+    a = segments.Link(pair[0], lender.SegmentPool(), 1, False)
+    b = segments.Link(pair[1], lender.SegmentPool(), 0, True)
     try:
         values: list[Any] = [
             bytes(os.urandom(n)) if ro else bytearray(os.urandom(n))
@@ -178,7 +178,7 @@ def test_frames_round_trip_whichever_buffers_go_through_shared_memory(
 def test_a_frame_naming_shared_memory_needs_a_link() -> None:
     pair = segments.socket_pair()
     assert pair is not None
-    a = segments.Link(pair[0], segments.SegmentPool(), 1, False)
+    a = segments.Link(pair[0], lender.SegmentPool(), 1, False)
     try:
         with pytest.raises(EOFError, match="shared memory"):
             _frame([pickle.PickleBuffer(bytearray(2 * MIB))], a.lend, None)

@@ -141,7 +141,12 @@ def _swapped(obj: Any) -> Any:
 
 
 def dumps_split(
-    obj: Any, part: str, where: str, job: str | None = None, swap: bool = True
+    obj: Any,
+    part: str,
+    where: str,
+    job: str | None = None,
+    swap: bool = True,
+    writable_min: int = OUT_OF_BAND_MIN,
 ) -> tuple[bytes, list[pickle.PickleBuffer]]:
     """Pickle ``obj`` with its large buffers apart: ``(pickle, buffers)``, which `loads` takes back.
 
@@ -149,14 +154,15 @@ def dumps_split(
     at its top level, and large buffers that objects export to pickle anywhere in it (numpy arrays,
     bytearrays), travel as buffers that refer to their memory (no copy); the frame writer sends them from
     there, through the pipe or shared memory. ``swap=False`` skips the look at the top level for large
-    ``bytes`` and memoryviews (the caller knows there are none, see `has_large_buffer`).
+    ``bytes`` and memoryviews (the caller knows there are none, see `has_large_buffer`). Writable buffers
+    under ``writable_min`` bytes are copied into the pickle, so that what travels is what ``obj`` held now.
     """
     buffers: list[pickle.PickleBuffer] = []
 
     def apart(buffer: pickle.PickleBuffer) -> bool:
         # False: out of band. Small buffers cost more in bookkeeping than the copy into the pickle.
         with memoryview(buffer) as view:
-            if view.nbytes < OUT_OF_BAND_MIN:
+            if view.nbytes < (OUT_OF_BAND_MIN if view.readonly else writable_min):
                 return True
         buffers.append(buffer)
         return False

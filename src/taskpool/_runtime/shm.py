@@ -129,15 +129,17 @@ def read_into(fd: int, target: memoryview, offset: int = 0) -> None:
         done += k
 
 
-def map_segment(fd: int, nbytes: int, writable: bool = True) -> Any:
-    """Map ``nbytes`` of segment ``fd`` (``MAP_SHARED``), without copying.
+def map_segment(fd: int, nbytes: int, writable: bool = True, private: bool = False) -> Any:
+    """Map ``nbytes`` of segment ``fd``, without copying.
 
-    Writes go to the segment itself: for a segment this process holds alone until it gives it back, or one
-    meant to be written by every process that maps it. ``writable=False`` maps it read-only, for a segment
-    that many processes read.
+    By default writes go to the segment itself (``MAP_SHARED``): for a segment this process holds alone until
+    it gives it back, or one meant to be written by every process that maps it. ``private``: copy-on-write
+    (``MAP_PRIVATE``), writes stay in this process and the segment keeps its contents. ``writable=False``
+    maps it read-only, for a segment that many processes read.
     """
     prot = mmap.PROT_READ | mmap.PROT_WRITE if writable else mmap.PROT_READ
-    return mmap.mmap(fd, nbytes, flags=mmap.MAP_SHARED, prot=prot, **_NO_FD)
+    flags = mmap.MAP_PRIVATE if private else mmap.MAP_SHARED
+    return mmap.mmap(fd, nbytes, flags=flags, prot=prot, **_NO_FD)
 
 
 #: Before Python 3.13, an ``mmap`` object keeps a duplicate of the descriptor it maps for as long as it lives

@@ -28,11 +28,13 @@ from ..._runtime import sharing, shm
 from ..._runtime.attempt import JobKind
 from ..._runtime.serialize import dumps_split, has_large_buffer
 from ..._runtime.sharing import Registry
+from . import segments
 from .functions import FunctionCache
 from .inbox import QuitRequest, StopRequest
+from .lender import SegmentPool
 from .protocol import wrap
 from .scheduler import QUIT_GRACE, Scheduler
-from .segments import SegmentPool, shm_supported
+from .segments import shm_supported
 from .startup import refuse_while_main_is_imported
 
 if TYPE_CHECKING:
@@ -57,19 +59,50 @@ def default_start_method() -> str:
     return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
-def _pickle_arguments(obj: Any, swap: bool, name: str | None) -> tuple[Any, list[int] | None]:
+# Larger than any buffer: writable buffers go in band (copied into the pickle), as without shared memory.
+_NEVER = 1 << 62
+
+
+def _pickle_arguments(
+    obj: Any, swap: bool, name: str | None, snapshots: SegmentPool | None
+) -> tuple[Any, list[int] | None]:
     """A job's arguments as they travel, and the tokens of the shared objects they name (None if none).
 
-    Large buffers travel apart (out of band); without any, the pickle itself is marked to travel out of band
-    when it is large.
+    The arguments are taken as they are now, as a pickle is: read-only buffers (``bytes``) travel apart
+    (out of band) from where they lie, and writable buffers (numpy arrays, bytearrays) of `SHM_MIN` bytes or
+    more are copied into shared memory now (`Snapshot`, when ``snapshots`` is given); smaller ones, or all of
+    them without shared memory, are copied into the pickle. Without any buffer apart, the pickle itself is
+    marked to travel out of band when it is large.
     """
     tokens: list[int] = []
     sharing.collect(tokens)
     try:
-        main, buffers = dumps_split(obj, "arguments", "parent", name, swap)
+        writable_min = segments.SHM_MIN if snapshots is not None else _NEVER
+        main, buffers = dumps_split(obj, "arguments", "parent", name, swap, writable_min)
+        if buffers and snapshots is not None:
+            taken = _snapshot_writable(buffers, snapshots)
+            if taken is None:  # shared memory refused (warned once): in band, as without it
+                main, buffers = dumps_split(obj, "arguments", "parent", name, swap, _NEVER)
+            else:
+                buffers = taken
     finally:
         sharing.collect(None)
     return ((main, buffers) if buffers else wrap(main)), tokens or None
+
+
+def _snapshot_writable(buffers: list[Any], snapshots: SegmentPool) -> list[Any] | None:
+    """``buffers`` with each writable one copied into a `Snapshot`; None if one could not be."""
+    out: list[Any] = []
+    for buffer in buffers:
+        view = buffer.raw()
+        if view.readonly:
+            out.append(buffer)
+            continue
+        snapshot = snapshots.snapshot(view)
+        if snapshot is None:
+            return None
+        out.append(snapshot)
+    return out
 
 
 class ProcessBackend:
@@ -96,6 +129,8 @@ class ProcessBackend:
         self._functions = FunctionCache()
         #: The objects `share` and `shared_array` put in shared memory, freed when the pool ends.
         self._registry = Registry()
+        #: The segments large arguments travel in (None: the pipes only), filled by submitting threads.
+        self._segments = SegmentPool() if shm_supported() and shm.probe() else None
         self._scheduler = Scheduler(
             workers,
             multiprocessing.get_context(self.start_method),
@@ -104,7 +139,7 @@ class ProcessBackend:
             max_tasks=max_tasks_per_worker,
             capture_output=capture_output,
             dropped_functions=self._functions.dropped,
-            segments=SegmentPool() if shm_supported() and shm.probe() else None,
+            segments=self._segments,
             shared_fd=self._registry.fd,
         )
         # Bound once: used on every submit.
@@ -137,10 +172,11 @@ class ProcessBackend:
             if job.kind != _CALL:
                 chunk = args[0]
                 swap = len(chunk) <= _SCAN_CHUNK and has_large_buffer(chunk)
-                job.payload = (function, *_pickle_arguments(chunk, swap, job.name))
+                job.payload = (function, *_pickle_arguments(chunk, swap, job.name, self._segments))
             elif args or job.kwargs:
                 swap = has_large_buffer(args, job.kwargs)
-                job.payload = (function, *_pickle_arguments((args, job.kwargs), swap, job.name))
+                call = (args, job.kwargs)
+                job.payload = (function, *_pickle_arguments(call, swap, job.name, self._segments))
             else:
                 job.payload = (function, _NO_ARGUMENTS, None)
         self._inbox.append(job)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from ..._core.reports import Report, ReportKind
 from ..._errors import JobTimeoutError, WorkerCrashedError
 from .handle import JOBS, RESULTS, SENTINEL, KillReason, Worker
+from .lender import SegmentPool
 from .lineage import lifeline, reap, signal_worker, watch_death
 from .protocol import (
     QUIT,
@@ -40,7 +41,7 @@ from .protocol import (
     release_message,
 )
 from .ring import new_ring
-from .segments import Link, SegmentPool, socket_pair
+from .segments import Link, sending, socket_pair
 from .worker import worker_main
 
 if TYPE_CHECKING:
@@ -154,7 +155,11 @@ class Workers:
 
     def send(self, w: Worker, messages: list[Any]) -> None:
         """Queue a batch of messages for ``w`` and write what its jobs pipe takes now."""
-        w.writer.queue(messages)
+        sending(w.link)  # the job arguments snapshotted in shared memory are lent to this worker
+        try:
+            w.writer.queue(messages)
+        finally:
+            sending(None)
         self.flush(w)
 
     def flush(self, w: Worker) -> None:

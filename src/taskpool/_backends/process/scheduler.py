@@ -50,12 +50,12 @@ from .gate import ReadGate
 from .handle import RESULTS, SENTINEL, Worker
 from .inbound import Inbound
 from .inbox import QuitRequest, StopRequest, Wakeup
+from .lender import SegmentPool
 from .lifecycle import Workers
 from .protocol import (
     FLAG_STARTED,
 )
 from .ring import read_outcomes
-from .segments import SegmentPool
 from .startup import SpawnBackoff, StartupFailures
 
 if TYPE_CHECKING:

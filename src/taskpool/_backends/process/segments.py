@@ -12,11 +12,14 @@ once. When the mapping is freed (the job's arguments, or the result the caller d
 in `Link.released`, and a ``release`` message takes it back to the lender, which reuses the segment: filling a
 fresh segment costs a page fault per page, about three times the cost of refilling a used one.
 
+Writable job arguments are copied into a segment when the job is submitted instead (a `Snapshot`, see
+`lender`), so that the job sees its arguments as they were then, and are lent at send time by the link the
+frame goes through (`sending`); the worker maps them copy-on-write (``MAP_PRIVATE``), so a retry finds them
+unchanged.
+
 Lifetime: segments are anonymous (`taskpool._runtime.shm`), so none outlives the last process that holds a
-descriptor or a mapping of it, however it ends. A lender keeps at most `IDLE_MAX` bytes of segments for reuse
-and closes the rest; segments lent to a worker that died come back at once (their mappings died with it); a
-lender that keeps more than `LENT_MAX` lent segments forgets the oldest (the borrower's mapping keeps its
-memory alive for as long as it needs it).
+descriptor or a mapping of it, however it ends. Segments lent to a worker that died come back at once (their
+mappings died with it); see `lender` for how many are kept for reuse.
 
 Threads: in the parent, the scheduler thread alone uses the backend's `SegmentPool` and every `Link`, except
 `Link.released`, a deque that a mapping's finalizer appends to from whichever thread frees it. In a worker,
@@ -32,20 +35,23 @@ import select
 import socket
 import struct
 import sys
+import threading
 import weakref
-from collections import OrderedDict, deque
-from typing import Any, NamedTuple
+from collections import deque
+from typing import Any
 
 from ..._runtime import shm
 from .landing import new_bytes
+from .lender import SegmentPool, Snapshot
 
 __all__ = [
-    "IDLE_MAX",
-    "LENT_MAX",
     "SHM_MIN",
     "FdChannel",
     "Link",
-    "SegmentPool",
+    "land_snapshot",
+    "receiving",
+    "reduce_snapshot",
+    "sending",
     "shm_supported",
     "socket_pair",
 ]
@@ -55,13 +61,6 @@ __all__ = [
 #: release cost more than the two kernel copies of the pipe save; above it, shared memory wins (numbers in
 #: docs/large-data.md).
 SHM_MIN = 1024 * 1024
-#: How many bytes of segments a lender keeps for reuse. More: more large buffers in flight reuse memory that
-#: is already faulted in; fewer: less memory held while no large data travels.
-IDLE_MAX = 512 * 1024 * 1024
-#: How many lent segments a lender keeps the descriptor of (to reuse them when they come back). Bounded so
-#: that a caller holding thousands of large results cannot exhaust the process's descriptors.
-LENT_MAX = 256
-
 _TOKEN = struct.Struct("!Q")
 # How long the parent waits for a descriptor the worker sent before the frame that names it (it is in the
 # socket already; the wait only guards against a bug turning into a hang).
@@ -74,94 +73,41 @@ _RECV_FDS = 64
 _mapped = [0]
 
 
+# The link whose frame the scheduler thread is encoding now (see `sending`), and the worker's one link.
+_sending = threading.local()
+_receiver: list[Link] = []
+
+
+def sending(link: Link | None) -> None:
+    """Say which link the frame encoded next in this thread goes through (None: none); a `Snapshot` in it
+    is lent to that link's worker."""
+    _sending.link = link
+
+
+def receiving(link: Link) -> None:
+    """Make ``link`` where this worker's snapshots land (worker, once, before the first frame)."""
+    _receiver.append(link)
+
+
+def reduce_snapshot(snapshot: Snapshot) -> Any:
+    """How a `Snapshot` pickles: the loan of its segment to the worker whose frame is being encoded, or its
+    bytes, in band, when there is no such worker or the loan fails (then it travels through the pipe)."""
+    link: Link | None = getattr(_sending, "link", None)
+    if link is not None:
+        token = link.lend_snapshot(snapshot)
+        if token is not None:
+            return land_snapshot, (token, snapshot.nbytes)
+    return bytearray, (snapshot.read(),)
+
+
+def land_snapshot(token: int, nbytes: int) -> Any:
+    """What a snapshot unpickles to in a worker: its segment, mapped copy-on-write (no copy)."""
+    return _receiver[0].land(token, nbytes, readonly=False, private=True)
+
+
 def _new_bytearray(n: int) -> tuple[bytearray, memoryview]:
     buf = bytearray(n)
     return buf, memoryview(buf)
-
-
-class _Segment(NamedTuple):
-    fd: int
-    size: int
-
-
-class SegmentPool:
-    """The segments one process lends: filled on demand, reused when they come back."""
-
-    def __init__(self) -> None:
-        self._idle: list[_Segment] = []
-        self._idle_bytes = 0
-        #: token -> (segment, borrower), oldest first.
-        self._lent: OrderedDict[int, tuple[_Segment, int]] = OrderedDict()
-        self.closed = False
-
-    def fill(self, view: memoryview, borrower: int) -> tuple[int, int] | None:
-        """Copy ``view`` into a segment lent to ``borrower``: ``(token, fd)``, or None (send it in the pipe).
-
-        A failure to get or fill memory is logged once (`shm.warn_once`) and costs only the shared memory.
-        """
-        if self.closed:
-            return None
-        n = view.nbytes
-        seg = self._take_idle(n)
-        if seg is None:
-            size = shm.size_class(n)
-            fd = shm.create(size)
-            if fd is None:
-                return None
-            seg = _Segment(fd, size)
-        try:
-            shm.write_all(seg.fd, view)
-        except OSError as exc:
-            os.close(seg.fd)
-            shm.warn_once(f"a segment could not be filled: {exc}")
-            return None
-        token = shm.new_token()
-        self._lent[token] = (seg, borrower)
-        if len(self._lent) > LENT_MAX:
-            _, (oldest, _who) = self._lent.popitem(last=False)
-            os.close(oldest.fd)
-        return token, seg.fd
-
-    def _take_idle(self, n: int) -> _Segment | None:
-        best = -1
-        for i, seg in enumerate(self._idle):
-            if seg.size >= n and (best < 0 or seg.size < self._idle[best].size):
-                best = i
-        if best < 0:
-            return None
-        seg = self._idle.pop(best)
-        self._idle_bytes -= seg.size
-        return seg
-
-    def release(self, tokens: tuple[int, ...] | list[int]) -> None:
-        """The borrower no longer maps these segments: keep them for reuse (tokens not lent are ignored)."""
-        for token in tokens:
-            entry = self._lent.pop(token, None)
-            if entry is not None:
-                self._keep(entry[0])
-
-    def reclaim(self, borrower: int) -> None:
-        """``borrower`` died: its mappings went with it, so everything lent to it comes back."""
-        back = [token for token, (_seg, who) in self._lent.items() if who == borrower]
-        self.release(back)
-
-    def _keep(self, seg: _Segment) -> None:
-        if self.closed or self._idle_bytes + seg.size > IDLE_MAX:
-            os.close(seg.fd)
-            return
-        self._idle.append(seg)
-        self._idle_bytes += seg.size
-
-    def close(self) -> None:
-        """Close every descriptor this pool holds (mappings elsewhere keep what they map)."""
-        self.closed = True
-        for seg in self._idle:
-            os.close(seg.fd)
-        for seg, _who in self._lent.values():
-            os.close(seg.fd)
-        self._idle.clear()
-        self._lent.clear()
-        self._idle_bytes = 0
 
 
 def shm_supported() -> bool:
@@ -287,8 +233,20 @@ class Link:
             return None
         return token
 
-    def land(self, token: int, nbytes: int, readonly: bool) -> Any:
+    def lend_snapshot(self, snapshot: Snapshot) -> int | None:
+        """Lend ``snapshot``'s segment to the other side and send its descriptor: the loan's token, or None."""
+        token = self.pool.hold(snapshot.seg, self.borrower)
+        if token is None:
+            return None
+        if not self.channel.send(token, snapshot.seg.fd, wait=True):
+            self.pool.release((token,))
+            return None
+        return token
+
+    def land(self, token: int, nbytes: int, readonly: bool, private: bool = False) -> Any:
         """The buffer the other side lent under ``token``: mapped when writable, read into ``bytes`` when not.
+
+        ``private``: mapped copy-on-write (a snapshot, whose segment must keep what was submitted).
 
         Raises:
             OSError: the descriptor did not come, or the segment could not be mapped or read.
@@ -298,7 +256,7 @@ class Link:
             mapping = None
             if not readonly and _mapped[0] < shm.MAPPED_MAX:
                 with contextlib.suppress(OSError):  # no room to map it: a copy may still fit
-                    mapping = shm.map_segment(fd, nbytes)
+                    mapping = shm.map_segment(fd, nbytes, private=private)
             if mapping is None:
                 obj, target = new_bytes(nbytes) if readonly else _new_bytearray(nbytes)
                 shm.read_into(fd, target)

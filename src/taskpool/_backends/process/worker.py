@@ -36,6 +36,7 @@ from ..._runtime import sharing
 from ..._runtime.attempt import call, encode_error, encode_value, format_traceback, process_job
 from ..._runtime.output import LineSplitter, prepare_record
 from ..._runtime.serialize import loads_checked
+from .lender import SegmentPool
 from .lineage import lead_own_group, watch_lifeline
 from .protocol import (
     FLAG_STARTED,
@@ -61,7 +62,7 @@ from .protocol import (
     write_frame,
 )
 from .ring import OutcomeRing
-from .segments import Link, SegmentPool
+from .segments import Link, receiving
 
 if TYPE_CHECKING:
     import socket
@@ -253,6 +254,7 @@ def worker_main(
     jobs_fd, results_fd = jobs.fileno(), results.fileno()
     link = Link(shm_socket, SegmentPool(), 0, True) if shm_socket is not None else None
     if link is not None:
+        receiving(link)  # where the job arguments snapshotted in shared memory land
         sharing.fd_source.append(link.channel.take)  # where the pool's shared objects come from
     land = link.land if link is not None else None
     outbox = Outbox(results_fd, OutcomeRing(ring), link)
