@@ -42,6 +42,9 @@ _lock = threading.Lock()
 _collecting = threading.local()
 #: In a worker: gives the descriptor of a shared segment by token (the worker's socket); empty in the parent.
 fd_source: list[Callable[[int], int]] = []
+#: Whether this process ever made a shared object or array: until then, nothing pickled can name one, and a
+#: job's arguments are pickled without collecting tokens (it is on the path of every submit).
+in_use: list[bool] = []
 
 
 def collect(tokens: list[int] | None) -> None:
@@ -111,6 +114,8 @@ class Registry:
         return self._fds.get(token)
 
     def _add(self, size: int) -> tuple[int, int]:
+        if not in_use:
+            in_use.append(True)
         fd = shm.create(size)
         if fd is None:
             raise OSError(

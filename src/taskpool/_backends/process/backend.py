@@ -65,44 +65,60 @@ _NEVER = 1 << 62
 
 def _pickle_arguments(
     obj: Any, swap: bool, name: str | None, snapshots: SegmentPool | None
-) -> tuple[Any, list[int] | None]:
+) -> tuple[Any, int, list[int] | None]:
     """A job's arguments as they travel, and the tokens of the shared objects they name (None if none).
 
-    The arguments are taken as they are now, as a pickle is: read-only buffers (``bytes``) travel apart
-    (out of band) from where they lie, and writable buffers (numpy arrays, bytearrays) of `SHM_MIN` bytes or
-    more are copied into shared memory now (`Snapshot`, when ``snapshots`` is given); smaller ones, or all of
-    them without shared memory, are copied into the pickle. Without any buffer apart, the pickle itself is
-    marked to travel out of band when it is large.
+    The arguments are taken as they are now, as a pickle is: buffers of `SHM_MIN` bytes or more are copied
+    into shared memory now, by the submitting thread (`Snapshot`, when ``snapshots`` is given); smaller
+    writable ones (numpy arrays, bytearrays), or all of them without shared memory, are copied into the
+    pickle; smaller read-only ones (``bytes``) travel apart (out of band) from where they lie. Without any
+    buffer apart, the pickle itself is marked to travel out of band when it is large.
+
+    Returns ``(payload, tokens, big)``: ``big`` is how many bytes of snapshots the job holds, which bounds how
+    many such jobs a worker is sent ahead (`Worker.take_jobs`).
     """
+    if not sharing.in_use:
+        return (*_pickle_buffers(obj, swap, name, snapshots), None)
     tokens: list[int] = []
     sharing.collect(tokens)
     try:
-        writable_min = segments.SHM_MIN if snapshots is not None else _NEVER
-        main, buffers = dumps_split(obj, "arguments", "parent", name, swap, writable_min)
-        if buffers and snapshots is not None:
-            taken = _snapshot_writable(buffers, snapshots)
-            if taken is None:  # shared memory refused (warned once): in band, as without it
-                main, buffers = dumps_split(obj, "arguments", "parent", name, swap, _NEVER)
-            else:
-                buffers = taken
+        payload, big = _pickle_buffers(obj, swap, name, snapshots)
     finally:
         sharing.collect(None)
-    return ((main, buffers) if buffers else wrap(main)), tokens or None
+    return payload, big, tokens or None
 
 
-def _snapshot_writable(buffers: list[Any], snapshots: SegmentPool) -> list[Any] | None:
-    """``buffers`` with each writable one copied into a `Snapshot`; None if one could not be."""
+def _pickle_buffers(
+    obj: Any, swap: bool, name: str | None, snapshots: SegmentPool | None
+) -> tuple[Any, int]:
+    writable_min = segments.SHM_MIN if snapshots is not None else _NEVER
+    main, buffers = dumps_split(obj, "arguments", "parent", name, swap, writable_min)
+    big = 0
+    if buffers and snapshots is not None:
+        taken = _snapshot_large(buffers, snapshots)
+        if taken is None:  # shared memory refused (warned once): in band, as without it
+            main, buffers = dumps_split(obj, "arguments", "parent", name, swap, _NEVER)
+        else:
+            buffers, big = taken
+    return ((main, buffers) if buffers else wrap(main)), big
+
+
+def _snapshot_large(buffers: list[Any], snapshots: SegmentPool) -> tuple[list[Any], int] | None:
+    """``buffers`` with each of `SHM_MIN` bytes or more copied into a `Snapshot`, and how many bytes those
+    are; None if one could not be."""
     out: list[Any] = []
+    big = 0
     for buffer in buffers:
         view = buffer.raw()
-        if view.readonly:
+        if view.nbytes < segments.SHM_MIN:
             out.append(buffer)
             continue
         snapshot = snapshots.snapshot(view)
         if snapshot is None:
             return None
         out.append(snapshot)
-    return out
+        big += view.nbytes
+    return out, big
 
 
 class ProcessBackend:
@@ -178,7 +194,7 @@ class ProcessBackend:
                 call = (args, job.kwargs)
                 job.payload = (function, *_pickle_arguments(call, swap, job.name, self._segments))
             else:
-                job.payload = (function, _NO_ARGUMENTS, None)
+                job.payload = (function, _NO_ARGUMENTS, 0, None)
         self._inbox.append(job)
         if not self._wakeup.pending:
             self._wakeup.wake()

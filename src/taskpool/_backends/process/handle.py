@@ -40,6 +40,11 @@ __all__ = ["JOBS", "RESULTS", "SENTINEL", "KillReason", "Worker"]
 RESULTS, SENTINEL, JOBS = 1, 2, 3
 # Bound once: used per job.
 SKIPPED, FAILED = ReportKind.SKIPPED, ReportKind.FAILED
+#: How many bytes of large arguments a worker may hold, queued and running, before it is sent more (it is
+#: always sent one). More: workers wait less for their next large argument; fewer: less shared memory lent
+#: at once, so that segments are reused rather than made. Measured: two 8 MB arguments in flight per worker
+#: ran about twice as fast as thirty-two.
+BIG_HELD_MAX = 16 * 1024 * 1024
 
 
 class KillReason(NamedTuple):
@@ -55,6 +60,8 @@ class Worker:
 
     __slots__ = (
         "assigned",
+        "big",
+        "big_bytes",
         "death_fd",
         "defined",
         "discard",
@@ -111,6 +118,9 @@ class Worker:
         self.defined: OrderedDict[int, None] = OrderedDict()
         #: Jobs stopped while queued in it: their outcomes are dropped.
         self.discard: set[int] = set()
+        #: The bytes of large arguments (in shared memory) of the jobs it holds, by job id, and their sum.
+        self.big: dict[int, int] = {}
+        self.big_bytes = 0
         #: Jobs sent to it in all (for `max_tasks_per_worker`).
         self.assigned = 0
         self.ready = False
@@ -144,7 +154,11 @@ class Worker:
         # A cancelled job takes no share of the worker's room: were it counted, a round that met only
         # cancelled jobs would send nothing, and nothing would wake the scheduler for the jobs left behind.
         while sent < count and pending:
-            job = pending.popleft()
+            job = pending[0]
+            big = job.payload[2]
+            if big and self.big_bytes and self.big_bytes + big > BIG_HELD_MAX:
+                break  # it holds enough large arguments already: the next one goes when one is done
+            pending.popleft()
             # A job put back after its worker died is RUNNING already: asking again would raise.
             future = job.future
             if (
@@ -154,7 +168,7 @@ class Worker:
             ):
                 reports.append((SKIPPED, job, None, None, None, None))
                 continue
-            function, payload, tokens = job.payload
+            function, payload, big, tokens = job.payload
             if tokens and not self._deliver(tokens, shared_fd):
                 error = TaskpoolError(
                     f"job {job.name or job.id} names shared memory that could not be sent to worker "
@@ -170,6 +184,9 @@ class Worker:
             job_flags = flags | FLAG_SYNC if job.options.timeout is not None else flags
             messages.append(run_message(job.id, key, job.kind, payload, job_flags, job.name))
             inflight[job.id] = job
+            if big:
+                self.big[job.id] = big
+                self.big_bytes += big
             sent += 1
         self.assigned += sent
         if max_tasks is not None and self.assigned >= max_tasks:
@@ -177,6 +194,10 @@ class Worker:
             messages.append(QUIT)
             self.quitting = True
         return messages
+
+    def done(self, job_id: int) -> None:
+        """Job ``job_id`` left it (its outcome came): its large arguments no longer count against it."""
+        self.big_bytes -= self.big.pop(job_id, 0)
 
     def _deliver(self, tokens: list[int], shared_fd: Callable[[int], int | None] | None) -> bool:
         """Send the descriptors of the shared objects a job names that this worker lacks, before the job."""

@@ -119,6 +119,8 @@ def _report_outcome(w: Worker, msg: ResultMessage, reports: list[Report]) -> Non
     """Report a job's outcome from its result message (scheduler thread; once per job, so kept lean)."""
     _, job_id, ok, payload, tb, _duration = msg
     job = w.inflight.pop(job_id, None)
+    if w.big:
+        w.done(job_id)
     discard = w.discard
     if job is None or job_id in discard:
         discard.discard(job_id)

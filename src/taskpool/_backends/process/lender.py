@@ -48,19 +48,21 @@ class _Segment:
 
 
 class Snapshot:
-    """A writable buffer of a job's arguments, copied into a segment when the job was submitted.
+    """A large buffer of a job's arguments, copied into a segment when the job was submitted.
 
     It pickles, while a frame for a worker is encoded, as the loan of its segment to that worker (see
-    `taskpool._backends.process.segments.Link.lend_snapshot`), which the worker maps copy-on-write: the job
-    may write into its array, and the segment keeps the submitted values for a retry.
+    `taskpool._backends.process.segments.Link.lend_snapshot`). The worker maps a writable one copy-on-write
+    (the job may write into its array, and the segment keeps the submitted values for a retry), and reads a
+    read-only one (``bytes``) into a new ``bytes`` object.
     """
 
-    __slots__ = ("__weakref__", "nbytes", "pool", "seg")
+    __slots__ = ("__weakref__", "nbytes", "pool", "readonly", "seg")
 
-    def __init__(self, pool: SegmentPool, seg: _Segment, nbytes: int) -> None:
+    def __init__(self, pool: SegmentPool, seg: _Segment, nbytes: int, readonly: bool) -> None:
         self.pool = pool
         self.seg = seg
         self.nbytes = nbytes
+        self.readonly = readonly
         weakref.finalize(self, pool.dropped.append, seg)
 
     def __reduce__(self) -> Any:
@@ -68,11 +70,11 @@ class Snapshot:
 
         return reduce_snapshot(self)
 
-    def read(self) -> bytearray:
-        """A copy of the buffer (to send it through the pipe after all)."""
+    def read(self) -> bytes | bytearray:
+        """A copy of the buffer (to send it through the pipe after all): ``bytes`` when it was read-only."""
         buf = bytearray(self.nbytes)
         shm.read_into(self.seg.fd, memoryview(buf))
-        return buf
+        return bytes(buf) if self.readonly else buf
 
 
 class SegmentPool:
@@ -133,7 +135,7 @@ class SegmentPool:
             return None
         with self._lock:
             seg.holds += 1
-        return Snapshot(self, seg, view.nbytes)
+        return Snapshot(self, seg, view.nbytes, view.readonly)
 
     def hold(self, seg: _Segment, borrower: int) -> int | None:
         """Lend ``seg`` to ``borrower``: the loan's token (None once the pool is closed)."""

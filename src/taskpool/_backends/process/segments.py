@@ -96,13 +96,18 @@ def reduce_snapshot(snapshot: Snapshot) -> Any:
     if link is not None:
         token = link.lend_snapshot(snapshot)
         if token is not None:
-            return land_snapshot, (token, snapshot.nbytes)
-    return bytearray, (snapshot.read(),)
+            return land_snapshot, (token, snapshot.nbytes, snapshot.readonly)
+    return _same, (snapshot.read(),)
 
 
-def land_snapshot(token: int, nbytes: int) -> Any:
-    """What a snapshot unpickles to in a worker: its segment, mapped copy-on-write (no copy)."""
-    return _receiver[0].land(token, nbytes, readonly=False, private=True)
+def _same(data: bytes | bytearray) -> bytes | bytearray:
+    return data
+
+
+def land_snapshot(token: int, nbytes: int, readonly: bool) -> Any:
+    """What a snapshot unpickles to in a worker: its segment mapped copy-on-write (no copy), or read into
+    ``bytes`` when it was read-only."""
+    return _receiver[0].land(token, nbytes, readonly, private=True)
 
 
 def _new_bytearray(n: int) -> tuple[bytearray, memoryview]:
