@@ -6,7 +6,7 @@ dies) and by the `Snapshot` it holds, if any (until the job that carries the sna
 segment nobody holds is filled again, so a borrower never sees a segment change under its mapping, and a job
 sent again (a retry, or after its worker died) finds its arguments as they were submitted.
 
-A pool keeps at most `IDLE_MAX` bytes of idle segments for reuse and closes the rest. It forgets the oldest
+A pool keeps at most `IDLE_MAX` bytes, and `IDLE_COUNT_MAX` segments, idle for reuse and closes the rest. It forgets the oldest
 loan past `LENT_MAX` (that segment is closed, never reused, once nothing else holds it), so that a caller that
 keeps thousands of large results cannot exhaust the process's descriptors.
 
@@ -27,11 +27,13 @@ from typing import Any
 
 from ..._runtime import shm
 
-__all__ = ["IDLE_MAX", "LENT_MAX", "SegmentPool", "Snapshot"]
+__all__ = ["IDLE_COUNT_MAX", "IDLE_MAX", "LENT_MAX", "SegmentPool", "Snapshot"]
 
 #: How many bytes of segments a lender keeps for reuse. More: more large buffers in flight reuse memory that
 #: is already faulted in; fewer: less memory held while no large data travels.
 IDLE_MAX = 512 * 1024 * 1024
+#: How many idle segments a lender keeps (each holds a descriptor), whatever their size.
+IDLE_COUNT_MAX = 64
 #: How many loans a lender keeps track of (each holds a descriptor until the segment comes back).
 LENT_MAX = 256
 
@@ -190,7 +192,11 @@ class SegmentPool:
         seg.holds -= 1
         if seg.holds > 0 or seg.fd < 0:
             return
-        if seg.tainted or self._idle_bytes + seg.size > IDLE_MAX:
+        if (
+            seg.tainted
+            or self._idle_bytes + seg.size > IDLE_MAX
+            or len(self._idle) >= IDLE_COUNT_MAX
+        ):
             self._live.discard(seg)
             os.close(seg.fd)
             seg.fd = -1

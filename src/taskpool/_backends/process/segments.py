@@ -57,10 +57,10 @@ __all__ = [
 ]
 
 #: Out-of-band buffers at least this large travel in shared memory instead of the pipe. Measured on Linux
-#: (benchmarks of the process backend): below it, the descriptor's trip over the socket, the mapping and the
-#: release cost more than the two kernel copies of the pipe save; above it, shared memory wins (numbers in
-#: docs/large-data.md).
-SHM_MIN = 1024 * 1024
+#: (one worker, numpy arrays): shared memory loses at 32 KiB, breaks even at 64 KiB and wins from 128 KiB
+#: (1.2-1.8x), by 2-3x at 256 KiB and 3-5x from 1 MiB, both ways. The threshold sits one step above the
+#: crossover, so that a machine where passing a descriptor and mapping cost more still gains.
+SHM_MIN = 256 * 1024
 _TOKEN = struct.Struct("!Q")
 # How long the parent waits for a descriptor the worker sent before the frame that names it (it is in the
 # socket already; the wait only guards against a bug turning into a hang).
