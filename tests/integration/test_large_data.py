@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -383,3 +384,17 @@ def test_a_large_array_argument_costs_the_parent_at_most_one_copy(tmp_path: Path
     out = run_script(tmp_path / "peak.py", _PEAK_SCRIPT, str(size), timeout=TIMEOUT)
     # The segment is filled with pwrite, never mapped here: the one extra copy is not even in the parent's RSS.
     assert int(out.strip()) <= size + 32 * MIB
+
+
+def test_a_frame_with_more_large_buffers_than_the_socket_holds_goes_through(
+    start_method: str,
+) -> None:
+    # One map chunk of 300 arrays over the threshold, both ways: more descriptors than a Unix socket queues
+    # before the frame that names them is read; those past what it takes travel in the pipe.
+    items = [np.full(segments.SHM_MIN // 8 + 1, float(i)) for i in range(300)]
+    with TaskPool(1, start_method=start_method) as pool:
+        started = time.monotonic()
+        out = pool.map(lj.echo, items, chunksize=len(items))
+        assert time.monotonic() - started < 30
+    assert [float(a[0]) for a in out] == [float(i) for i in range(300)]
+    assert all(a.shape == items[0].shape for a in out)

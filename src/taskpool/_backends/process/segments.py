@@ -29,6 +29,7 @@ thread. Imports the standard library and `taskpool._runtime` only, so that a wor
 
 from __future__ import annotations
 
+import array
 import contextlib
 import os
 import select
@@ -65,6 +66,8 @@ _TOKEN = struct.Struct("!Q")
 # How long the parent waits for a descriptor the worker sent before the frame that names it (it is in the
 # socket already; the wait only guards against a bug turning into a hang).
 _RECV_WAIT = 5.0
+# How long a descriptor that must arrive (a shared object's) may wait for room in the socket.
+_SEND_WAIT = 1.0
 # The most descriptors one receive takes (SCM_MAX_FD on Linux is 253).
 _RECV_FDS = 64
 
@@ -124,14 +127,14 @@ def shm_supported() -> bool:
     return (
         sys.platform.startswith("linux")
         and hasattr(socket, "SOCK_SEQPACKET")
-        and hasattr(socket, "send_fds")
+        and hasattr(socket, "SCM_RIGHTS")
     )
 
 
 def socket_pair() -> tuple[socket.socket, socket.socket] | None:
     """A connected pair of Unix sockets for descriptors (``SOCK_SEQPACKET``), or None where there is none."""
     kind = getattr(socket, "SOCK_SEQPACKET", None)
-    if kind is None or not hasattr(socket, "AF_UNIX") or not hasattr(socket, "send_fds"):
+    if kind is None or not hasattr(socket, "AF_UNIX") or not hasattr(socket, "SCM_RIGHTS"):
         return None
     try:
         return socket.socketpair(socket.AF_UNIX, kind)
@@ -153,20 +156,26 @@ class FdChannel:
         self._fds: dict[int, int] = {}
 
     def send(self, token: int, fd: int, wait: bool = False) -> bool:
-        """Send ``fd`` under ``token``; False when the socket takes no more now (non-blocking side).
+        """Send ``fd`` under ``token``; False when it cannot go now (the caller sends the data another way).
 
-        ``wait``: on a non-blocking side, wait up to a few seconds for room (a descriptor that must arrive).
+        Never blocks unless ``wait`` (a descriptor that must arrive): the receiver takes descriptors only
+        while it reads the frame that names them, which comes after them, so a sender that blocked on a
+        full socket would wait for ever. ``wait`` waits at most `_SEND_WAIT` seconds.
         """
+        # sendmsg itself: socket.send_fds drops its flags before Python 3.12.
+        rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))]
         try:
-            if wait and not self._blocking:
-                self.sock.settimeout(_RECV_WAIT)
-            socket.send_fds(self.sock, [_TOKEN.pack(token)], [fd])
+            if wait:
+                self.sock.settimeout(_SEND_WAIT)
+                self.sock.sendmsg([_TOKEN.pack(token)], rights)
+            else:
+                self.sock.sendmsg([_TOKEN.pack(token)], rights, socket.MSG_DONTWAIT)
         except OSError:
-            # Full (BlockingIOError, TimeoutError), the other side is gone, or no descriptor can travel.
+            # Full (BlockingIOError, TimeoutError), the other side is gone, or too many descriptors in flight.
             return False
         finally:
-            if wait and not self._blocking:
-                self.sock.setblocking(False)
+            if wait:
+                self.sock.setblocking(self._blocking)
         return True
 
     def take(self, token: int) -> int:
@@ -243,7 +252,7 @@ class Link:
         token = self.pool.hold(snapshot.seg, self.borrower)
         if token is None:
             return None
-        if not self.channel.send(token, snapshot.seg.fd, wait=True):
+        if not self.channel.send(token, snapshot.seg.fd):
             self.pool.release((token,))
             return None
         return token
