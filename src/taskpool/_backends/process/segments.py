@@ -12,19 +12,20 @@ once. When the mapping is freed (the job's arguments, or the result the caller d
 in `Link.released`, and a ``release`` message takes it back to the lender, which reuses the segment: filling a
 fresh segment costs a page fault per page, about three times the cost of refilling a used one.
 
-Writable job arguments are copied into a segment when the job is submitted instead (a `Snapshot`, see
+Large job arguments are copied into a segment when the job is submitted instead (a `Snapshot`, see
 `lender`), so that the job sees its arguments as they were then, and are lent at send time by the link the
 frame goes through (`sending`); the worker maps them copy-on-write (``MAP_PRIVATE``), so a retry finds them
-unchanged.
+unchanged. A descriptor never waits for room in the socket (`FdChannel.send`): a buffer whose descriptor does
+not fit travels in the pipe.
 
 Lifetime: segments are anonymous (`taskpool._runtime.shm`), so none outlives the last process that holds a
 descriptor or a mapping of it, however it ends. Segments lent to a worker that died come back at once (their
 mappings died with it); see `lender` for how many are kept for reuse.
 
-Threads: in the parent, the scheduler thread alone uses the backend's `SegmentPool` and every `Link`, except
-`Link.released`, a deque that a mapping's finalizer appends to from whichever thread frees it. In a worker,
-the pool and the channel are used under the outbox's lock (main and flusher threads), the landing by the main
-thread. Imports the standard library and `taskpool._runtime` only, so that a worker starts light.
+Threads: in the parent, the scheduler thread alone uses every `Link` (caller threads fill snapshots in the
+backend's `SegmentPool`, which has a lock of its own), except `Link.released`, a deque that a mapping's
+finalizer appends to from whichever thread frees it. In a worker, the pool and the channel are used under the
+outbox's lock (main and flusher threads), the landing by the main thread. Imports the standard library and `taskpool._runtime` only, so that a worker starts light.
 """
 
 from __future__ import annotations
