@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from taskpool import JobTimeoutError, Retry, TaskPool, WorkerCrashedError
+from taskpool import JobTimeoutError, PoolClosedError, Retry, TaskPool, WorkerCrashedError
 from taskpool._backends.process import segments
 from taskpool._runtime import shm
 
@@ -311,6 +311,7 @@ def test_a_shared_object_travels_only_as_an_argument() -> None:
 
 
 def test_jobs_write_a_shared_array_that_the_parent_reads_in_place(start_method: str) -> None:
+    before = _memfds()
     with TaskPool(2, start_method=start_method) as pool:
         table = pool.shared.array((6, 1000), np.int32)
         assert isinstance(table, np.ndarray)
@@ -328,6 +329,14 @@ def test_jobs_write_a_shared_array_that_the_parent_reads_in_place(start_method: 
         assert pool.shared.array("i", [1, 2]).tolist() == [1, 2], (
             "the Manager-backed array still works"
         )
+        handle = pool.share([1, 2])
+    assert table[2, 0] == -1, "an array the caller holds keeps its memory after the pool ended"
+    del table, view, copy
+    assert _memfds() == before, "the pool's shared memory is freed with it"
+    with pytest.raises(PoolClosedError):
+        pool.share([3])
+    with pytest.raises(PoolClosedError):
+        pool.submit(lj.echo, handle)
 
 
 @pytest.mark.parametrize("backend", ["thread", "inline"])
