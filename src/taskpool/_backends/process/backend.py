@@ -74,33 +74,35 @@ def _pickle_arguments(
     pickle; smaller read-only ones (``bytes``) travel apart (out of band) from where they lie. Without any
     buffer apart, the pickle itself is marked to travel out of band when it is large.
 
-    Returns ``(payload, tokens, big)``: ``big`` is how many bytes of snapshots the job holds, which bounds how
-    many such jobs a worker is sent ahead (`Worker.take_jobs`).
+    Returns ``(payload, big, tokens)``: ``big`` is how many bytes of snapshots the job holds, which bounds how
+    many such jobs a worker is sent ahead (`Worker.take_jobs`). The path without buffers is the hot path of
+    every small job: keep it lean.
     """
-    if not sharing.in_use:
-        return (*_pickle_buffers(obj, swap, name, snapshots), None)
-    tokens: list[int] = []
-    sharing.collect(tokens)
-    try:
-        payload, big = _pickle_buffers(obj, swap, name, snapshots)
-    finally:
-        sharing.collect(None)
-    return payload, big, tokens or None
-
-
-def _pickle_buffers(
-    obj: Any, swap: bool, name: str | None, snapshots: SegmentPool | None
-) -> tuple[Any, int]:
-    writable_min = segments.SHM_MIN if snapshots is not None else _NEVER
-    main, buffers = dumps_split(obj, "arguments", "parent", name, swap, writable_min)
+    if sharing.in_use:
+        tokens: list[int] = []
+        sharing.collect(tokens)
+        try:
+            main, buffers = dumps_split(obj, "arguments", "parent", name, swap, _in_band(snapshots))
+        finally:
+            sharing.collect(None)
+    else:
+        tokens = []
+        main, buffers = dumps_split(obj, "arguments", "parent", name, swap, _in_band(snapshots))
+    if not buffers:
+        return wrap(main), 0, tokens or None
     big = 0
-    if buffers and snapshots is not None:
+    if snapshots is not None:
         taken = _snapshot_large(buffers, snapshots)
         if taken is None:  # shared memory refused (warned once): in band, as without it
             main, buffers = dumps_split(obj, "arguments", "parent", name, swap, _NEVER)
         else:
             buffers, big = taken
-    return ((main, buffers) if buffers else wrap(main)), big
+    return ((main, buffers) if buffers else wrap(main)), big, tokens or None
+
+
+def _in_band(snapshots: SegmentPool | None) -> int:
+    """Writable buffers under this size are copied into the pickle (`dumps_split`)."""
+    return segments.SHM_MIN if snapshots is not None else _NEVER
 
 
 def _snapshot_large(buffers: list[Any], snapshots: SegmentPool) -> tuple[list[Any], int] | None:
