@@ -56,6 +56,9 @@ class InlineBackend:
     def stop(self, job: Job) -> bool:
         return False
 
+    def withdraw(self, upto: int) -> None:
+        """Nothing to do: a job here runs as it is submitted."""
+
     def want_started(self, enabled: bool) -> None:
         self._want_started = enabled
 

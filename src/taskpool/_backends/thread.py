@@ -74,6 +74,9 @@ class ThreadBackend:
     def stop(self, job: Job) -> bool:
         return False
 
+    def withdraw(self, upto: int) -> None:
+        """Nothing to do: a job thread takes a job only to begin it, so a job not begun is still pending and the pool's `cancel` ends it."""
+
     def want_started(self, enabled: bool) -> None:
         self._want_started = enabled
 

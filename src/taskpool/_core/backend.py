@@ -51,6 +51,13 @@ class Backend(Protocol):
     def stop(self, job: Job) -> bool:
         """Stop ``job`` if it is running (report STOPPED). Returns whether a stop was started."""
 
+    def withdraw(self, upto: int) -> None:
+        """Skip the jobs up to id ``upto`` that were handed over but have not begun (report SKIPPED each).
+
+        The pool calls it after cancelling every future it could (those of jobs still waiting); a backend
+        whose workers hold jobs ahead of the one they run, with futures already running, skips those.
+        """
+
     def want_started(self, enabled: bool) -> None:
         """Whether to report STARTED for every job (someone listens for ``job_started``)."""
 

@@ -164,11 +164,22 @@ class Lifecycle:
             cancel_futures: first cancel every job that has not started.
         """
         if cancel_futures:
-            for job in list(self._ledger.outstanding.values()):
-                job.future.cancel()
+            self._cancel_not_begun()
         self.close()
         if wait:
             self.join()
+
+    def _cancel_not_begun(self) -> None:
+        """Cancel every job that has not begun, those handed to a worker included (the caller's thread).
+
+        Futures of jobs still waiting are cancelled here; the backend then makes its workers skip the jobs
+        they hold ahead of the one they run, whose futures are already running. Running jobs run on.
+        """
+        outstanding = list(self._ledger.outstanding.values())
+        for job in outstanding:
+            job.future.cancel()
+        if outstanding:
+            self._backend.withdraw(max(job.id for job in outstanding))
 
     async def __aenter__(self: L) -> L:
         return self.__enter__()
@@ -185,6 +196,8 @@ class Lifecycle:
         if exc_type is not None and not issubclass(exc_type, Exception):
             self.terminate()  # cancelled, Ctrl-C or SystemExit: out now
             return
+        if exc_type is not None:
+            self._cancel_not_begun()
         self.close()
         await asyncio.to_thread(self.join)
 
@@ -201,6 +214,10 @@ class Lifecycle:
         if exc_type is not None and not issubclass(exc_type, Exception):
             self.terminate()  # Ctrl-C or SystemExit: the user wants out now, not after the jobs finish
             return
+        if exc_type is not None:
+            # The block failed: its results will not be read, so what has not begun is not worth running.
+            # Running jobs finish (a job is never cut short unasked), then the exception goes on.
+            self._cancel_not_begun()
         self.close()
         self.join()
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ..._runtime.attempt import JobKind
 from ..._runtime.serialize import dumps, dumps_split, has_large_buffer
 from .functions import FunctionCache
-from .inbox import QuitRequest, StopRequest
+from .inbox import QuitRequest, StopRequest, WithdrawRequest
 from .protocol import wrap
 from .scheduler import QUIT_GRACE, Scheduler
 from .startup import refuse_while_main_is_imported
@@ -133,6 +133,16 @@ class ProcessBackend:
         self._inbox.append(StopRequest(job))
         self._wakeup.wake()
         return True
+
+    def withdraw(self, upto: int) -> None:
+        """Cancel the jobs up to id ``upto`` that workers were handed and have not begun (caller thread).
+
+        Workers hold a few jobs ahead of the one they run, so that a short job never waits for the next
+        one's round trip; their futures are already running. Each worker skips those instead of running
+        them, and their futures end cancelled.
+        """
+        self._inbox.append(WithdrawRequest(upto))
+        self._wakeup.wake()
 
     def want_started(self, enabled: bool) -> None:
         self._scheduler.want_started = enabled

@@ -16,6 +16,7 @@ from ..._core.reports import Report, ReportKind
 from .functions import FUNCTION_CACHE_SIZE, Pickled
 from .lineage import signal_worker
 from .protocol import (
+    FLAG_BEGUN,
     FLAG_SYNC,
     QUIT,
     FrameReader,
@@ -149,6 +150,8 @@ class Worker:
             else:
                 self._define(function, messages)
             job_flags = flags | FLAG_SYNC if job.options.timeout is not None else flags
+            if job.attempt > 1:
+                job_flags |= FLAG_BEGUN
             messages.append(run_message(job.id, key, job.kind, payload, job_flags, job.name))
             inflight[job.id] = job
             sent += 1

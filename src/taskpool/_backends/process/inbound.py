@@ -24,11 +24,13 @@ from .protocol import (
     OP_OUTPUT,
     OP_READY,
     OP_RESULT,
+    OP_SKIPPED,
     OP_STARTED,
     InitFailedMessage,
     LogMessage,
     OutputMessage,
     ResultMessage,
+    SkippedMessage,
     StartedMessage,
 )
 from .startup import StartupFailures
@@ -80,6 +82,8 @@ class Inbound:
                         self._deadlines.push(due, (wid, job.id, job.attempt))
                     if self.want_started:
                         reports.append((ReportKind.STARTED, job, wid, pid, None, None))
+            elif op == OP_SKIPPED:
+                _report_skipped(w, msg, reports)
             elif op == OP_READY:
                 w.ready = True
                 self._startup.ready()
@@ -112,6 +116,16 @@ def _report_outcome(w: Worker, msg: ResultMessage, reports: list[Report]) -> Non
             reports.append((FAILED, job, w.wid, w.pid, None, value))
         return
     reports.append((FAILED, job, w.wid, w.pid, None, decode_error(payload, tb, job.name)))
+
+
+def _report_skipped(w: Worker, msg: SkippedMessage, reports: list[Report]) -> None:
+    """A job withdrawn before it began: reported SKIPPED, so that its future is cancelled."""
+    job_id = msg[1]
+    job = w.inflight.pop(job_id, None)
+    if job is None or job_id in w.discard:
+        w.discard.discard(job_id)
+        return
+    reports.append((ReportKind.SKIPPED, job, w.wid, w.pid, None, None))
 
 
 def _forward(w: Worker, msg: Any, reports: list[Report]) -> None:

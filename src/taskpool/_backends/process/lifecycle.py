@@ -68,6 +68,10 @@ class Workers:
         self._capture_output = capture_output
         self._start_method = ctx.get_start_method()
         self._wids = itertools.count(1)
+        # Shared by every worker of the backend, which reads it before each job: jobs up to this id that have
+        # not begun are skipped (`withdraw`). Written by a caller thread; a plain shared integer suffices,
+        # since a worker that reads it a moment late only runs a job that it had been handed anyway.
+        self._withdrawn = ctx.RawValue(ctypes.c_longlong, 0)
         #: The live workers by id; the scheduler reads it, only this class adds and removes.
         self.by_id: dict[int, Worker] = {}
 
@@ -76,6 +80,15 @@ class Workers:
 
     def __len__(self) -> int:
         return len(self.by_id)
+
+    def withdraw(self, upto: int) -> None:
+        """Make every worker skip the jobs up to id ``upto`` it was handed and has not begun (any thread).
+
+        Each skipped job comes back as a skipped message, reported SKIPPED: its future is cancelled. A job that
+        a worker has begun runs on; so do retries (FLAG_BEGUN), which began before.
+        """
+        if upto > self._withdrawn.value:
+            self._withdrawn.value = upto
 
     def spawn(self) -> Worker:
         """Start a worker process and watch its results pipe and its sentinel.
@@ -104,6 +117,7 @@ class Workers:
                 results_w,
                 slot,
                 ring,
+                self._withdrawn,
                 self._initializer,
                 self._initargs,
                 logging.getLogger().getEffectiveLevel(),

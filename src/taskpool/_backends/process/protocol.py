@@ -39,6 +39,7 @@ from .landing import LEN as _LEN
 from .landing import READONLY, Body, lengths, read_frame
 
 __all__ = [
+    "FLAG_BEGUN",
     "FLAG_STARTED",
     "FLAG_SYNC",
     "OP_DEFINE",
@@ -50,6 +51,7 @@ __all__ = [
     "OP_READY",
     "OP_RESULT",
     "OP_RUN",
+    "OP_SKIPPED",
     "OP_STARTED",
     "QUIT",
     "DefineMessage",
@@ -64,6 +66,7 @@ __all__ = [
     "ReadyMessage",
     "ResultMessage",
     "RunMessage",
+    "SkippedMessage",
     "StartedMessage",
     "decode",
     "define_message",
@@ -77,6 +80,7 @@ __all__ = [
     "ready_message",
     "result_message",
     "run_message",
+    "skipped_message",
     "started_message",
     "wrap",
     "write_frame",
@@ -96,6 +100,7 @@ class Op(enum.IntEnum):
     LOG = 7
     OUTPUT = 8
     FORGET = 9
+    SKIPPED = 10
 
 
 # Plain ints, what travels and what readers compare with: bound once, as they are used per message.
@@ -109,6 +114,7 @@ OP_RESULT: Final = int(Op.RESULT)
 OP_LOG: Final = int(Op.LOG)
 OP_OUTPUT: Final = int(Op.OUTPUT)
 OP_FORGET: Final = int(Op.FORGET)
+OP_SKIPPED: Final = int(Op.SKIPPED)
 
 # Job flags. FLAG_SYNC: the worker reports the start of the job and flushes results on both sides of it, so
 # that the scheduler knows exactly when a job with a deadline starts and which job a crash belongs to.
@@ -116,6 +122,9 @@ FLAG_SYNC: Final = 1
 # FLAG_STARTED: the worker reports the start of the job (someone listens for job_started), without flushing
 # at once: the report goes out with the next batch, or within the worker's flush interval.
 FLAG_STARTED: Final = 2
+# FLAG_BEGUN: the job began before, in this or another worker (a retry): withdrawing the jobs not begun, when
+# the pool is left by an exception, does not skip it.
+FLAG_BEGUN: Final = 4
 
 # -- parent → worker ----------------------------------------------------------------------------------------
 
@@ -140,6 +149,8 @@ ReadyMessage: TypeAlias = tuple[int, int]
 InitFailedMessage: TypeAlias = tuple[int, str]
 #: ``(OP_STARTED, job_id)``: a job flagged ``FLAG_SYNC`` or ``FLAG_STARTED`` is starting now.
 StartedMessage: TypeAlias = tuple[int, int]
+#: ``(OP_SKIPPED, job_id)``: a job was withdrawn before it began (see `Workers.withdraw`); it never ran.
+SkippedMessage: TypeAlias = tuple[int, int]
 #: ``(OP_RESULT, job_id, ok, payload, tb, duration)``: a job ended. ``ok``: it returned, and ``payload`` is
 #: the pickled value; otherwise ``payload`` is the pickled exception and ``tb`` its traceback text (None when
 #: ``ok``). ``duration``: the seconds it ran, for the batching policy.
@@ -178,6 +189,10 @@ def init_failed_message(text: str) -> InitFailedMessage:
 
 def started_message(job_id: int) -> StartedMessage:
     return (OP_STARTED, job_id)
+
+
+def skipped_message(job_id: int) -> SkippedMessage:
+    return (OP_SKIPPED, job_id)
 
 
 def result_message(

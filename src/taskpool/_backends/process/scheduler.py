@@ -16,7 +16,8 @@ append and popleft are atomic), call `Wakeup.wake`, and set ``Scheduler.want_sta
 thread touches worker state (`Workers`, the pending queue, the deadlines). It never blocks on a worker: its
 end of every jobs pipe is non-blocking, and results are reassembled from non-blocking reads.
 
-The inbox holds jobs and two control requests, in the order they were made: `StopRequest` and `QuitRequest`.
+The inbox holds jobs and control requests, in the order they were made: `StopRequest`, `WithdrawRequest` and
+`QuitRequest`.
 A quit moves the scheduler from `Phase.RUNNING` to `Phase.DRAINING` (let workers finish and exit) or
 `Phase.KILLING` (end them now); either way it ends within `QUIT_GRACE` seconds.
 
@@ -49,7 +50,7 @@ from .functions import drain
 from .gate import ReadGate
 from .handle import RESULTS, SENTINEL, Worker
 from .inbound import Inbound
-from .inbox import QuitRequest, StopRequest, Wakeup
+from .inbox import QuitRequest, StopRequest, Wakeup, WithdrawRequest
 from .lifecycle import Workers
 from .protocol import (
     FLAG_STARTED,
@@ -105,7 +106,7 @@ class Scheduler(Inbound):
         dropped_functions: deque[int],
     ) -> None:
         # Shared with caller threads (see the module docstring).
-        self.inbox: deque[Job | StopRequest | QuitRequest] = deque()
+        self.inbox: deque[Job | StopRequest | QuitRequest | WithdrawRequest] = deque()
         self.wakeup = Wakeup()
         self.want_started = False
         self.sink: Sink = lambda reports: None
@@ -206,6 +207,21 @@ class Scheduler(Inbound):
                 self._stop_job(item.job, reports)
             elif type(item) is QuitRequest:
                 self._begin_quit(item.wait)
+            elif type(item) is WithdrawRequest:
+                self._withdraw(item.upto, reports)
+
+    def _withdraw(self, upto: int, reports: list[Report]) -> None:
+        """Report every cancelled job still queued as skipped now, not when a worker would have had room
+        for it; make workers skip the jobs up to ``upto`` they hold and have not begun."""
+        self._workers.withdraw(upto)
+        pending = self._pending
+        kept = [job for job in pending if job.attempt != 1 or not job.future.cancelled()]
+        if len(kept) != len(pending):
+            for job in pending:
+                if job.attempt == 1 and job.future.cancelled():
+                    _skip(job, reports)
+            pending.clear()
+            pending.extend(kept)
 
     # -- jobs out -----------------------------------------------------------------------------------------
     def _dispatch(self, reports: list[Report]) -> None:
@@ -312,7 +328,12 @@ def _skip_cancelled_head(pending: deque[Job], reports: list[Report]) -> None:
         if job.attempt != 1 or not future.cancelled():
             return
         pending.popleft()
-        # RuntimeError: notified already, nothing left to tell its waiters.
-        with contextlib.suppress(RuntimeError):
-            future.set_running_or_notify_cancel()
-        reports.append((SKIPPED, job, None, None, None, None))
+        _skip(job, reports)
+
+
+def _skip(job: Job, reports: list[Report]) -> None:
+    """Report skipped a cancelled job that no worker was handed."""
+    # RuntimeError: notified already, nothing left to tell its waiters.
+    with contextlib.suppress(RuntimeError):
+        job.future.set_running_or_notify_cancel()
+    reports.append((SKIPPED, job, None, None, None, None))

@@ -37,6 +37,7 @@ from ..._runtime.output import LineSplitter, prepare_record
 from ..._runtime.serialize import loads_checked
 from .lineage import lead_own_group, watch_lifeline
 from .protocol import (
+    FLAG_BEGUN,
     FLAG_STARTED,
     FLAG_SYNC,
     OP_DEFINE,
@@ -52,6 +53,7 @@ from .protocol import (
     read_frame,
     ready_message,
     result_message,
+    skipped_message,
     started_message,
     wrap,
     write_frame,
@@ -208,6 +210,7 @@ def worker_main(
     results: Connection,
     slot: Any,
     ring: Any,
+    withdrawn: Any,
     initializer: Callable[..., object] | None,
     initargs: tuple[Any, ...],
     log_level: int,
@@ -216,6 +219,8 @@ def worker_main(
 ) -> None:
     """Entry point of a worker process (runs in the worker, main thread).
 
+    ``withdrawn`` is the pool's shared withdrawal mark: a job whose id is at most its value, and that has not
+    begun before (no FLAG_BEGUN), is skipped and reported so, not run (see `Workers.withdraw`).
     ``lifeline`` is the read end of the pool's process's lifeline (see `lineage`): this worker and whatever
     its jobs start end when it does.
     """
@@ -268,6 +273,11 @@ def worker_main(
         if code == OP_RUN:
             run: RunMessage = op
             _, job_id, key, kind, payload, flags, name = run
+            if job_id <= withdrawn.value and not flags & FLAG_BEGUN:
+                outbox.add(skipped_message(job_id))
+                outbox.arm()
+                del op, run, payload
+                continue
             if flags & FLAG_SYNC:
                 outbox.add(started_message(job_id))
                 outbox.flush()
