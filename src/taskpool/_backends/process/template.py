@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import importlib
 import os
 import selectors
@@ -40,6 +41,8 @@ import signal
 import socket
 import struct
 import sys
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["READY", "main", "read_status", "recv_exactly", "recv_status", "write_status"]
@@ -59,6 +62,7 @@ _WORKER_MODULES = (
     "multiprocessing.heap",
     "multiprocessing.sharedctypes",
     "multiprocessing.popen_forkserver",
+    "pkgutil",  # runpy imports it to import the main module again, in each worker
     "taskpool._backends.process.worker",
     "taskpool._backends.process.templates",
 )
@@ -127,7 +131,7 @@ def main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to decide, as for workers
     sys.path[:] = sys_path
     control = socket.socket(fileno=control_fd)
-    failure = _import_all(preload, exports)
+    failure = _import_all(preload)
     if failure is not None:
         text = failure.encode("utf-8", "replace")
         control.sendall(_SIGNED.pack(len(text)) + text)
@@ -135,7 +139,7 @@ def main(
     with contextlib.suppress(OSError):  # like a worker, the template reads nothing from a terminal
         os.close(0)
         os.open(os.devnull, os.O_RDONLY)
-    _Server(control, lifeline_fd).serve()
+    _Server(control, lifeline_fd).serve(_warm_ups(exports))
 
 
 def _die_with_parent() -> None:
@@ -149,18 +153,10 @@ def _die_with_parent() -> None:
             os._exit(1)
 
 
-def _import_all(preload: list[str], exports: list[str]) -> str | None:
+def _import_all(preload: list[str]) -> str | None:
     """Import the worker's modules and ``preload``: None, or what failed as text for the pool's error."""
     for name in _WORKER_MODULES:
         importlib.import_module(name)
-    with contextlib.suppress(
-        ImportError
-    ):  # the fallback for functions defined in __main__, on first use
-        importlib.import_module("cloudpickle")
-    package = importlib.import_module("taskpool")
-    for name in exports:
-        with contextlib.suppress(Exception):  # the worker will import it itself, and say what fails
-            getattr(package, name)
     for name in preload:
         try:
             importlib.import_module(name)
@@ -172,6 +168,23 @@ def _import_all(preload: list[str], exports: list[str]) -> str | None:
                 f"preload module {name!r} failed to import: {type(exc).__name__}: {exc}\n{detail}"
             )
     return None
+
+
+def _warm_ups(exports: list[str]) -> list[Callable[[], object]]:
+    """What workers may need but need not wait for: imported while the template has no fork to serve.
+
+    cloudpickle (functions defined in the main module travel by value), the ``taskpool`` names the main
+    module imports again in each worker, and threadpoolctl where a native thread pool is loaded already (a
+    worker then limits it, see `taskpool._runtime.threadlimit`).
+    """
+    from taskpool._runtime.threadlimit import NATIVE_MODULES
+
+    package = sys.modules["taskpool"]
+    steps: list[Callable[[], object]] = [functools.partial(importlib.import_module, "cloudpickle")]
+    steps += [functools.partial(getattr, package, name) for name in exports]
+    if any(name in sys.modules for name in NATIVE_MODULES):
+        steps.append(functools.partial(importlib.import_module, "threadpoolctl"))
+    return steps
 
 
 class _Server:
@@ -189,7 +202,8 @@ class _Server:
         self.old_sigchld = signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.set_wakeup_fd(self.sig_w)
 
-    def serve(self) -> None:
+    def serve(self, warm_ups: list[Callable[[], object]]) -> None:
+        """Serve until the pool's process is gone or done; run ``warm_ups`` one by one while idle."""
         from multiprocessing import reduction
 
         control = self.control
@@ -199,7 +213,14 @@ class _Server:
             selector.register(self.lifeline_fd, selectors.EVENT_READ)
             selector.register(self.sig_r, selectors.EVENT_READ)
             while True:
-                ready = {key.fileobj for key, _ in selector.select()}
+                events = selector.select(0 if warm_ups else None)
+                if not events and warm_ups:
+                    with contextlib.suppress(
+                        Exception
+                    ):  # a worker imports it itself, and says what fails
+                        warm_ups.pop(0)()
+                    continue
+                ready = {key.fileobj for key, _ in events}
                 if self.sig_r in ready:
                     self._reap()
                 if self.lifeline_fd in ready:
@@ -218,7 +239,11 @@ class _Server:
 
     def _fork(self, fds: list[int]) -> None:
         data_r, status_w, tracker_fd, *inherited = fds
-        pid = os.fork()
+        with warnings.catch_warnings():
+            # Python 3.12+ warns of a fork with threads; the template's only ones are a preloaded native
+            # library's, which handles a fork itself (pthread_atfork).
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
         if pid == 0:
             code = 1
             try:
