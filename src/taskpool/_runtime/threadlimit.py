@@ -56,7 +56,7 @@ def limit_threads(limit: int) -> list[str]:
     for name in chosen:
         environ[name] = str(limit)
     # A kind of which the user sized any library is theirs.
-    kinds = {"blas", "openmp"} - {
+    kinds: set[str] = {"blas", "openmp"} - {
         THREAD_VARIABLES[name] for name in THREAD_VARIABLES if name not in chosen
     }
     if kinds and any(name in sys.modules for name in NATIVE_MODULES):
@@ -64,7 +64,7 @@ def limit_threads(limit: int) -> list[str]:
     return chosen
 
 
-def _limit_loaded(limit: int, kinds: set[str | None]) -> None:
+def _limit_loaded(limit: int, kinds: set[str]) -> None:
     """Limit the thread pools of libraries loaded already, of ``kinds`` (``"blas"``, ``"openmp"``)."""
     with contextlib.suppress(Exception):  # not installed, or a library it cannot handle
         from threadpoolctl import threadpool_limits

@@ -274,7 +274,7 @@ class _Server:
         # _DupFd reads them there), and the resource tracker of the pool's process, as under forkserver.
         forkserver._forkserver._inherited_fds = inherited  # type: ignore[attr-defined]
         resource_tracker._resource_tracker._fd = tracker_fd  # type: ignore[attr-defined]
-        return spawn._main(data_r, os.dup(data_r))  # type: ignore[attr-defined]
+        return spawn._main(data_r, os.dup(data_r))
 
     def _reap(self) -> None:
         with contextlib.suppress(OSError):

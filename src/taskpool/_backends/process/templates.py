@@ -105,7 +105,8 @@ class Template:
             )
             exe = spawn.get_executable()
             args = [exe, *util._args_from_interpreter_flags(), "-c", command]  # type: ignore[attr-defined]
-            self.pid: int = util.spawnv_passfds(exe, args, [theirs.fileno(), watched])  # type: ignore[attr-defined]
+            start: Any = util.spawnv_passfds  # what multiprocessing starts its own helpers with
+            self.pid: int = start(exe, args, [theirs.fileno(), watched])
         except BaseException:
             ours.close()
             raise
@@ -175,9 +176,8 @@ class Template:
             OSError: the template is gone (``EAGAIN``: a new one starts on the next attempt).
             ImportError: a preload module failed to import in the template.
         """
-        tracker = (
-            resource_tracker.getfd()
-        )  # workers share this process's tracker, as under forkserver
+        # Workers share this process's resource tracker, as under forkserver.
+        tracker: int = resource_tracker.getfd()  # type: ignore[assignment]
         with self._lock:
             self._wait_ready(READY_TIMEOUT)
             data_r, data_w = os.pipe()
@@ -261,9 +261,11 @@ def _forget_all() -> None:
     _templates.clear()
 
 
-class _TemplatePopen(ForkServerPopen):  # type: ignore[misc]
-    """Starts a process by a fork of a template, the way multiprocessing's forkserver Popen does it from its
-    server: the same pickled preparation data and process object, so the child runs the same code."""
+class _TemplatePopen(ForkServerPopen):
+    """Starts a process by a fork of a template, the way multiprocessing's forkserver Popen does it from
+    its server: the same pickled preparation data and process object, so the child runs the same code."""
+
+    _fds: list[int]  # what duplicate_for_child collected while the process object was pickled
 
     def __init__(self, process_obj: Any, template: Template) -> None:
         self._template = template

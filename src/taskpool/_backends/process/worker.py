@@ -249,9 +249,9 @@ def worker_main(
     if preload or initializer is not None:
         what = ""
         try:
-            for name in preload:
-                what = f"preload module {name!r}: "
-                importlib.import_module(name)
+            for module in preload:
+                what = f"preload module {module!r}: "
+                importlib.import_module(module)
             what = ""
             if initializer is not None:
                 initializer(*initargs)
