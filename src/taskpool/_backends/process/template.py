@@ -123,15 +123,15 @@ def main(
     """The template process's whole life (see the module docstring).
 
     ``exports`` are the names of the ``taskpool`` package that the pool's process had used when it started
-    the template: each worker imports the main module again, whose ``from taskpool import TaskPool`` then
-    costs nothing.
+    the template, where its main module holds some: each worker imports the main module again, whose
+    ``from taskpool import TaskPool`` then costs nothing.
     """
     if pdeathsig:
         _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to decide, as for workers
     sys.path[:] = sys_path
     control = socket.socket(fileno=control_fd)
-    failure = _import_all(preload)
+    failure = _import_all(preload, exports)
     if failure is not None:
         text = failure.encode("utf-8", "replace")
         control.sendall(_SIGNED.pack(len(text)) + text)
@@ -139,7 +139,7 @@ def main(
     with contextlib.suppress(OSError):  # like a worker, the template reads nothing from a terminal
         os.close(0)
         os.open(os.devnull, os.O_RDONLY)
-    _Server(control, lifeline_fd).serve(_warm_ups(exports))
+    _Server(control, lifeline_fd).serve(_warm_ups())
 
 
 def _die_with_parent() -> None:
@@ -153,10 +153,15 @@ def _die_with_parent() -> None:
             os._exit(1)
 
 
-def _import_all(preload: list[str]) -> str | None:
-    """Import the worker's modules and ``preload``: None, or what failed as text for the pool's error."""
+def _import_all(preload: list[str], exports: list[str]) -> str | None:
+    """Import the worker's modules, ``exports`` and ``preload``: None, or what failed as text for the
+    pool's error."""
     for name in _WORKER_MODULES:
         importlib.import_module(name)
+    package = sys.modules["taskpool"]
+    for name in exports:
+        with contextlib.suppress(Exception):  # a worker imports it itself, and says what fails
+            getattr(package, name)
     for name in preload:
         try:
             importlib.import_module(name)
@@ -170,18 +175,15 @@ def _import_all(preload: list[str]) -> str | None:
     return None
 
 
-def _warm_ups(exports: list[str]) -> list[Callable[[], object]]:
+def _warm_ups() -> list[Callable[[], object]]:
     """What workers may need but need not wait for: imported while the template has no fork to serve.
 
-    cloudpickle (functions defined in the main module travel by value), the ``taskpool`` names the main
-    module imports again in each worker, and threadpoolctl where a native thread pool is loaded already (a
-    worker then limits it, see `taskpool._runtime.threadlimit`).
+    cloudpickle (functions defined in the main module travel by value), and threadpoolctl where a native
+    thread pool is loaded already (a worker then limits it, see `taskpool._runtime.threadlimit`).
     """
     from taskpool._runtime.threadlimit import NATIVE_MODULES
 
-    package = sys.modules["taskpool"]
     steps: list[Callable[[], object]] = [functools.partial(importlib.import_module, "cloudpickle")]
-    steps += [functools.partial(getattr, package, name) for name in exports]
     if any(name in sys.modules for name in NATIVE_MODULES):
         steps.append(functools.partial(importlib.import_module, "threadpoolctl"))
     return steps

@@ -236,11 +236,25 @@ class Template:
 
 
 def _used_exports() -> list[str]:
-    """The public names of ``taskpool`` this process has used (its lazy exports it has resolved)."""
+    """The public names of ``taskpool`` this process has used (the lazy exports it resolved), if the main
+    module holds any of taskpool's objects: then each worker's re-import of the main module imports them
+    again, and the template had better import them once. Otherwise none, to keep the template light."""
     package = sys.modules.get("taskpool")
+    main = sys.modules.get("__main__")
+    if package is None or main is None:
+        return []
+    if not any(_is_taskpools(value) for value in vars(main).values()):
+        return []
     names: tuple[str, ...] = getattr(package, "__all__", ())
-    resolved = vars(package) if package is not None else {}
-    return [name for name in names if name in resolved]
+    return [name for name in names if name in vars(package)]
+
+
+def _is_taskpools(value: object) -> bool:
+    name = getattr(value, "__name__", "") if isinstance(value, type(sys)) else ""
+    module = getattr(value, "__module__", None)
+    return name.startswith("taskpool") or (
+        isinstance(module, str) and module.startswith("taskpool")
+    )
 
 
 def _close_all() -> None:
