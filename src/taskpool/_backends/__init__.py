@@ -35,6 +35,8 @@ def make_backend(
     max_tasks_per_worker: int | None,
     capture_output: bool,
     address: Any = None,
+    preload: tuple[str, ...] = (),
+    thread_limit: int | None = None,
 ) -> Backend:
     """Build the backend named ``name``.
 
@@ -51,6 +53,11 @@ def make_backend(
             )
         if name != "process":
             raise ValueError(f"start_method applies to the process backend, not to {name!r}")
+    if preload and name != "process":
+        raise ValueError(
+            f"preload applies to the process backend, not to {name!r}: its jobs run where modules "
+            "are imported already; import them before you make the pool"
+        )
     if name == "process":
         _refuse_inside_a_worker()
         from .process.backend import ProcessBackend
@@ -62,6 +69,8 @@ def make_backend(
             initargs=initargs,
             max_tasks_per_worker=max_tasks_per_worker,
             capture_output=capture_output,
+            preload=preload,
+            thread_limit=thread_limit,
         )
     if name == "thread":
         from .thread import ThreadBackend

@@ -11,6 +11,7 @@ from typing import Any
 __all__ = [
     "MAP_CHUNKS_PER_WORKER",
     "check_chunksize",
+    "check_preload",
     "check_whole",
     "split_chunks",
     "unexpected_arguments",
@@ -77,3 +78,21 @@ def unexpected_arguments(unexpected: Mapping[str, object]) -> str:
     return (
         f"TaskPool() got unexpected keyword arguments: {names}; see help(TaskPool) for the options"
     )
+
+
+def check_preload(preload: Any) -> tuple[str, ...]:
+    """``TaskPool(preload=...)`` as a tuple of module names.
+
+    Raises:
+        TypeError: it is not a list of strings.
+        ValueError: a name is not a dotted module name.
+    """
+    if isinstance(preload, (str, bytes)) or not hasattr(preload, "__iter__"):
+        raise TypeError(f"preload must be a list of module names, not {preload!r}")
+    names = tuple(preload)
+    for name in names:
+        if not isinstance(name, str) or not all(part.isidentifier() for part in name.split(".")):
+            raise ValueError(
+                f"preload: {name!r} is not a module name such as 'numpy' or 'mypkg.models'"
+            )
+    return names

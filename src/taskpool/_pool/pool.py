@@ -30,7 +30,7 @@ from .._core.ledger import Ledger, PoolState
 from .._core.outcomes import Outcomes
 from .._core.reports import ReportKind
 from .._errors import TaskpoolError
-from .common import check_whole, unexpected_arguments
+from .common import check_preload, check_whole, unexpected_arguments
 from .cpus import usable_cpus
 from .lifetime import Lifecycle, track_pool
 from .submitter import Submitter
@@ -46,6 +46,20 @@ __all__ = ["TaskPool"]
 T = TypeVar("T")
 
 log = logging.getLogger("taskpool")
+
+
+def _thread_limit(limit_threads: bool | int, workers: int) -> int | None:
+    """The native threads each worker may run, from ``TaskPool(limit_threads=...)``: None for no cap.
+
+    Raises:
+        TypeError, ValueError: it is neither a bool nor a whole number of at least 1.
+    """
+    if limit_threads is True:
+        return max(1, usable_cpus() // workers)
+    if limit_threads is False:
+        return None
+    check_whole("limit_threads", limit_threads, 1, optional=False)
+    return limit_threads
 
 
 def _stop_future(ledger: Ledger, backend: Backend, future: JobFuture[Any]) -> bool:
@@ -76,6 +90,14 @@ class TaskPool(Submitter, Lifecycle):
         max_pending: the most jobs submitted but not finished; `submit` blocks the caller while that many
             are pending, so a producer cannot outrun the workers and exhaust memory (None: no bound).
         capture_output: forward what workers print to the parent line by line (process backend).
+        preload: names of modules every worker has imported before it takes a job (process backend). Under
+            the default start method they are imported once, in the template process that workers are
+            forked from, so each worker starts with them for free. A module that fails to import is an
+            error here, before any job runs.
+        limit_threads: cap the thread pools of BLAS, OpenMP and numexpr in each worker (process backend):
+            ``True`` (the default) to the worker's share of the CPUs (CPUs // workers, at least 1), an int
+            to that many threads, ``False`` to leave them alone. Variables such as ``OMP_NUM_THREADS``
+            that the environment sets already are kept.
         address: the Dask scheduler address, or a ``distributed.Client`` (dask backend).
 
     Used as a context manager, the pool is closed and joined on exit (jobs finish; nothing is cut short),
@@ -96,6 +118,8 @@ class TaskPool(Submitter, Lifecycle):
         max_pending: int | None = None,
         capture_output: bool = True,
         address: Any = None,
+        preload: Iterable[str] = (),
+        limit_threads: bool | int = True,
         **unexpected: NoReturn,
     ) -> None:
         if unexpected:
@@ -107,6 +131,8 @@ class TaskPool(Submitter, Lifecycle):
             raise TypeError(f"initializer must be callable, not {initializer!r}")
         check_whole("max_tasks_per_worker", max_tasks_per_worker, 1, optional=True)
         check_whole("max_pending", max_pending, 1, optional=True)
+        preload = check_preload(preload)
+        thread_limit = _thread_limit(limit_threads, workers)
         self._core = self
         self._opts = JobOptions(timeout=check_timeout(timeout), retry=retry)
         self._backend: Backend = make_backend(
@@ -118,6 +144,8 @@ class TaskPool(Submitter, Lifecycle):
             max_tasks_per_worker=max_tasks_per_worker,
             capture_output=capture_output,
             address=address,
+            preload=preload,
+            thread_limit=thread_limit,
         )
         self._check_options(self._opts)
         self.workers = self._backend.workers

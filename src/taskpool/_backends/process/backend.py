@@ -26,11 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..._runtime.attempt import JobKind
 from ..._runtime.serialize import dumps, dumps_split, has_large_buffer
+from . import templates
 from .functions import FunctionCache
 from .inbox import QuitRequest, StopRequest, WithdrawRequest
 from .protocol import wrap
 from .scheduler import QUIT_GRACE, Scheduler
-from .startup import refuse_while_main_is_imported
+from .startup import check_importable, refuse_while_main_is_imported
 
 if TYPE_CHECKING:
     from ..._core.backlog import Backlog
@@ -69,10 +70,22 @@ class ProcessBackend:
         initargs: tuple[Any, ...] = (),
         max_tasks_per_worker: int | None = None,
         capture_output: bool = True,
+        preload: tuple[str, ...] = (),
+        thread_limit: int | None = None,
     ) -> None:
         refuse_while_main_is_imported()
         self.workers = workers
         self.start_method: str | None = start_method or default_start_method()
+        # forkserver's safety at fork's speed: workers are forked from a template process (see `templates`).
+        template = self.start_method == "forkserver" and templates.available()
+        if template:
+            # Started now, while the pool finishes its own start; with preload, waited for, so that a module
+            # that fails to import is an error here, before any job runs.
+            started = templates.acquire(preload)
+            if preload:
+                started.wait_ready(templates.READY_TIMEOUT)
+        else:
+            check_importable(preload)
         self._functions = FunctionCache()
         self._scheduler = Scheduler(
             workers,
@@ -82,6 +95,9 @@ class ProcessBackend:
             max_tasks=max_tasks_per_worker,
             capture_output=capture_output,
             dropped_functions=self._functions.dropped,
+            preload=preload,
+            thread_limit=thread_limit,
+            template=template,
         )
         # Bound once: used on every submit.
         self._inbox = self._scheduler.inbox

@@ -39,6 +39,7 @@ from .protocol import (
     forget_message,
 )
 from .ring import new_ring
+from .templates import TemplateProcess, acquire
 from .worker import worker_main
 
 if TYPE_CHECKING:
@@ -60,12 +61,19 @@ class Workers:
         initializer: Callable[..., object] | None,
         initargs: tuple[Any, ...],
         capture_output: bool,
+        preload: tuple[str, ...] = (),
+        thread_limit: int | None = None,
+        template: bool = False,
     ) -> None:
         self._ctx = ctx
         self._selector = selector
         self._initializer = initializer
         self._initargs = initargs
         self._capture_output = capture_output
+        self._preload = preload
+        self._thread_limit = thread_limit
+        #: Fork workers from a template (`templates`) rather than through the context's start method.
+        self._template = template
         self._start_method = ctx.get_start_method()
         self._wids = itertools.count(1)
         # Shared by every worker of the backend, which reads it before each job: jobs up to this id that have
@@ -110,9 +118,9 @@ class Workers:
         enlarge_pipe(results_w.fileno())
         slot = ctx.RawValue(ctypes.c_longlong, 0)
         ring = new_ring(ctx)
-        process = ctx.Process(  # type: ignore[attr-defined]
-            target=worker_main,
-            args=(
+        options: dict[str, Any] = {
+            "target": worker_main,
+            "args": (
                 jobs_r,
                 results_w,
                 slot,
@@ -123,11 +131,17 @@ class Workers:
                 logging.getLogger().getEffectiveLevel(),
                 self._capture_output,
                 lifeline(),
+                self._preload,
+                self._thread_limit,
             ),
-            name=f"taskpool-worker-{wid}",
-            daemon=True,
-        )
+            "name": f"taskpool-worker-{wid}",
+            "daemon": True,
+        }
         try:
+            if self._template:
+                process: Any = TemplateProcess(acquire(self._preload), **options)
+            else:
+                process = ctx.Process(**options)  # type: ignore[attr-defined]
             process.start()
         except BaseException:
             _close(jobs_r, jobs_w, results_r, results_w)

@@ -15,13 +15,18 @@
   with an `InitializerError` naming the initializer where there is one (it is what ran), else a
   `WorkerStartError`, instead of respawning them forever.
 
-Runs in the scheduler thread, except `refuse_while_main_is_imported`, which runs in the thread that makes a
-pool (in the parent, or in a worker importing the main module).
+- A ``preload`` module that does not exist: under forkserver the template reports it (see `templates`);
+  under fork and spawn `check_importable` finds a missing top-level module in the pool's constructor, and a
+  worker that fails to import one fails as an initializer does.
+
+Runs in the scheduler thread, except `refuse_while_main_is_imported` and `check_importable`, which run in the
+thread that makes a pool (in the parent, or in a worker importing the main module).
 """
 
 from __future__ import annotations
 
 import errno
+import importlib.util
 import multiprocessing
 import os
 from collections.abc import Callable
@@ -35,6 +40,7 @@ __all__ = [
     "STARTUP_FAILURES",
     "SpawnBackoff",
     "StartupFailures",
+    "check_importable",
     "main_guard_error",
     "refuse_while_main_is_imported",
     "spawn_error",
@@ -80,6 +86,21 @@ def refuse_while_main_is_imported() -> None:
         # One of our workers: end quietly; the parent says what went wrong, once.
         os._exit(MAIN_GUARD_EXIT)
     raise TaskpoolError(_GUARD)
+
+
+def check_importable(preload: tuple[str, ...]) -> None:
+    """Refuse a ``preload`` module whose top-level package cannot be found (imports nothing).
+
+    Raises:
+        ModuleNotFoundError: naming the module, before any worker starts.
+    """
+    for name in preload:
+        top = name.partition(".")[0]
+        if importlib.util.find_spec(top) is None:
+            raise ModuleNotFoundError(
+                f"preload: no module named {top!r} (from {name!r}); check the name and that it is installed",
+                name=top,
+            )
 
 
 def spawn_error(exc: BaseException, failures: int) -> WorkerStartError:

@@ -19,6 +19,7 @@ process. No lock is shared with other processes, so a killed worker cannot leave
 
 from __future__ import annotations
 
+import importlib
 import io
 import logging
 import os
@@ -35,6 +36,7 @@ from ..._errors import SerializationError
 from ..._runtime.attempt import call, encode_error, encode_value, format_traceback, process_job
 from ..._runtime.output import LineSplitter, prepare_record
 from ..._runtime.serialize import loads_checked
+from ..._runtime.threadlimit import limit_threads
 from .lineage import lead_own_group, watch_lifeline
 from .protocol import (
     FLAG_BEGUN,
@@ -216,19 +218,25 @@ def worker_main(
     log_level: int,
     capture_output: bool,
     lifeline: Connection | None = None,
+    preload: tuple[str, ...] = (),
+    thread_limit: int | None = None,
 ) -> None:
     """Entry point of a worker process (runs in the worker, main thread).
 
     ``withdrawn`` is the pool's shared withdrawal mark: a job whose id is at most its value, and that has not
     begun before (no FLAG_BEGUN), is skipped and reported so, not run (see `Workers.withdraw`).
     ``lifeline`` is the read end of the pool's process's lifeline (see `lineage`): this worker and whatever
-    its jobs start end when it does.
+    its jobs start end when it does. ``thread_limit`` caps native thread pools (see `threadlimit`), before
+    the ``preload`` modules are imported (a template imported them already: then it costs nothing) and
+    before the initializer runs.
     """
     # Ctrl-C in a terminal goes to the foreground process group, which this worker leaves just below; it is
     # ignored all the same (a job's own processes inherit that), since the parent decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     lead_own_group()
     watch_lifeline(lifeline)
+    if thread_limit is not None:
+        limit_threads(thread_limit)
     jobs_fd, results_fd = jobs.fileno(), results.fileno()
     outbox = Outbox(results_fd, OutcomeRing(ring))
 
@@ -243,11 +251,18 @@ def worker_main(
         sys.stdout = LineForwarder(outbox, "stdout")
         sys.stderr = LineForwarder(outbox, "stderr")
 
-    if initializer is not None:
+    if preload or initializer is not None:
+        what = ""
         try:
-            initializer(*initargs)
+            for module in preload:
+                what = f"preload module {module!r}: "
+                importlib.import_module(module)
+            what = ""
+            if initializer is not None:
+                initializer(*initargs)
         except BaseException as exc:
-            outbox.add(init_failed_message(f"{type(exc).__name__}: {exc}\n{format_traceback(exc)}"))
+            text = f"{what}{type(exc).__name__}: {exc}\n{format_traceback(exc)}"
+            outbox.add(init_failed_message(text))
             outbox.flush()
             return
     outbox.add(ready_message(os.getpid()))
