@@ -33,6 +33,7 @@ from .._errors import TaskpoolError
 from .common import check_whole, unexpected_arguments
 from .cpus import usable_cpus
 from .lifetime import Lifecycle, track_pool
+from .sizes import parse_size
 from .submitter import Submitter
 
 if TYPE_CHECKING:
@@ -71,6 +72,9 @@ class TaskPool(Submitter, Lifecycle):
         initializer: called as ``initializer(*initargs)`` in each worker before it takes jobs.
         initargs: the initializer's arguments.
         max_tasks_per_worker: replace a worker after it has run this many jobs (None: never).
+        max_memory_per_worker: replace a worker after a job that leaves its private memory (unique set size)
+            past this many bytes, an int or a string like ``"512MB"``, ``"2GiB"`` or ``"1.5G"`` (process
+            backend; None: never). The job's outcome counts; the worker's next jobs run on a fresh one.
         timeout: the default per-job timeout in seconds (None: no limit).
         retry: the default `Retry` policy (None: no retries).
         max_pending: the most jobs submitted but not finished; `submit` blocks the caller while that many
@@ -91,6 +95,7 @@ class TaskPool(Submitter, Lifecycle):
         initializer: Callable[..., object] | None = None,
         initargs: Iterable[Any] = (),
         max_tasks_per_worker: int | None = None,
+        max_memory_per_worker: int | str | None = None,
         timeout: float | None = None,
         retry: Retry | None = None,
         max_pending: int | None = None,
@@ -107,6 +112,7 @@ class TaskPool(Submitter, Lifecycle):
             raise TypeError(f"initializer must be callable, not {initializer!r}")
         check_whole("max_tasks_per_worker", max_tasks_per_worker, 1, optional=True)
         check_whole("max_pending", max_pending, 1, optional=True)
+        memory_limit = parse_size("max_memory_per_worker", max_memory_per_worker)
         self._core = self
         self._opts = JobOptions(timeout=check_timeout(timeout), retry=retry)
         self._backend: Backend = make_backend(
@@ -118,6 +124,7 @@ class TaskPool(Submitter, Lifecycle):
             max_tasks_per_worker=max_tasks_per_worker,
             capture_output=capture_output,
             address=address,
+            max_memory_per_worker=memory_limit,
         )
         self._check_options(self._opts)
         self.workers = self._backend.workers

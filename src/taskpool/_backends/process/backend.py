@@ -69,6 +69,7 @@ class ProcessBackend:
         initargs: tuple[Any, ...] = (),
         max_tasks_per_worker: int | None = None,
         capture_output: bool = True,
+        max_memory_per_worker: int | None = None,
     ) -> None:
         refuse_while_main_is_imported()
         self.workers = workers
@@ -82,6 +83,7 @@ class ProcessBackend:
             max_tasks=max_tasks_per_worker,
             capture_output=capture_output,
             dropped_functions=self._functions.dropped,
+            memory_limit=max_memory_per_worker,
         )
         # Bound once: used on every submit.
         self._inbox = self._scheduler.inbox

@@ -103,6 +103,7 @@ class Scheduler(Inbound):
         max_tasks: int | None,
         capture_output: bool,
         dropped_functions: deque[int],
+        memory_limit: int | None = None,
     ) -> None:
         # Shared with caller threads (see the module docstring).
         self.inbox: deque[Job | StopRequest | QuitRequest] = deque()
@@ -120,7 +121,9 @@ class Scheduler(Inbound):
         self._max_tasks = max_tasks
         self._selector = selectors.DefaultSelector()
         self._gate = ReadGate(self._selector, self.wakeup.wake)
-        self._workers = Workers(ctx, self._selector, initializer, initargs, capture_output)
+        self._workers = Workers(
+            ctx, self._selector, initializer, initargs, capture_output, memory_limit
+        )
         self._initializer_name = job_name(initializer) if initializer is not None else None
         self._backoff = SpawnBackoff()
         self._startup = StartupFailures(self._initializer_name)

@@ -36,6 +36,7 @@ from ..._runtime.attempt import call, encode_error, encode_value, format_traceba
 from ..._runtime.output import LineSplitter, prepare_record
 from ..._runtime.serialize import loads_checked
 from .lineage import lead_own_group, watch_lifeline
+from .memory import MemoryCheck
 from .protocol import (
     FLAG_STARTED,
     FLAG_SYNC,
@@ -49,6 +50,7 @@ from .protocol import (
     init_failed_message,
     log_message,
     output_message,
+    over_memory_message,
     read_frame,
     ready_message,
     result_message,
@@ -57,6 +59,7 @@ from .protocol import (
     write_frame,
 )
 from .ring import OutcomeRing
+from .stacks import dump_stacks_on_signal
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -213,17 +216,23 @@ def worker_main(
     log_level: int,
     capture_output: bool,
     lifeline: Connection | None = None,
+    stack_pipe: Connection | None = None,
+    memory_limit: int | None = None,
 ) -> None:
     """Entry point of a worker process (runs in the worker, main thread).
 
     ``lifeline`` is the read end of the pool's process's lifeline (see `lineage`): this worker and whatever
-    its jobs start end when it does.
+    its jobs start end when it does. ``stack_pipe`` is where it writes its stacks when the parent asks before
+    a kill (see `stacks`). With ``memory_limit``, it exits after a job that leaves its private memory past
+    that many bytes (see `memory`), and the pool replaces it.
     """
     # Ctrl-C in a terminal goes to the foreground process group, which this worker leaves just below; it is
     # ignored all the same (a job's own processes inherit that), since the parent decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     lead_own_group()
     watch_lifeline(lifeline)
+    if stack_pipe is not None:
+        dump_stacks_on_signal(stack_pipe.fileno())  # the Connection stays open: this frame holds it
     jobs_fd, results_fd = jobs.fileno(), results.fileno()
     outbox = Outbox(results_fd, OutcomeRing(ring))
 
@@ -253,6 +262,7 @@ def worker_main(
     poller = select.poll()
     poller.register(jobs_fd, select.POLLIN)
     perf = time.perf_counter
+    memory = MemoryCheck(memory_limit) if memory_limit is not None else None
 
     while True:
         if not local:
@@ -291,6 +301,13 @@ def worker_main(
             # Hold nothing of a finished job (its arguments may be its result): they are freed, and their
             # finalizers run, now rather than when the next job comes.
             del op, run, payload, out
+            if memory is not None:
+                used = memory.over()
+                if used is not None:
+                    # The jobs it still holds never started: the pool runs them on a fresh worker.
+                    outbox.add(over_memory_message(used))
+                    outbox.flush()
+                    return
             if not local and poller.poll(0):
                 try:
                     local.extend(read_frame(jobs_fd))
