@@ -13,6 +13,10 @@ is written to the pipe; so when the process dies, every job that finished has it
 ring, and the jobs after the running one never started. An outcome the ring does not take (a large one, or
 a full ring) is written to the pipe before the next job starts.
 
+Two more duties, each in a module of its own: on the parent's request before a kill, `faulthandler` writes
+every thread's stack to the worker's stack pipe and the worker ends (`stacks`); with a memory limit, the
+worker checks its private memory after each job and exits past it, its queued jobs unstarted (`memory`).
+
 Threads a job starts may log and print: the `Outbox` lock serializes writes to the results pipe within this
 process. No lock is shared with other processes, so a killed worker cannot leave one held.
 """
