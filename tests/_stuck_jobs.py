@@ -52,3 +52,18 @@ def started_then_stuck(event: Any, seconds: float = 60.0) -> None:
     """Set ``event`` (the job runs), then sleep in `stuck_in_here`."""
     event.set()
     stuck_in_here(seconds)
+
+
+def many_deep_threads(threads: int = 60, depth: int = 120) -> None:
+    """Start ``threads`` threads, each asleep ``depth`` calls deep, then sleep: a dump larger than a pipe."""
+    import threading
+
+    def deep(n: int) -> None:
+        if n:
+            deep(n - 1)
+        else:
+            time.sleep(60)
+
+    for _ in range(threads):
+        threading.Thread(target=deep, args=(depth,), daemon=True).start()
+    stuck_in_here()

@@ -107,6 +107,9 @@ class Workers:
             raise
         enlarge_pipe(jobs_w.fileno())
         enlarge_pipe(results_w.fileno())
+        enlarge_pipe(
+            stack_w.fileno()
+        )  # a dump of many threads is written whole, without waiting for us
         slot = ctx.RawValue(ctypes.c_longlong, 0)
         ring = new_ring(ctx)
         process = ctx.Process(  # type: ignore[attr-defined]

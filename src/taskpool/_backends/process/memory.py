@@ -11,9 +11,9 @@ Runs in two places:
 ``/proc/self/smaps_rollup`` (``Private_Clean + Private_Dirty + Private_Hugetlb``). Shared mappings (a
 shared-memory argument, libraries other processes map too, pages still shared with the forkserver after a
 fork) do not count: replacing the worker would not give them back. Reading that file walks every mapping of
-the process (about 0.35 ms measured for a worker with numpy imported), too slow to pay after each of
-thousands of tiny jobs, so two cheaper numbers come first: the peak resident size (``getrusage``, about
-1 µs), which no USS can exceed, and then the current resident size (``/proc/self/statm``, about 15 µs). The
+the process (0.35 to 1.8 ms measured for a worker with numpy imported), too slow to pay after each of
+thousands of tiny jobs, so two cheaper numbers come first: the peak resident size (``getrusage``, 1-3
+µs), which no USS can exceed, and then the current resident size (``/proc/self/statm``, about 15 µs). The
 USS is read only when both are past the limit, and then at most once per `RECHECK_INTERVAL` while it stays
 under the limit.
 
