@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -22,30 +23,20 @@ JOB_TIMEOUT = 0.5
 KILL_SLACK = 1.0
 
 
-def _time_to_failure(pool: TaskPool) -> dict[int, float]:
-    """Seconds from each job's ``job_started`` to its ``job_failed``, by job id, filled in as they happen."""
-    started: dict[int, float] = {}
-    took: dict[int, float] = {}
-
-    def on_started(e: Event) -> None:
-        assert e.job_id is not None
-        started[e.job_id] = e.time
-
-    def on_failed(e: Event) -> None:
-        assert e.job_id is not None
-        took[e.job_id] = e.time - started[e.job_id]
-
-    pool.on("job_started", on_started)
-    pool.on("job_failed", on_failed)
-    return took
+def _time_out(pool: TaskPool, fn: Callable[[], object]) -> tuple[JobTimeoutError, float]:
+    """Run ``fn`` with a timeout it overruns: its error, and the seconds from its start to its failure."""
+    started: list[float] = []
+    failed: list[float] = []
+    pool.on("job_started", lambda e: started.append(e.time))
+    pool.on("job_failed", lambda e: failed.append(e.time))
+    future = pool.options(timeout=JOB_TIMEOUT).submit(fn)
+    with pytest.raises(JobTimeoutError) as info:
+        future.result(timeout=TIMEOUT)
+    return info.value, failed[0] - started[0]
 
 
 def test_timeout_names_the_function_it_was_stuck_in(pool: TaskPool) -> None:
-    took = _time_to_failure(pool)
-    future = pool.options(timeout=JOB_TIMEOUT).submit(sj.calls_stuck_in_here)
-    with pytest.raises(JobTimeoutError) as info:
-        future.result(timeout=TIMEOUT)
-    error = info.value
+    error, took = _time_out(pool, sj.calls_stuck_in_here)
     assert error.stack is not None
     assert "in stuck_in_here\n" in error.stack
     assert "_stuck_jobs.py" in error.stack
@@ -54,34 +45,28 @@ def test_timeout_names_the_function_it_was_stuck_in(pool: TaskPool) -> None:
     assert "<- calls_stuck_in_here (_stuck_jobs.py:" in error.where
     assert "stuck_in_here (_stuck_jobs.py:" in str(error)
     assert "worker.py" not in error.where  # taskpool's own frames are left out
-    assert took[future.job_id] < JOB_TIMEOUT + KILL_SLACK
+    assert took < JOB_TIMEOUT + KILL_SLACK
 
 
 def test_a_job_holding_the_gil_is_killed_on_time_with_its_stack(pool: TaskPool) -> None:
     """``sum`` over a huge range never releases the GIL; the stack is taken without it, and the kill is
     not held back."""
-    took = _time_to_failure(pool)
-    future = pool.options(timeout=JOB_TIMEOUT).submit(sj.hold_the_gil)
-    with pytest.raises(JobTimeoutError) as info:
-        future.result(timeout=TIMEOUT)
-    assert info.value.where is not None
-    assert info.value.where.startswith("hold_the_gil (")
-    assert "hold_the_gil" in str(info.value)
-    print(f"\nkilled {took[future.job_id] - JOB_TIMEOUT:.3f} s after its timeout")
-    assert took[future.job_id] < JOB_TIMEOUT + KILL_SLACK
+    error, took = _time_out(pool, sj.hold_the_gil)
+    assert error.where is not None
+    assert error.where.startswith("hold_the_gil (")
+    assert "hold_the_gil" in str(error)
+    print(f"\nkilled {took - JOB_TIMEOUT:.3f} s after its timeout")
+    assert took < JOB_TIMEOUT + KILL_SLACK
     assert pool.submit(sj.pid).result(timeout=TIMEOUT) > 0  # the worker was replaced
 
 
 def test_a_job_that_took_the_signal_is_killed_on_time_without_a_stack() -> None:
     with TaskPool(1) as pool:
-        took = _time_to_failure(pool)
-        future = pool.options(timeout=JOB_TIMEOUT).submit(sj.ignores_the_stack_signal)
-        with pytest.raises(JobTimeoutError) as info:
-            future.result(timeout=TIMEOUT)
-        assert info.value.stack is None
-        assert info.value.where is None
-        assert "ran longer than its timeout" in str(info.value)
-        assert took[future.job_id] < JOB_TIMEOUT + KILL_SLACK
+        error, took = _time_out(pool, sj.ignores_the_stack_signal)
+    assert error.stack is None
+    assert error.where is None
+    assert "ran longer than its timeout" in str(error)
+    assert took < JOB_TIMEOUT + KILL_SLACK
 
 
 def test_stop_hands_the_stack_to_job_cancelled() -> None:
@@ -127,9 +112,6 @@ def test_spawn_timeout_names_the_function_it_was_stuck_in() -> None:
 def test_a_dump_too_long_to_wait_for_does_not_hold_the_kill_back() -> None:
     """Sixty threads deep in calls take longer to dump than the scheduler waits: the kill comes on time."""
     with TaskPool(1) as pool:
-        took = _time_to_failure(pool)
-        future = pool.options(timeout=JOB_TIMEOUT).submit(sj.many_deep_threads)
-        with pytest.raises(JobTimeoutError) as info:
-            future.result(timeout=TIMEOUT)
-        assert info.value.stack is not None  # what was written in time
-        assert took[future.job_id] < JOB_TIMEOUT + KILL_SLACK
+        error, took = _time_out(pool, sj.many_deep_threads)
+    assert error.stack is not None  # what was written in time
+    assert took < JOB_TIMEOUT + KILL_SLACK
