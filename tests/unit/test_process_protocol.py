@@ -192,6 +192,7 @@ def test_messages_carry_plain_ints_and_their_documented_fields() -> None:
         protocol.output_message("stderr", "line\n"),
         protocol.forget_message((1, 4)),
         protocol.skipped_message(2),
+        protocol.over_memory_message(2_100_000_000),
     ]
     assert [m[0] for m in built] == list(Op)
     assert [len(m) for m in built] == [3, 7, 1, 2, 2, 2, 6, 3, 3, 2, 2]

@@ -37,6 +37,7 @@ def make_backend(
     address: Any = None,
     preload: tuple[str, ...] = (),
     thread_limit: int | None = None,
+    max_memory_per_worker: int | None = None,
 ) -> Backend:
     """Build the backend named ``name``.
 
@@ -58,6 +59,15 @@ def make_backend(
             f"preload applies to the process backend, not to {name!r}: its jobs run where modules "
             "are imported already; import them before you make the pool"
         )
+    if max_memory_per_worker is not None and name != "process":
+        why = (
+            "give the Dask workers a memory_limit instead (dask worker --memory-limit)"
+            if name == "dask"
+            else "its workers share this process's memory"
+        )
+        raise ValueError(
+            f"max_memory_per_worker applies to the process backend, not to {name!r}: {why}"
+        )
     if name == "process":
         _refuse_inside_a_worker()
         from .process.backend import ProcessBackend
@@ -71,6 +81,7 @@ def make_backend(
             capture_output=capture_output,
             preload=preload,
             thread_limit=thread_limit,
+            max_memory_per_worker=max_memory_per_worker,
         )
     if name == "thread":
         from .thread import ThreadBackend

@@ -24,7 +24,7 @@ from .._runtime.attempt import ITEM_INDEX
 from .events import Event, EventKind, Handlers
 from .future import force_cancel
 from .ledger import Ledger, PoolState
-from .reports import Report, ReportKind
+from .reports import Report, ReportKind, WorkerExit
 from .screen import past_bars
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ class Outcomes:
                     self._emit("job_started", job, worker=worker, pid=pid)
             elif kind == ReportKind.STOPPED or kind == ReportKind.SKIPPED:
                 assert job is not None
-                self._cancelled(job, worker, pid)
+                self._cancelled(job, worker, pid, value if isinstance(value, str) else None)
             elif kind == ReportKind.LOG:
                 self._log(value)
             elif kind == ReportKind.OUTPUT:
@@ -98,9 +98,14 @@ class Outcomes:
                     )
             elif kind == ReportKind.WORKER_DOWN:
                 if "worker_exited" in by_kind:
-                    exitcode = value if isinstance(value, int) else None
+                    exitcode, reason = value if isinstance(value, WorkerExit) else (value, None)
                     event = Event(
-                        "worker_exited", time.time(), worker=worker, pid=pid, exitcode=exitcode
+                        "worker_exited",
+                        time.time(),
+                        worker=worker,
+                        pid=pid,
+                        exitcode=exitcode if isinstance(exitcode, int) else None,
+                        reason=reason,
                     )
                     self._handlers.emit(event)
             elif kind == ReportKind.BROKEN:
@@ -192,10 +197,12 @@ class Outcomes:
             log.exception("the retry policy of job %s (%r) raised; the job fails", job.id, job.name)
             return None
 
-    def _cancelled(self, job: Job, worker: int | str | None, pid: int | None) -> None:
+    def _cancelled(
+        self, job: Job, worker: int | str | None, pid: int | None, stack: str | None = None
+    ) -> None:
         force_cancel(job.future)
         if "job_cancelled" in self._handlers.by_kind:
-            self._emit("job_cancelled", job, worker=worker, pid=pid)
+            self._emit("job_cancelled", job, worker=worker, pid=pid, stack=stack)
         self._ledger.finish(job)
 
     def _resubmit(self, job: Job) -> None:
@@ -223,6 +230,7 @@ class Outcomes:
         result: Any = None,
         exception: BaseException | None = None,
         delay: float | None = None,
+        stack: str | None = None,
     ) -> None:
         event = Event(
             kind,
@@ -236,6 +244,8 @@ class Outcomes:
             exception,
             None,
             delay,
+            None,
+            stack,
         )
         self._handlers.emit(event)
 

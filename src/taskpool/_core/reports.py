@@ -12,7 +12,8 @@ field           meaning
 ``worker``      the worker's id within the backend (a Dask worker's address), where known
 ``pid``         the worker's process id, where known
 ``value``       ``SUCCEEDED``: the result; ``LOG``: the `logging.LogRecord`; ``OUTPUT``: ``(stream, text)``;
-                ``WORKER_DOWN``: the exit code; otherwise None
+                ``WORKER_DOWN``: the exit code, or a `WorkerExit` (exit code and why);
+                ``STOPPED``: the worker's stacks when the job was stopped running, or None; otherwise None
 ``error``       ``FAILED``: the job's exception; ``BROKEN``: why the backend cannot run jobs; otherwise None
 ==============  ===========================================================================================
 
@@ -33,12 +34,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 if TYPE_CHECKING:
     from .job import Job
 
-__all__ = ["Report", "ReportKind", "Sink"]
+__all__ = ["Report", "ReportKind", "Sink", "WorkerExit"]
 
 
 class ReportKind(enum.IntEnum):
@@ -61,3 +62,11 @@ Report: TypeAlias = tuple[
     ReportKind, "Job | None", "int | str | None", "int | None", object, "BaseException | None"
 ]
 Sink: TypeAlias = Callable[[list[Report]], None]
+
+
+class WorkerExit(NamedTuple):
+    """The value of a ``WORKER_DOWN`` report from a backend that knows why its worker ended."""
+
+    exitcode: int | None
+    #: Why, in words (``"memory limit: 2.1 GB > 2.0 GB"``, ``"killed by the out-of-memory killer"``).
+    reason: str | None

@@ -33,6 +33,7 @@ from .._errors import TaskpoolError
 from .common import check_preload, check_whole, unexpected_arguments
 from .cpus import usable_cpus
 from .lifetime import Lifecycle, track_pool
+from .sizes import parse_size
 from .submitter import Submitter
 
 if TYPE_CHECKING:
@@ -85,6 +86,9 @@ class TaskPool(Submitter, Lifecycle):
         initializer: called as ``initializer(*initargs)`` in each worker before it takes jobs.
         initargs: the initializer's arguments.
         max_tasks_per_worker: replace a worker after it has run this many jobs (None: never).
+        max_memory_per_worker: replace a worker after a job that leaves its private memory (unique set size)
+            past this many bytes, an int or a string like ``"512MB"``, ``"2GiB"`` or ``"1.5G"`` (process
+            backend; None: never). The job's outcome counts; the worker's next jobs run on a fresh one.
         timeout: the default per-job timeout in seconds (None: no limit).
         retry: the default `Retry` policy (None: no retries).
         max_pending: the most jobs submitted but not finished; `submit` blocks the caller while that many
@@ -113,6 +117,7 @@ class TaskPool(Submitter, Lifecycle):
         initializer: Callable[..., object] | None = None,
         initargs: Iterable[Any] = (),
         max_tasks_per_worker: int | None = None,
+        max_memory_per_worker: int | str | None = None,
         timeout: float | None = None,
         retry: Retry | None = None,
         max_pending: int | None = None,
@@ -133,6 +138,7 @@ class TaskPool(Submitter, Lifecycle):
         check_whole("max_pending", max_pending, 1, optional=True)
         preload = check_preload(preload)
         thread_limit = _thread_limit(limit_threads, workers)
+        memory_limit = parse_size("max_memory_per_worker", max_memory_per_worker)
         self._core = self
         self._opts = JobOptions(timeout=check_timeout(timeout), retry=retry)
         self._backend: Backend = make_backend(
@@ -146,6 +152,7 @@ class TaskPool(Submitter, Lifecycle):
             address=address,
             preload=preload,
             thread_limit=thread_limit,
+            max_memory_per_worker=memory_limit,
         )
         self._check_options(self._opts)
         self.workers = self._backend.workers

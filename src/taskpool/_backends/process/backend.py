@@ -72,6 +72,7 @@ class ProcessBackend:
         capture_output: bool = True,
         preload: tuple[str, ...] = (),
         thread_limit: int | None = None,
+        max_memory_per_worker: int | None = None,
     ) -> None:
         refuse_while_main_is_imported()
         self.workers = workers
@@ -98,6 +99,7 @@ class ProcessBackend:
             preload=preload,
             thread_limit=thread_limit,
             template=template,
+            memory_limit=max_memory_per_worker,
         )
         # Bound once: used on every submit.
         self._inbox = self._scheduler.inbox

@@ -25,6 +25,7 @@ from .protocol import (
     forget_message,
     run_message,
 )
+from .stacks import capture_stack
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -46,6 +47,8 @@ class KillReason(NamedTuple):
     job_id: int
     #: The job's error (`JobTimeoutError`), or None: the job was stopped on request.
     error: BaseException | None
+    #: The worker's stacks when it was stopped (see `stacks`), or None.
+    stack: str | None = None
 
 
 class Worker:
@@ -56,8 +59,11 @@ class Worker:
         "death_fd",
         "defined",
         "discard",
+        "exit_reason",
         "inflight",
         "kill_reason",
+        "killed",
+        "oom_kills",
         "pid",
         "process",
         "quitting",
@@ -66,6 +72,7 @@ class Worker:
         "results",
         "ring",
         "slot",
+        "stack_conn",
         "wid",
         "writer",
         "writer_conn",
@@ -82,6 +89,8 @@ class Worker:
         results: Connection,
         writer_conn: Connection,
         death_fd: int,
+        stack_conn: Connection,
+        oom_kills: int | None,
     ) -> None:
         self.wid = wid
         self.process = process
@@ -96,6 +105,11 @@ class Worker:
         self.writer_conn = writer_conn
         #: Readable once the process has ended: a pidfd, or the process's sentinel (see `lineage.watch_death`).
         self.death_fd = death_fd
+        #: The parent's end of its stack pipe (non-blocking), where it writes its stacks on request.
+        self.stack_conn = stack_conn
+        os.set_blocking(stack_conn.fileno(), False)
+        #: Its cgroup's count of out-of-memory kills when it started (see `memory.oom_kills`), or None.
+        self.oom_kills = oom_kills
         #: The jobs sent to it whose outcome has not come back, by job id, in the order sent.
         self.inflight: dict[int, Job] = {}
         #: The keys of the functions it holds, least recently used first (at most FUNCTION_CACHE_SIZE).
@@ -109,10 +123,21 @@ class Worker:
         self.quitting = False
         #: Set when the scheduler kills it on purpose.
         self.kill_reason: KillReason | None = None
+        #: The scheduler sent it SIGKILL (so a death by SIGKILL is not the OOM killer's).
+        self.killed = False
+        #: Why it ended or was told to, for the ``worker_exited`` event (None: see `Workers.settle`).
+        self.exit_reason: str | None = None
 
     def kill(self) -> None:
         """SIGKILL the worker and every process its jobs started (its process group)."""
+        self.killed = True
         signal_worker(self.process, signal.SIGKILL)
+
+    def stack(self) -> str | None:
+        """Its threads' stacks, taken before a kill; it may end doing so (at most `STACK_WAIT` s)."""
+        if self.pid is None:
+            return None
+        return capture_stack(self.pid, self.stack_conn.fileno(), self.death_fd)
 
     def take_jobs(
         self,
@@ -160,6 +185,7 @@ class Worker:
             # Retire the worker after the jobs it has: the pool replaces it when it exits.
             messages.append(QUIT)
             self.quitting = True
+            self.exit_reason = f"max_tasks_per_worker: it was given {self.assigned} jobs"
         return messages
 
     def _define(self, function: Pickled, messages: list[Any]) -> None:
@@ -172,7 +198,7 @@ class Worker:
             messages.append(forget_message((oldest,)))
 
     def close_pipes(self) -> None:
-        for conn in (self.results, self.writer_conn):
+        for conn in (self.results, self.writer_conn, self.stack_conn):
             with contextlib.suppress(OSError):
                 conn.close()
         if self.death_fd != self.process.sentinel:  # a pidfd of ours

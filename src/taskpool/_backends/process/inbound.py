@@ -22,6 +22,7 @@ from .protocol import (
     OP_INIT_FAILED,
     OP_LOG,
     OP_OUTPUT,
+    OP_OVER_MEMORY,
     OP_READY,
     OP_RESULT,
     OP_SKIPPED,
@@ -29,6 +30,7 @@ from .protocol import (
     InitFailedMessage,
     LogMessage,
     OutputMessage,
+    OverMemoryMessage,
     ResultMessage,
     SkippedMessage,
     StartedMessage,
@@ -94,6 +96,9 @@ class Inbound:
                     failed[1].strip().split("\n", 1)[0], self._initializer_name
                 )
                 self._break(error, reports, failed[1])
+            elif op == OP_OVER_MEMORY:
+                over: OverMemoryMessage = msg
+                self._workers.over_memory(w, over[1])
             else:
                 _forward(w, msg, reports)
         if durations:

@@ -27,10 +27,11 @@ import signal
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..._core.reports import Report, ReportKind
+from ..._core.reports import Report, ReportKind, WorkerExit
 from ..._errors import JobTimeoutError, WorkerCrashedError
 from .handle import JOBS, RESULTS, SENTINEL, KillReason, Worker
 from .lineage import lifeline, reap, signal_worker, watch_death
+from .memory import format_size, oom_events_paths, oom_killed, oom_kills
 from .protocol import (
     QUIT,
     FrameReader,
@@ -39,6 +40,7 @@ from .protocol import (
     forget_message,
 )
 from .ring import new_ring
+from .stacks import where_stuck
 from .templates import TemplateProcess, acquire
 from .worker import worker_main
 
@@ -64,6 +66,7 @@ class Workers:
         preload: tuple[str, ...] = (),
         thread_limit: int | None = None,
         template: bool = False,
+        memory_limit: int | None = None,
     ) -> None:
         self._ctx = ctx
         self._selector = selector
@@ -74,6 +77,10 @@ class Workers:
         self._thread_limit = thread_limit
         #: Fork workers from a template (`templates`) rather than through the context's start method.
         self._template = template
+        #: ``max_memory_per_worker`` in bytes, or None.
+        self.memory_limit = memory_limit
+        # The files that count the OOM kills of the workers' cgroup, found once (none off Linux).
+        self._oom_paths = oom_events_paths()
         self._start_method = ctx.get_start_method()
         self._wids = itertools.count(1)
         # Shared by every worker of the backend, which reads it before each job: jobs up to this id that have
@@ -114,8 +121,16 @@ class Workers:
                 jobs_r, jobs_w
             )  # the failure may pass (no file descriptors for now): leak nothing
             raise
+        try:
+            stack_r, stack_w = ctx.Pipe(duplex=False)
+        except BaseException:
+            _close(jobs_r, jobs_w, results_r, results_w)
+            raise
         enlarge_pipe(jobs_w.fileno())
         enlarge_pipe(results_w.fileno())
+        enlarge_pipe(
+            stack_w.fileno()
+        )  # a dump of many threads is written whole, without waiting for us
         slot = ctx.RawValue(ctypes.c_longlong, 0)
         ring = new_ring(ctx)
         options: dict[str, Any] = {
@@ -133,6 +148,8 @@ class Workers:
                 lifeline(),
                 self._preload,
                 self._thread_limit,
+                stack_w,
+                self.memory_limit,
             ),
             "name": f"taskpool-worker-{wid}",
             "daemon": True,
@@ -144,11 +161,12 @@ class Workers:
                 process = ctx.Process(**options)  # type: ignore[attr-defined]
             process.start()
         except BaseException:
-            _close(jobs_r, jobs_w, results_r, results_w)
+            _close(jobs_r, jobs_w, results_r, results_w, stack_r, stack_w)
             raise
         death_fd = watch_death(process, self._start_method)
         jobs_r.close()
         results_w.close()
+        stack_w.close()
         w = Worker(
             wid,
             process,
@@ -159,6 +177,8 @@ class Workers:
             results_r,
             jobs_w,
             death_fd,
+            stack_r,
+            oom_kills(self._oom_paths),
         )
         self.by_id[wid] = w
         self._selector.register(w.reader.fd, selectors.EVENT_READ, (RESULTS, w))
@@ -193,16 +213,24 @@ class Workers:
                     del w.defined[key]
                 self.send(w, [forget_message(held)])
 
-    def retire(self, w: Worker) -> None:
+    def retire(self, w: Worker, reason: str = "the pool is closing") -> None:
         """Tell ``w`` to exit after the jobs it has; it takes no more."""
         if not w.quitting:
             w.quitting = True
+            w.exit_reason = reason
             self.send(w, [QUIT])
+
+    def over_memory(self, w: Worker, used: int) -> None:
+        """``w`` is past ``max_memory_per_worker`` and exits by itself: send it nothing more."""
+        w.quitting = True
+        limit = self.memory_limit or 0
+        w.exit_reason = f"memory limit: {format_size(used)} > {format_size(limit)}"
 
     def abandon_all(self) -> None:
         """Forget every job the workers hold and kill them (the pool is broken)."""
         for w in self.by_id.values():
             w.inflight.clear()
+            w.exit_reason = "the pool is broken"
             w.kill()
 
     def kill_all(self) -> None:
@@ -213,6 +241,7 @@ class Workers:
         """Forget every job the workers hold and ask them, and what their jobs started, to end now (SIGTERM)."""
         for w in self.by_id.values():
             w.inflight.clear()
+            w.exit_reason = "the pool was terminated"
             signal_worker(w.process, signal.SIGTERM)
 
     def stop(self, job: Job, reports: list[Report]) -> bool:
@@ -224,7 +253,8 @@ class Workers:
         for w in self.by_id.values():
             if w.inflight.get(job.id) is job and job.id not in w.discard:
                 if w.slot.value == job.id and w.kill_reason is None:
-                    w.kill_reason = KillReason(job.id, None)
+                    w.kill_reason = KillReason(job.id, None, w.stack())
+                    w.exit_reason = f"killed: job {job.name!r} was stopped"
                     w.kill()
                 else:
                     w.discard.add(job.id)
@@ -241,9 +271,11 @@ class Workers:
         job = w.inflight.get(job_id)
         if job is None or job.attempt != attempt or job_id in w.discard:
             return
-        timeout = job.options.timeout
-        error = JobTimeoutError(timeout if timeout is not None else 0.0, job.name)
+        timeout = job.options.timeout if job.options.timeout is not None else 0.0
+        stack = w.stack()
+        error = JobTimeoutError(timeout, job.name, stack, where_stuck(stack))
         w.kill_reason = KillReason(job_id, error)
+        w.exit_reason = f"killed: job {job.name!r} ran past its timeout of {timeout:g} s"
         w.kill()
 
     def stop_watching(self, w: Worker) -> None:
@@ -269,23 +301,25 @@ class Workers:
         running = w.slot.value
         reason = w.kill_reason
         wid, pid = w.wid, w.pid
+        oom = not w.killed and oom_killed(exitcode, w.oom_kills, oom_kills(self._oom_paths))
         requeue: list[Job] = []
         for job_id, job in w.inflight.items():
             if job_id in w.discard:
                 continue
             if reason is not None and reason.job_id == job_id:
                 if reason.error is None:
-                    reports.append((ReportKind.STOPPED, job, wid, pid, None, None))
+                    reports.append((ReportKind.STOPPED, job, wid, pid, reason.stack, None))
                 else:
                     reports.append((ReportKind.FAILED, job, wid, pid, None, reason.error))
             elif job_id == running and crashes_count:
-                error = WorkerCrashedError(pid, exitcode, job.name)
+                error = WorkerCrashedError(pid, exitcode, job.name, oom_killed=oom)
                 reports.append((ReportKind.FAILED, job, wid, pid, None, error))
             else:
                 requeue.append(job)
         del self.by_id[wid]
         w.close_pipes()
-        reports.append((ReportKind.WORKER_DOWN, None, wid, pid, exitcode, None))
+        why = _crash_reason(exitcode, oom) if oom or w.exit_reason is None else w.exit_reason
+        reports.append((ReportKind.WORKER_DOWN, None, wid, pid, WorkerExit(exitcode, why), None))
         return exitcode, requeue
 
     def reap_all(self) -> None:
@@ -297,6 +331,20 @@ class Workers:
                 w.process.join(2.0)
             w.close_pipes()
         self.by_id.clear()
+
+
+def _crash_reason(exitcode: int | None, oom: bool) -> str:
+    """Why a worker that the pool neither killed nor retired ended, for ``worker_exited``."""
+    if oom:
+        return "killed by the out-of-memory killer"
+    if exitcode is None:
+        return "lost"
+    if exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exited with code {exitcode}"
 
 
 def _close(*conns: Connection) -> None:

@@ -47,6 +47,7 @@ __all__ = [
     "OP_INIT_FAILED",
     "OP_LOG",
     "OP_OUTPUT",
+    "OP_OVER_MEMORY",
     "OP_QUIT",
     "OP_READY",
     "OP_RESULT",
@@ -62,6 +63,7 @@ __all__ = [
     "LogMessage",
     "Op",
     "OutputMessage",
+    "OverMemoryMessage",
     "QuitMessage",
     "ReadyMessage",
     "ResultMessage",
@@ -76,6 +78,7 @@ __all__ = [
     "init_failed_message",
     "log_message",
     "output_message",
+    "over_memory_message",
     "read_frame",
     "ready_message",
     "result_message",
@@ -101,6 +104,7 @@ class Op(enum.IntEnum):
     OUTPUT = 8
     FORGET = 9
     SKIPPED = 10
+    OVER_MEMORY = 11
 
 
 # Plain ints, what travels and what readers compare with: bound once, as they are used per message.
@@ -115,6 +119,7 @@ OP_LOG: Final = int(Op.LOG)
 OP_OUTPUT: Final = int(Op.OUTPUT)
 OP_FORGET: Final = int(Op.FORGET)
 OP_SKIPPED: Final = int(Op.SKIPPED)
+OP_OVER_MEMORY: Final = int(Op.OVER_MEMORY)
 
 # Job flags. FLAG_SYNC: the worker reports the start of the job and flushes results on both sides of it, so
 # that the scheduler knows exactly when a job with a deadline starts and which job a crash belongs to.
@@ -160,6 +165,9 @@ ResultMessage: TypeAlias = tuple[int, int, bool, Payload, "str | None", float]
 LogMessage: TypeAlias = tuple[int, int, bytes]
 #: ``(OP_OUTPUT, stream, text)``: whole lines the worker printed; ``stream`` is "stdout" or "stderr".
 OutputMessage: TypeAlias = tuple[int, str, str]
+#: ``(OP_OVER_MEMORY, used)``: after its last job the worker's private memory, ``used`` bytes, is past its
+#: ``max_memory_per_worker``; it runs none of the jobs it still holds and exits.
+OverMemoryMessage: TypeAlias = tuple[int, int]
 
 #: The one `QuitMessage`.
 QUIT: Final[QuitMessage] = (OP_QUIT,)
@@ -207,6 +215,10 @@ def log_message(job_id: int, record_bytes: bytes) -> LogMessage:
 
 def output_message(stream: str, text: str) -> OutputMessage:
     return (OP_OUTPUT, stream, text)
+
+
+def over_memory_message(used: int) -> OverMemoryMessage:
+    return (OP_OVER_MEMORY, used)
 
 
 # -- frames ---------------------------------------------------------------------------------------------------

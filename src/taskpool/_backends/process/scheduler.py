@@ -107,6 +107,7 @@ class Scheduler(Inbound):
         preload: tuple[str, ...] = (),
         thread_limit: int | None = None,
         template: bool = False,
+        memory_limit: int | None = None,
     ) -> None:
         # Shared with caller threads (see the module docstring).
         self.inbox: deque[Job | StopRequest | QuitRequest | WithdrawRequest] = deque()
@@ -133,6 +134,7 @@ class Scheduler(Inbound):
             preload=preload,
             thread_limit=thread_limit,
             template=template,
+            memory_limit=memory_limit,
         )
         self._initializer_name = job_name(initializer) if initializer is not None else None
         self._backoff = SpawnBackoff()

@@ -13,6 +13,10 @@ is written to the pipe; so when the process dies, every job that finished has it
 ring, and the jobs after the running one never started. An outcome the ring does not take (a large one, or
 a full ring) is written to the pipe before the next job starts.
 
+Two more duties, each in a module of its own: on the parent's request before a kill, `faulthandler` writes
+every thread's stack to the worker's stack pipe and the worker ends (`stacks`); with a memory limit, the
+worker checks its private memory after each job and exits past it, its queued jobs unstarted (`memory`).
+
 Threads a job starts may log and print: the `Outbox` lock serializes writes to the results pipe within this
 process. No lock is shared with other processes, so a killed worker cannot leave one held.
 """
@@ -38,6 +42,7 @@ from ..._runtime.output import LineSplitter, prepare_record
 from ..._runtime.serialize import loads_checked
 from ..._runtime.threadlimit import limit_threads
 from .lineage import lead_own_group, watch_lifeline
+from .memory import MemoryCheck
 from .protocol import (
     FLAG_BEGUN,
     FLAG_STARTED,
@@ -52,6 +57,7 @@ from .protocol import (
     init_failed_message,
     log_message,
     output_message,
+    over_memory_message,
     read_frame,
     ready_message,
     result_message,
@@ -61,6 +67,7 @@ from .protocol import (
     write_frame,
 )
 from .ring import OutcomeRing
+from .stacks import dump_stacks_on_signal
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -220,6 +227,8 @@ def worker_main(
     lifeline: Connection | None = None,
     preload: tuple[str, ...] = (),
     thread_limit: int | None = None,
+    stack_pipe: Connection | None = None,
+    memory_limit: int | None = None,
 ) -> None:
     """Entry point of a worker process (runs in the worker, main thread).
 
@@ -229,6 +238,9 @@ def worker_main(
     its jobs start end when it does. ``thread_limit`` caps native thread pools (see `threadlimit`), before
     the ``preload`` modules are imported (a template imported them already: then it costs nothing) and
     before the initializer runs.
+    its jobs start end when it does. ``stack_pipe`` is where it writes its stacks when the parent asks before
+    a kill (see `stacks`). With ``memory_limit``, it exits after a job that leaves its private memory past
+    that many bytes (see `memory`), and the pool replaces it.
     """
     # Ctrl-C in a terminal goes to the foreground process group, which this worker leaves just below; it is
     # ignored all the same (a job's own processes inherit that), since the parent decides what it means.
@@ -237,6 +249,8 @@ def worker_main(
     watch_lifeline(lifeline)
     if thread_limit is not None:
         limit_threads(thread_limit)
+    if stack_pipe is not None:
+        dump_stacks_on_signal(stack_pipe.fileno())  # the Connection stays open: this frame holds it
     jobs_fd, results_fd = jobs.fileno(), results.fileno()
     outbox = Outbox(results_fd, OutcomeRing(ring))
 
@@ -273,6 +287,7 @@ def worker_main(
     poller = select.poll()
     poller.register(jobs_fd, select.POLLIN)
     perf = time.perf_counter
+    memory = MemoryCheck(memory_limit) if memory_limit is not None else None
 
     while True:
         if not local:
@@ -316,6 +331,13 @@ def worker_main(
             # Hold nothing of a finished job (its arguments may be its result): they are freed, and their
             # finalizers run, now rather than when the next job comes.
             del op, run, payload, out
+            if memory is not None:
+                used = memory.over()
+                if used is not None:
+                    # The jobs it still holds never started: the pool runs them on a fresh worker.
+                    outbox.add(over_memory_message(used))
+                    outbox.flush()
+                    return
             if not local and poller.poll(0):
                 try:
                     local.extend(read_frame(jobs_fd))
