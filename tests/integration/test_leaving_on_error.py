@@ -143,8 +143,19 @@ def test_an_exception_in_a_thread_pool_block_cancels_every_job_not_begun() -> No
             futures = [pool.submit(fj.wait_then_return, release, i) for i in range(JOBS)]
             watch.wait_started(WORKERS)
             state.update(futures=futures, watch=watch)
-            # A job thread reports a cancelled job when it takes it, after the running ones: release now.
-            _release_after(watch, release, [True] * JOBS)
+            # A job thread reports a cancelled job only when it takes it, after the running ones: release
+            # once the futures of the queued jobs are cancelled (their done-callbacks run at cancel()).
+            cancelled = threading.Semaphore(0)
+            for future in futures:
+                future.add_done_callback(lambda f: cancelled.release() if f.cancelled() else None)
+
+            def release_when_cancelled() -> None:
+                for _ in range(JOBS - WORKERS):
+                    if not cancelled.acquire(timeout=TIMEOUT):
+                        break
+                release.set()
+
+            threading.Thread(target=release_when_cancelled, daemon=True).start()
             raise RuntimeError("the block failed")
 
     with pytest.raises(RuntimeError, match="the block failed"):
