@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from ._pool.pool import TaskPool as TaskPool
     from ._pool.submitter import PoolView as PoolView
     from ._runtime.joblog import get_logger as get_logger
+    from ._runtime.seeding import job_rng as job_rng
+    from ._runtime.seeding import job_seed as job_seed
     from ._shared import SharedArray as SharedArray
     from ._shared import SharedBarrier as SharedBarrier
     from ._shared import SharedCounter as SharedCounter
@@ -78,6 +80,8 @@ _EXPORTS = {
     "JobFuture": "._core.future",
     "JobOptions": "._core.job",
     "get_logger": "._runtime.joblog",
+    "job_rng": "._runtime.seeding",
+    "job_seed": "._runtime.seeding",
     "IMapIterator": "._pool.imap",
     "PoolState": "._core.ledger",
     "PoolView": "._pool.submitter",
@@ -158,6 +162,8 @@ __all__ = (
     "as_completed",
     "as_completed_async",
     "get_logger",
+    "job_rng",
+    "job_seed",
     "spawn",
     "task",
 )

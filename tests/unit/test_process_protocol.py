@@ -193,7 +193,7 @@ def test_messages_carry_plain_ints_and_their_documented_fields() -> None:
         protocol.forget_message((1, 4)),
     ]
     assert [m[0] for m in built] == list(Op)
-    assert [len(m) for m in built] == [3, 7, 1, 2, 2, 2, 6, 3, 3, 2]
+    assert [len(m) for m in built] == [3, 8, 1, 2, 2, 2, 6, 3, 3, 2]
     for message in built:
         assert type(message[0]) is int  # an Op member would pickle as a reference to its class
         assert b"Op" not in pickle.dumps(message, protocol=5)

@@ -22,13 +22,22 @@ from .common import check_chunksize
 if TYPE_CHECKING:
     from .pool import TaskPool
 
-__all__ = ["IMAP_WINDOW_PER_WORKER", "IMapIterator"]
+__all__ = ["IMAP_WINDOW_PER_WORKER", "IMapIterator", "contiguous_chunks"]
 
 R = TypeVar("R")
 
 # imap keeps at most this many jobs per worker in flight: enough to keep workers busy with tiny jobs, few
 # enough that the input is read lazily and memory stays flat.
 IMAP_WINDOW_PER_WORKER = 256
+
+
+def contiguous_chunks(iterable: Iterable[Any], chunksize: int) -> Iterator[tuple[int, list[Any]]]:
+    """``(index of the first item, items)`` for each chunk of ``chunksize`` items of the input, in order."""
+    items = iter(iterable)
+    first = 0
+    while chunk := list(itertools.islice(items, chunksize)):
+        yield first, chunk
+        first += len(chunk)
 
 
 class IMapIterator(Generic[R]):
@@ -50,6 +59,7 @@ class IMapIterator(Generic[R]):
         opts: JobOptions | None = None,
         locate: bool = True,
         fill: bool = True,
+        chunks: Iterator[tuple[int, list[Any]]] | None = None,
     ) -> None:
         check_chunksize(chunksize)
         if not callable(fn):
@@ -58,8 +68,9 @@ class IMapIterator(Generic[R]):
             raise pool._ledger.closed_error()
         self._pool = pool
         self._fn = fn
-        self._input = iter(iterable)
-        self._chunksize = chunksize
+        # (index of the first item, items): contiguous chunks of the input, or what `chunks` gives.
+        self._chunks = contiguous_chunks(iterable, chunksize) if chunks is None else chunks
+        self._call = pool._map_call()  # where the jobs' seeds come from
         self._kind = kind
         self._ordered = ordered
         self._opts = opts  # None: the pool's own
@@ -71,7 +82,6 @@ class IMapIterator(Generic[R]):
             self._done = queue.SimpleQueue()
         self._input_error: BaseException | None = None
         self._exhausted = False
-        self._taken = 0  # input items submitted so far: the position of the next chunk's first item
         self._locate = locate  # errors say which input failed (not for the stdlib drop-in: its errors are exact)
         self._current: Iterator[R] = iter(())
         self._bar: Any = None
@@ -93,12 +103,12 @@ class IMapIterator(Generic[R]):
             if lazy and self._futures and not self._pool._ledger.has_room():
                 return
             try:
-                chunk = list(itertools.islice(self._input, self._chunksize))
-            except Exception as exc:  # the input's own error: raised after the results before it
-                self._input_error = exc
+                first, chunk = next(self._chunks)
+            except StopIteration:
                 self._exhausted = True
                 return
-            if not chunk:
+            except Exception as exc:  # the input's own error: raised after the results before it
+                self._input_error = exc
                 self._exhausted = True
                 return
             future = self._pool._submit(
@@ -108,9 +118,9 @@ class IMapIterator(Generic[R]):
                 self._opts,
                 self._kind,
                 size=len(chunk),
-                first=self._taken if self._locate else None,
+                first=first if self._locate else None,
+                seed_at=(self._call, first),
             )
-            self._taken += len(chunk)
             if self._bar is not None:
                 self._bar.add(
                     future

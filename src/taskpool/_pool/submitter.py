@@ -219,10 +219,15 @@ def _map_futures(
     if core.state is not PoolState.RUNNING:
         raise core._ledger.closed_error()
     chunks = split_chunks(list(iterable), chunksize, core.workers * MAP_CHUNKS_PER_WORKER)
+    call = core._map_call()
     futures = []
     first = 0
     for chunk in chunks:
-        futures.append(core._submit(fn, (chunk,), {}, opts, kind, size=len(chunk), first=first))
+        futures.append(
+            core._submit(
+                fn, (chunk,), {}, opts, kind, size=len(chunk), first=first, seed_at=(call, first)
+            )
+        )
         first += len(chunk)
     return futures
 

@@ -149,7 +149,9 @@ class Worker:
             else:
                 self._define(function, messages)
             job_flags = flags | FLAG_SYNC if job.options.timeout is not None else flags
-            messages.append(run_message(job.id, key, job.kind, payload, job_flags, job.name))
+            messages.append(
+                run_message(job.id, key, job.kind, payload, job_flags, job.name, job.seed)
+            )
             inflight[job.id] = job
             sent += 1
         self.assigned += sent
