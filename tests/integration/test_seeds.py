@@ -142,3 +142,16 @@ def test_the_dask_backend_draws_what_the_process_backend_draws() -> None:
         drawn = pool.map(sj.draws, range(40), chunksize=3)
     # Each Dask worker of the local cluster runs one job at a time: its global `random` is its job's alone.
     assert drawn == _map_draws(1, 50)[:40]
+
+
+@pytest.mark.parametrize("chunksize", ["1", "7"])
+def test_taskpool_run_seed_draws_what_a_first_map_on_a_seeded_pool_draws(chunksize: str) -> None:
+    from .test_cli import records, taskpool
+
+    done = taskpool(
+        "run", "tests._seed_jobs:draws", "--range", "0", "30", "--seed", "42", "--workers", "2",
+        "--chunksize", chunksize,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    drawn = [tuple(r["result"]) for r in records(done.stdout)]
+    assert drawn == _map_draws(1, 50)[:30]
