@@ -32,13 +32,14 @@ import time
 from collections import deque
 from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 
+from .._core.indexset import IndexSet
 from .._core.screen import LinesPastBars
 from .._runtime.seeding import MAP
 from ._input import Budget, Chunk, Reader, json_lines, open_input, range_items
 from ._output import Output, OutputError, open_output
 from ._records import error_line, exception_record, ok_line
 from ._resolve import resolve
-from ._resume import IndexSet, Previous, read_previous
+from ._resume import Previous, read_previous
 from ._status import (
     EXIT_BROKEN_PIPE,
     EXIT_FAILED,
