@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import random
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -72,21 +74,37 @@ def seed_or_error(x: Any) -> str:
         return f"error: {exc}"
 
 
-def mark_and_square(directory: str, x: int) -> int:
-    """Leave one marker file per execution in ``directory``, then return ``x * x``."""
-    fd, _ = _mkstemp(directory, x)
+def marked_square(item: tuple[str, int, int]) -> int:
+    """``x * x`` for ``item = (directory, x, block_from)``, leaving a marker file per execution.
+
+    An item with ``x >= block_from`` first blocks for a minute (it is killed with the program that runs
+    the map before that): its marker is left only once it returns, so a killed execution leaves none.
+    """
+    directory, x, block_from = item
+    if x >= block_from:
+        time.sleep(60)  # stands for a long job; the test kills the program long before
+    fd, _ = tempfile.mkstemp(prefix=f"{x}-", dir=directory)
     os.close(fd)
     return x * x
 
 
-def _mkstemp(directory: str, x: int) -> tuple[int, str]:
-    import tempfile
+def marked_cube(item: tuple[str, int, int]) -> int:
+    """Another function than `marked_square`: a checkpoint of one is not the other's."""
+    return marked_square(item) * item[1]
 
-    return tempfile.mkstemp(prefix=f"{x}-", dir=directory)
+
+def fail_on(item: tuple[str, int, int]) -> int:
+    """`marked_square`, but item ``x == block_from`` raises instead (and leaves a marker first)."""
+    directory, x, bad = item
+    if x == bad:
+        fd, _ = tempfile.mkstemp(prefix=f"{x}-", dir=directory)
+        os.close(fd)
+        raise ValueError(f"item {x} fails")
+    return marked_square((directory, x, 1 << 30))
 
 
 def executions(directory: str) -> dict[int, int]:
-    """How many times each item ran, from the markers `mark_and_square` left (the test's process)."""
+    """How many times each item ran, from the markers the jobs left (the test's process)."""
     counts: dict[int, int] = {}
     for name in os.listdir(directory):
         item = int(name.partition("-")[0])

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ._core.ledger import PoolState as PoolState
     from ._core.progress import as_completed as as_completed
     from ._core.retry import Retry as Retry
+    from ._errors import CheckpointError as CheckpointError
     from ._errors import DaskConnectionError as DaskConnectionError
     from ._errors import ForkedPoolError as ForkedPoolError
     from ._errors import InitializerError as InitializerError
@@ -64,6 +65,7 @@ _EXPORTS = {
     "AsyncResult": "._compat",
     "MapResult": "._compat",
     "Pool": "._compat",
+    "CheckpointError": "._errors",
     "DaskConnectionError": "._errors",
     "ForkedPoolError": "._errors",
     "InitializerError": "._errors",
@@ -123,6 +125,7 @@ def __dir__() -> list[str]:
 
 __all__ = (
     "AsyncResult",
+    "CheckpointError",
     "DaskConnectionError",
     "Event",
     "EventKind",

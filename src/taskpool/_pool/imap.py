@@ -22,13 +22,22 @@ from .common import check_chunksize
 if TYPE_CHECKING:
     from .pool import TaskPool
 
-__all__ = ["IMAP_WINDOW_PER_WORKER", "IMapIterator", "contiguous_chunks"]
+__all__ = ["IMAP_WINDOW_PER_WORKER", "IMapIterator", "check_map", "contiguous_chunks"]
 
 R = TypeVar("R")
 
 # imap keeps at most this many jobs per worker in flight: enough to keep workers busy with tiny jobs, few
 # enough that the input is read lazily and memory stays flat.
 IMAP_WINDOW_PER_WORKER = 256
+
+
+def check_map(pool: TaskPool, fn: Callable[..., Any], chunksize: int | None) -> None:
+    """Refuse a map-family call that cannot run, before anything is read or submitted."""
+    check_chunksize(chunksize)
+    if not callable(fn):
+        raise TypeError(f"the job's function must be callable, not {fn!r}")
+    if pool.state is not PoolState.RUNNING:
+        raise pool._ledger.closed_error()
 
 
 def contiguous_chunks(iterable: Iterable[Any], chunksize: int) -> Iterator[tuple[int, list[Any]]]:
@@ -61,11 +70,7 @@ class IMapIterator(Generic[R]):
         fill: bool = True,
         chunks: Iterator[tuple[int, list[Any]]] | None = None,
     ) -> None:
-        check_chunksize(chunksize)
-        if not callable(fn):
-            raise TypeError(f"the job's function must be callable, not {fn!r}")
-        if pool.state is not PoolState.RUNNING:
-            raise pool._ledger.closed_error()
+        check_map(pool, fn, chunksize)
         self._pool = pool
         self._fn = fn
         # (index of the first item, items): contiguous chunks of the input, or what `chunks` gives.
@@ -121,6 +126,7 @@ class IMapIterator(Generic[R]):
                 first=first if self._locate else None,
                 seed_at=(self._call, first),
             )
+            self._submitted(first, future)
             if self._bar is not None:
                 self._bar.add(
                     future
@@ -128,6 +134,9 @@ class IMapIterator(Generic[R]):
             if self._done is not None:
                 future.add_done_callback(self._done.put)
             self._futures.append(future)
+
+    def _submitted(self, first: int, future: JobFuture[list[R]]) -> None:
+        """The chunk at position ``first`` of the input was submitted (the consuming thread); for subclasses."""
 
     def __iter__(self) -> Iterator[R]:
         # A generator, so that a for loop takes the items of each chunk at C speed (`yield from` a list
