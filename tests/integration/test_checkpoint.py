@@ -224,6 +224,18 @@ def test_one_map_at_a_time_writes_a_checkpoint(tmp_path: Path, markers: Path) ->
         )
 
 
+def test_a_shorter_input_replays_only_what_it_still_has(tmp_path: Path, markers: Path) -> None:
+    path = tmp_path / "run.ckpt"
+    with TaskPool(2) as pool:
+        pool.map(sj.marked_square, items(markers), checkpoint=path, chunksize=7)
+        assert pool.map(sj.marked_square, items(markers, n=30), checkpoint=path, chunksize=7) == [
+            x * x for x in range(30)
+        ]
+        longer = list(pool.imap(sj.marked_square, items(markers, n=N + 5), checkpoint=path))
+    assert longer == [x * x for x in range(N + 5)]
+    assert sj.executions(str(markers)) == dict.fromkeys(range(N + 5), 1)
+
+
 def test_the_header_names_the_function(tmp_path: Path, markers: Path) -> None:
     path = tmp_path / "run.ckpt"
     with TaskPool(1) as pool:

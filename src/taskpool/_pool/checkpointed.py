@@ -48,12 +48,12 @@ def function_id(fn: Callable[..., Any]) -> str:
 
 
 def checkpointed_chunks(
-    ckpt: Checkpoint, iterable: Iterable[Any], chunksize: int, plan: deque[tuple[int, int]]
+    ckpt: Checkpoint, iterable: Iterable[Any], chunksize: int, plan: deque[tuple[int, int, int]]
 ) -> Iterator[tuple[int, list[Any]]]:
     """``(position of the first item, items)`` of each chunk of consecutive items that ``ckpt`` lacks.
 
-    Appends to ``plan``, in input order, ``(_REPLAY, first)`` for each recorded chunk it skips and ``(_RUN,
-    first)`` for each chunk it yields. Walking from position 0 and over whole records, it meets a recorded
+    Appends to ``plan``, in input order, ``(_REPLAY, first, items)`` for each recorded chunk it skips (all
+    its items, or those the input still has) and ``(_RUN, first, items)`` for each chunk it yields. Walking from position 0 and over whole records, it meets a recorded
     position only at the first of a record: records never overlap (`Checkpoint` refuses a file where they do).
     """
     items = iter(iterable)
@@ -63,7 +63,7 @@ def checkpointed_chunks(
         if record is not None:
             skipped = sum(1 for _ in itertools.islice(items, record.items))
             if skipped:
-                plan.append((_REPLAY, index))
+                plan.append((_REPLAY, index, skipped))
             if skipped < record.items:
                 return  # the input ends inside a record: only what the input still has is replayed
             index += skipped
@@ -75,7 +75,7 @@ def checkpointed_chunks(
                 break
         if not chunk:
             return
-        plan.append((_RUN, index))
+        plan.append((_RUN, index, len(chunk)))
         yield index, chunk
         index += len(chunk)
 
@@ -103,7 +103,7 @@ class CheckpointedIterator(IMapIterator[R]):
         call = "starmap" if kind == JobKind.STARCHUNK else "map"
         ckpt = Checkpoint(checkpoint, function_id(fn), call)
         self._ckpt = ckpt
-        self._plan: deque[tuple[int, int]] = deque()
+        self._plan: deque[tuple[int, int, int]] = deque()
         weakref.finalize(
             self, ckpt.close
         )  # an iterator dropped unfinished still lets go of the file
@@ -152,7 +152,8 @@ class CheckpointedIterator(IMapIterator[R]):
             if not plan and not self._futures:
                 self._fill()
             if plan and plan[0][0] == _REPLAY:
-                self._current = iter(self._ckpt.replay(plan.popleft()[1]))
+                _, first, count = plan.popleft()
+                self._current = iter(self._ckpt.replay(first)[:count])
                 continue
             if not self._ordered and plan:
                 while (
