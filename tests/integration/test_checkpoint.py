@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -244,3 +245,32 @@ def test_the_header_names_the_function(tmp_path: Path, markers: Path) -> None:
     (length,) = struct.unpack_from("<I", data, 20)
     header = json.loads(data[28 : 28 + length])
     assert header == {"format": 1, "function": "tests._seed_jobs.marked_square", "call": "map"}
+
+
+def test_imap_goes_on_after_a_failed_item_and_the_input_s_own_error_comes_last(
+    tmp_path: Path, markers: Path
+) -> None:
+    path = tmp_path / "run.ckpt"
+
+    def broken_input() -> Iterator[tuple[str, int, int]]:
+        yield from items(
+            markers, block_from=5, n=18
+        )  # whole chunks: a chunk cut by the error is not run
+        raise OSError("the input broke")
+
+    got: list[object] = []
+    with TaskPool(2) as pool:
+        results = pool.imap(sj.fail_on, broken_input(), chunksize=3, checkpoint=path)
+        while True:
+            try:
+                got.append(next(results))
+            except StopIteration:
+                break
+            except (ValueError, OSError) as exc:
+                got.append(str(exc))
+        again = pool.map(sj.fail_on, items(markers, n=20), checkpoint=path, chunksize=3)
+    squares = [x * x for x in range(20)]
+    assert got == [*squares[:3], "item 5 fails", *squares[6:18], "the input broke"]
+    assert again == squares
+    # Items 3 and 4 shared the failed job with 5: they ran, were not recorded, and ran again.
+    assert sj.executions(str(markers)) == {x: 2 if x in (3, 4, 5) else 1 for x in range(20)}
