@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ._core.ledger import PoolState as PoolState
     from ._core.progress import as_completed as as_completed
     from ._core.retry import Retry as Retry
+    from ._errors import CheckpointError as CheckpointError
     from ._errors import DaskConnectionError as DaskConnectionError
     from ._errors import ForkedPoolError as ForkedPoolError
     from ._errors import InitializerError as InitializerError
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from ._pool.pool import TaskPool as TaskPool
     from ._pool.submitter import PoolView as PoolView
     from ._runtime.joblog import get_logger as get_logger
+    from ._runtime.seeding import job_rng as job_rng
+    from ._runtime.seeding import job_seed as job_seed
     from ._shared import SharedArray as SharedArray
     from ._shared import SharedBarrier as SharedBarrier
     from ._shared import SharedCounter as SharedCounter
@@ -62,6 +65,7 @@ _EXPORTS = {
     "AsyncResult": "._compat",
     "MapResult": "._compat",
     "Pool": "._compat",
+    "CheckpointError": "._errors",
     "DaskConnectionError": "._errors",
     "ForkedPoolError": "._errors",
     "InitializerError": "._errors",
@@ -78,6 +82,8 @@ _EXPORTS = {
     "JobFuture": "._core.future",
     "JobOptions": "._core.job",
     "get_logger": "._runtime.joblog",
+    "job_rng": "._runtime.seeding",
+    "job_seed": "._runtime.seeding",
     "IMapIterator": "._pool.imap",
     "PoolState": "._core.ledger",
     "PoolView": "._pool.submitter",
@@ -119,6 +125,7 @@ def __dir__() -> list[str]:
 
 __all__ = (
     "AsyncResult",
+    "CheckpointError",
     "DaskConnectionError",
     "Event",
     "EventKind",
@@ -158,6 +165,8 @@ __all__ = (
     "as_completed",
     "as_completed_async",
     "get_logger",
+    "job_rng",
+    "job_seed",
     "spawn",
     "task",
 )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import signal as _signal
 
 __all__ = [
+    "CheckpointError",
     "DaskConnectionError",
     "ForkedPoolError",
     "InitializerError",
@@ -306,6 +307,26 @@ class DaskConnectionError(TaskpoolError, ConnectionError):
         return (type(self), (self.address, self.reason, self.job))
 
 
+class CheckpointError(TaskpoolError):
+    """A map's checkpoint file cannot be used: it is not a checkpoint, it was written for another function,
+    it is damaged before its last record, another program holds it, or it cannot be written.
+
+    Raised before any job runs, except for a write that fails while the map runs.
+
+    Attributes:
+        path: the checkpoint file.
+        reason: what is wrong, and what to do.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"checkpoint {path}: {reason}")
+
+    def __reduce__(self) -> tuple[type[CheckpointError], tuple[str, str]]:
+        return (type(self), (self.path, self.reason))
+
+
 class RemoteTraceback(Exception):
     """The traceback text of an exception raised in a worker; set as that exception's ``__cause__``."""
 
@@ -330,6 +351,7 @@ for _cls in (
     WorkerStartError,
     DaskConnectionError,
     SharedStateGoneError,
+    CheckpointError,
     RemoteTraceback,
 ):
     _cls.__module__ = "taskpool"

@@ -10,6 +10,7 @@ import pytest
 
 import taskpool
 from taskpool import (
+    CheckpointError,
     DaskConnectionError,
     ForkedPoolError,
     InitializerError,
@@ -24,6 +25,11 @@ from taskpool import (
 )
 
 ERRORS: list[Any] = [
+    pytest.param(
+        CheckpointError("run.ckpt", "not a checkpoint"),
+        {"path": "run.ckpt", "reason": "not a checkpoint"},
+        id="CheckpointError",
+    ),
     pytest.param(TaskpoolError("plain"), {}, id="TaskpoolError"),
     pytest.param(PoolClosedError("terminated"), {"state": "terminated"}, id="PoolClosedError"),
     pytest.param(

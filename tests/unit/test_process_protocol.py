@@ -195,7 +195,7 @@ def test_messages_carry_plain_ints_and_their_documented_fields() -> None:
         protocol.over_memory_message(2_100_000_000),
     ]
     assert [m[0] for m in built] == list(Op)
-    assert [len(m) for m in built] == [3, 7, 1, 2, 2, 2, 6, 3, 3, 2, 2, 2]
+    assert [len(m) for m in built] == [3, 8, 1, 2, 2, 2, 6, 3, 3, 2, 2, 2]
     for message in built:
         assert type(message[0]) is int  # an Op member would pickle as a reference to its class
         assert b"Op" not in pickle.dumps(message, protocol=5)

@@ -170,6 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout then applies to the whole chunk, and a crash or timeout fails or reruns it whole",
     )
     run.add_argument(
+        "--seed",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="reproducible randomness: each input gets its own seed from N and its index (what "
+        "taskpool.job_seed() returns), and random (and numpy's legacy generator) is seeded from it",
+    )
+    run.add_argument(
         "--unordered",
         action="store_true",
         help="write each line as soon as its job finishes, in any order (default: input order)",

@@ -32,12 +32,14 @@ import time
 from collections import deque
 from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 
+from .._core.indexset import IndexSet
 from .._core.screen import LinesPastBars
+from .._runtime.seeding import MAP
 from ._input import Budget, Chunk, Reader, json_lines, open_input, range_items
 from ._output import Output, OutputError, open_output
 from ._records import error_line, exception_record, ok_line
 from ._resolve import resolve
-from ._resume import IndexSet, Previous, read_previous
+from ._resume import Previous, read_previous
 from ._status import (
     EXIT_BROKEN_PIPE,
     EXIT_FAILED,
@@ -96,6 +98,7 @@ class _Run:
         self.ordered = not args.unordered
         self.chunksize: int = args.chunksize
         self.attempts: int = args.retries + 1
+        self.seed: int | None = args.seed
         self.tally = Tally()
         self.events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         # ordered mode: the chunks not yet written, in input order
@@ -178,15 +181,23 @@ class _Run:
         if not calls:  # every input of the chunk was malformed: nothing to run
             self._finish_chunk(chunk, [])
             return
+        seeds = None
+        if self.seed is not None:
+            # By the input's index, as item `index` of a first map call on TaskPool(seed=N) would get.
+            seeds = [
+                (self.seed, MAP, 0, index)
+                for index, c in zip(chunk.indices, chunk.calls, strict=True)
+                if isinstance(c, tuple)
+            ]
         future: JobFuture[Any]
         # Named after the function and the input, so that a crash or timeout message says which one failed.
         if self.chunksize == 1:
             args, kwargs = calls[0]
             view = self.view.options(name=f"{self.name}[{chunk.indices[0]}]")
-            future = view.submit(call_one, self.fn, args, kwargs)
+            future = view.submit(call_one, self.fn, args, kwargs, seeds[0] if seeds else None)
         else:
             view = self.view.options(name=f"{self.name}[{chunk.indices[0]}..{chunk.indices[-1]}]")
-            future = view.submit(call_chunk, self.fn, calls, self.attempts)
+            future = view.submit(call_chunk, self.fn, calls, self.attempts, seeds)
         events = self.events
         future.add_done_callback(lambda f: events.put(("done", (chunk, f))))
 

@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from .._runtime.attempt import JobKind
 
 if TYPE_CHECKING:
+    from .._runtime.seeding import SeedKey
+
+if TYPE_CHECKING:
     from .future import JobFuture
     from .retry import Retry
 
@@ -135,6 +138,7 @@ class Job:
         "name",
         "options",
         "payload",
+        "seed",
         "size",
         "started",
     )
@@ -175,6 +179,9 @@ class Job:
         self.payload: Any = None
         # For a chunk of the map family: the position in the input of the chunk's first item.
         self.first: int | None = None
+        # The job's `SeedKey` when its pool has a seed: every attempt (and any copy) of the job sends the
+        # same, so a retry draws the same numbers.
+        self.seed: SeedKey | None = None
 
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.name!r} attempt {self.attempt}>"

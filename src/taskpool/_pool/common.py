@@ -13,6 +13,7 @@ __all__ = [
     "check_chunksize",
     "check_preload",
     "check_whole",
+    "choose_chunksize",
     "split_chunks",
     "unexpected_arguments",
 ]
@@ -48,10 +49,14 @@ def check_chunksize(chunksize: int | None) -> None:
 def split_chunks(items: list[Any], chunksize: int | None, chunks_wanted: int) -> list[list[Any]]:
     """Cut ``items`` into chunks of ``chunksize`` (chosen to make about ``chunks_wanted`` when None)."""
     if chunksize is None:
-        chunksize, extra = divmod(len(items), chunks_wanted)
-        if extra or not chunksize:
-            chunksize += 1
+        chunksize = choose_chunksize(len(items), chunks_wanted)
     return [items[i : i + chunksize] for i in range(0, len(items), chunksize)]
+
+
+def choose_chunksize(length: int, chunks_wanted: int) -> int:
+    """The chunk size that cuts ``length`` items into about ``chunks_wanted`` chunks (at least 1)."""
+    chunksize, extra = divmod(length, chunks_wanted)
+    return chunksize + 1 if extra or not chunksize else chunksize
 
 
 def check_whole(name: str, value: object, minimum: int, optional: bool) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import functools
+import itertools
 import logging
 import threading
 import time
@@ -30,6 +31,7 @@ from .._core.ledger import Ledger, PoolState
 from .._core.outcomes import Outcomes
 from .._core.reports import ReportKind
 from .._errors import TaskpoolError
+from .._runtime.seeding import MAP, SUBMIT
 from .common import check_preload, check_whole, unexpected_arguments
 from .cpus import usable_cpus
 from .lifetime import Lifecycle, track_pool
@@ -103,6 +105,10 @@ class TaskPool(Submitter, Lifecycle):
             to that many threads, ``False`` to leave them alone. Variables such as ``OMP_NUM_THREADS``
             that the environment sets already are kept.
         address: the Dask scheduler address, or a ``distributed.Client`` (dask backend).
+        seed: a whole number >= 0 that makes jobs' randomness reproducible: each job gets its own seed
+            (`taskpool.job_seed`, `taskpool.job_rng`), derived from this one and the job's position, and
+            the global ``random`` module (and numpy's legacy global generator, where numpy is imported) is
+            seeded from it before each job. None (the default): jobs get no seed.
 
     Used as a context manager, the pool is closed and joined on exit (jobs finish; nothing is cut short),
     or terminated if the block is left by KeyboardInterrupt.
@@ -125,6 +131,7 @@ class TaskPool(Submitter, Lifecycle):
         address: Any = None,
         preload: Iterable[str] = (),
         limit_threads: bool | int = True,
+        seed: int | None = None,
         **unexpected: NoReturn,
     ) -> None:
         if unexpected:
@@ -139,6 +146,11 @@ class TaskPool(Submitter, Lifecycle):
         preload = check_preload(preload)
         thread_limit = _thread_limit(limit_threads, workers)
         memory_limit = parse_size("max_memory_per_worker", max_memory_per_worker)
+        check_whole("seed", seed, 0, optional=True)
+        self.seed = seed
+        # What a job's seed counts from: single submissions, and calls of the map family.
+        self._submissions = itertools.count()
+        self._map_calls = itertools.count()
         self._core = self
         self._opts = JobOptions(timeout=check_timeout(timeout), retry=retry)
         self._backend: Backend = make_backend(
@@ -210,10 +222,13 @@ class TaskPool(Submitter, Lifecycle):
         error_callback: Callable[[BaseException], object] | None = None,
         size: int = 1,
         first: int | None = None,
+        seed_at: tuple[int, int] | None = None,
     ) -> JobFuture[Any]:
         """Submit one job (a caller thread): what every front end's submission comes down to.
 
-        ``opts`` None means the pool's own options. This is the hot path of every submit: keep it lean.
+        ``opts`` None means the pool's own options. ``seed_at``, for a chunk of a map-family call: the call's
+        number (`_map_call`) and the index of the chunk's first item, where the job's seed comes from (a job
+        without it is numbered as a single submission). This is the hot path of every submit: keep it lean.
         """
         if not callable(fn):
             raise TypeError(f"the job's function must be callable, not {fn!r}")
@@ -227,6 +242,11 @@ class TaskPool(Submitter, Lifecycle):
             future._items = size
         if first is not None:
             job.first = first
+        if self.seed is not None:
+            if seed_at is None:
+                job.seed = (self.seed, SUBMIT, next(self._submissions), 0)
+            else:
+                job.seed = (self.seed, MAP, *seed_at)
         if opts.retry is not None:
             job.started = time.monotonic()  # what stop_after_delay counts from
         future._stopper = self._stopper
@@ -242,6 +262,10 @@ class TaskPool(Submitter, Lifecycle):
         ) as exc:  # it cannot be sent (it does not pickle): that job fails, nothing else
             self._events.put([(ReportKind.FAILED, job, None, None, None, exc)])
         return future
+
+    def _map_call(self) -> int:
+        """The number of a new call of the map family (0 for the first): where its jobs' seeds come from."""
+        return next(self._map_calls)
 
     def _wait(self, future: JobFuture[T]) -> T:
         """Wait for a future the pool made for a blocking call; Ctrl-C terminates the pool."""

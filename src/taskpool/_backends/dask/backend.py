@@ -205,6 +205,7 @@ class DaskBackend:
                 job.id,
                 self._announce,
                 logging.getLogger().getEffectiveLevel(),
+                job.seed,
                 key=key,
                 pure=False,
             )

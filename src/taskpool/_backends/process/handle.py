@@ -177,7 +177,9 @@ class Worker:
             job_flags = flags | FLAG_SYNC if job.options.timeout is not None else flags
             if job.attempt > 1:
                 job_flags |= FLAG_BEGUN
-            messages.append(run_message(job.id, key, job.kind, payload, job_flags, job.name))
+            messages.append(
+                run_message(job.id, key, job.kind, payload, job_flags, job.name, job.seed)
+            )
             inflight[job.id] = job
             sent += 1
         self.assigned += sent

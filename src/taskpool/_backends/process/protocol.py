@@ -33,6 +33,7 @@ import sys
 from collections import deque
 from typing import Any, Final, TypeAlias
 
+from ..._runtime.seeding import SeedKey
 from ..._runtime.serialize import OUT_OF_BAND_MIN, Payload
 from .landing import HEAD as _HEAD
 from .landing import LEN as _LEN
@@ -136,10 +137,11 @@ FLAG_BEGUN: Final = 4
 #: ``(OP_DEFINE, key, fn_bytes)``: remember the pickled function ``fn_bytes`` under ``key``; jobs name it by
 #: key from then on, so a function travels once per worker.
 DefineMessage: TypeAlias = tuple[int, int, bytes]
-#: ``(OP_RUN, job_id, key, kind, payload, flags, name)``: run one job: the function defined under ``key``,
-#: as its `JobKind` ``kind`` says, on ``payload`` (the pickled ``(args, kwargs)``, or the pickled chunk of a
-#: map); ``flags`` is a sum of ``FLAG_*``; ``name`` is the job's name, for errors and log records.
-RunMessage: TypeAlias = tuple[int, int, int, int, Payload, int, "str | None"]
+#: ``(OP_RUN, job_id, key, kind, payload, flags, name, seed)``: run one job: the function defined under
+#: ``key``, as its `JobKind` ``kind`` says, on ``payload`` (the pickled ``(args, kwargs)``, or the pickled
+#: chunk of a map); ``flags`` is a sum of ``FLAG_*``; ``name`` is the job's name, for errors and log records;
+#: ``seed`` its `SeedKey` (None when the pool has no seed).
+RunMessage: TypeAlias = tuple[int, int, int, int, Payload, int, "str | None", "SeedKey | None"]
 #: ``(OP_FORGET, keys)``: drop the functions defined under ``keys`` (jobs sent before this still run).
 ForgetMessage: TypeAlias = tuple[int, tuple[int, ...]]
 #: ``(OP_QUIT,)``: finish the jobs received before this and exit.
@@ -182,9 +184,15 @@ def forget_message(keys: tuple[int, ...]) -> ForgetMessage:
 
 
 def run_message(
-    job_id: int, key: int, kind: int, payload: Payload, flags: int, name: str | None
+    job_id: int,
+    key: int,
+    kind: int,
+    payload: Payload,
+    flags: int,
+    name: str | None,
+    seed: SeedKey | None = None,
 ) -> RunMessage:
-    return (OP_RUN, job_id, key, kind, payload, flags, name)
+    return (OP_RUN, job_id, key, kind, payload, flags, name, seed)
 
 
 def ready_message(pid: int) -> ReadyMessage:

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from ..._errors import SerializationError
 from ..._runtime.attempt import call, encode_error, encode_value, format_traceback, process_job
 from ..._runtime.output import LineSplitter, prepare_record
+from ..._runtime.seeding import SeedKey
 from ..._runtime.serialize import loads_checked
 from ..._runtime.threadlimit import limit_threads
 from .lineage import lead_own_group, watch_lifeline
@@ -196,7 +197,12 @@ class RecordForwarder(logging.Handler):
 
 
 def _run_job(
-    functions: dict[int, Any], key: int, kind: int, payload: Any, name: str | None
+    functions: dict[int, Any],
+    key: int,
+    kind: int,
+    payload: Any,
+    name: str | None,
+    seed: SeedKey | None,
 ) -> tuple[bool, Any, str | None]:
     """Run one job: ``(ok, pickled value or exception, traceback text)``, not yet wrapped for the trip (the
     outbox decides between the ring and the pipe). Its arguments and value live in this frame only, so they
@@ -207,7 +213,10 @@ def _run_job(
             # Unpickled once per worker, before any job had it: name the job that needs it now.
             raise SerializationError(fn.part, fn.stage, fn.where, name, fn.reason)
         args = loads_checked(payload, "arguments", "worker", name)
-        value = call(fn, kind, args, {}) if kind else fn(*args[0], **args[1])
+        if seed is not None:
+            value = call(fn, kind, args if kind else args[0], {} if kind else args[1], seed)
+        else:
+            value = call(fn, kind, args, {}) if kind else fn(*args[0], **args[1])
         return True, encode_value(value, name), None
     except BaseException as exc:
         error, tb = encode_error(exc, name)
@@ -302,7 +311,7 @@ def worker_main(
         code = op[0]
         if code == OP_RUN:
             run: RunMessage = op
-            _, job_id, key, kind, payload, flags, name = run
+            _, job_id, key, kind, payload, flags, name, seed = run
             if job_id <= withdrawn.value and not flags & FLAG_BEGUN:
                 outbox.add(skipped_message(job_id))
                 outbox.arm()
@@ -317,7 +326,7 @@ def worker_main(
             process_job[0], process_job[1] = job_id, name
             slot.value = job_id
             t0 = perf()
-            ok, out, tb = _run_job(functions, key, kind, payload, name)
+            ok, out, tb = _run_job(functions, key, kind, payload, name, seed)
             duration = perf() - t0
             if capture_output:
                 sys.stdout.flush()
