@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from .._core.future import JobFuture
     from .._core.retry import Retry
     from .._shared import SharedState
+    from .._timeline import Recorder, Timeline
 
 __all__ = ["TaskPool"]
 
@@ -77,6 +78,8 @@ class TaskPool(Submitter, Lifecycle):
             are pending, so a producer cannot outrun the workers and exhaust memory (None: no bound).
         capture_output: forward what workers print to the parent line by line (process backend).
         address: the Dask scheduler address, or a ``distributed.Client`` (dask backend).
+        timeline: record which worker runs which job when, for `timeline` (costs a little per job; off
+            by default).
 
     Used as a context manager, the pool is closed and joined on exit (jobs finish; nothing is cut short),
     or terminated if the block is left by KeyboardInterrupt.
@@ -96,6 +99,7 @@ class TaskPool(Submitter, Lifecycle):
         max_pending: int | None = None,
         capture_output: bool = True,
         address: Any = None,
+        timeline: bool = False,
         **unexpected: NoReturn,
     ) -> None:
         if unexpected:
@@ -128,6 +132,14 @@ class TaskPool(Submitter, Lifecycle):
         self._joined = False
         # Bound once, with no reference to the pool: every future gets the same one.
         self._stopper = functools.partial(_stop_future, self._ledger, self._backend)
+        self._recorder: Recorder | None = None
+        if timeline:
+            # Before the backend starts, so that the record has every worker's start.
+            from .._timeline import KINDS, Recorder
+
+            self._recorder = Recorder()
+            for kind in KINDS:
+                self.on(kind, self._recorder.record)
         self._events = EventThread()
         self._outcomes = Outcomes(
             self._ledger, self._handlers, self._backend.submit, self._events.call_later
@@ -243,6 +255,28 @@ class TaskPool(Submitter, Lifecycle):
             if kind == "job_started" and "job_started" not in self._handlers.by_kind:
                 self._backend.want_started(False)
         return removed
+
+    def timeline(self) -> Timeline:
+        """The timeline of the run so far: which worker ran which job when, and how each attempt ended.
+
+        A snapshot, taken from any thread at any time (while jobs run, or after `join`); save it with
+        ``save_html(path)`` (a self-contained page) or ``save_png(path)`` (needs matplotlib).
+
+        Raises:
+            RuntimeError: the pool was made without ``timeline=True``, so it recorded nothing.
+        """
+        if self._recorder is None:
+            raise RuntimeError(
+                "this pool records no timeline: make it with TaskPool(..., timeline=True)"
+            )
+        from .._timeline import Timeline
+
+        return Timeline.from_marks(
+            self._recorder.marks(),
+            backend=self._backend.name,
+            size=self.workers,
+            origin=self._recorder.origin,
+        )
 
     # -- shared state ----------------------------------------------------------------------------------
     @property
