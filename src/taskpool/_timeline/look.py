@@ -63,7 +63,7 @@ def rows(timeline: Timeline) -> list[int]:
     drawn = list(range(timeline.lanes))
     if any(a.lane == NO_WORKER for a in timeline.attempts):
         drawn.append(NO_WORKER)
-    return drawn or [0]
+    return drawn
 
 
 def legend(timeline: Timeline) -> list[tuple[Outcome, str]]:
@@ -141,19 +141,13 @@ def describe_attempt(attempt: TimelineAttempt) -> str:
 def summary(timeline: Timeline) -> str:
     """One line: what ran, on what, for how long, what went wrong, and how busy the workers were."""
     counts = timeline.counts()
-    jobs, attempts = counts["jobs"], counts["attempts"]
-    parts = [
-        f"{jobs} job{'s' * (jobs != 1)}, {attempts} attempt{'s' * (attempts != 1)}",
-        f"{timeline.size} worker{'s' * (timeline.size != 1)} ({timeline.backend})",
-        f"{_seconds(timeline.duration)}",
-    ]
-    bad = [
-        f"{counts[o]} {o}"
-        for o in ("failed", "crashed", "timed out", "cancelled", "running")
-        if counts.get(o)
-    ]
-    if counts.get("retried"):
-        bad.append(f"{counts['retried']} retried")
-    parts.extend(bad)
+    jobs, attempts, retried = counts["jobs"], counts["attempts"], counts["retried"]
+    ends = ", ".join(f"{counts[o]} {o}" for o, _ in LEGEND if counts.get(o))
+    parts = [f"{jobs} job{'s' * (jobs != 1)}" + (f": {ends}" if ends else "")]
+    parts.append(
+        f"{attempts} attempt{'s' * (attempts != 1)}" + (f", {retried} retried" if retried else "")
+    )
+    parts.append(f"{timeline.size} worker{'s' * (timeline.size != 1)} ({timeline.backend})")
+    parts.append(_seconds(timeline.duration))
     parts.append(f"{timeline.overall_utilisation:.0%} busy")
     return " · ".join(parts)

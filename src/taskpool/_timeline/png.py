@@ -30,7 +30,8 @@ from .look import (
 from .model import NO_WORKER
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    import os
+    from typing import IO
 
     from .timeline import Timeline
 
@@ -71,8 +72,10 @@ def _span(start: float, end: float, least: float) -> tuple[float, float]:
     return max(0.0, end - least), least
 
 
-def render_png(timeline: Timeline, path: Path, title: str | None = None) -> None:
-    """Draw ``timeline`` into a PNG file at ``path``.
+def render_png(
+    timeline: Timeline, path: str | os.PathLike[str] | IO[bytes], title: str | None = None
+) -> None:
+    """Draw ``timeline`` into a PNG file at ``path`` (or into a binary file open for writing).
 
     Raises:
         ImportError: matplotlib is not installed.

@@ -83,8 +83,8 @@ class Timeline:
 
     @property
     def lanes(self) -> int:
-        """How many rows of workers the picture has."""
-        return 1 + max((w.lane for w in self.workers), default=-1)
+        """How many rows of workers the picture has (one at least, even if no worker was seen)."""
+        return 1 + max((w.lane for w in self.workers), default=0)
 
     def lane_busy(self) -> list[float]:
         """Seconds each lane (row of workers) spent running attempts."""
@@ -106,12 +106,21 @@ class Timeline:
         return min(1.0, sum(self.lane_busy()) / capacity) if capacity > 0 else 0.0
 
     def counts(self) -> dict[str, int]:
-        """How many jobs, attempts, and attempts of each outcome (``retried`` counts retried attempts)."""
-        counts = {"jobs": len({a.job_id for a in self.attempts}), "attempts": len(self.attempts)}
+        """How many jobs and attempts, how many attempts were retried, and how many jobs ended each way.
+
+        The keys: ``jobs``, ``attempts``, ``retried``, and each outcome of a job's last attempt
+        (``succeeded``, ``failed``, ``crashed``, ...), present when some job ended that way.
+        """
+        last: dict[int, TimelineAttempt] = {}
         for attempt in self.attempts:
+            last[attempt.job_id] = attempt  # by start time: a later attempt comes later
+        counts = {
+            "jobs": len(last),
+            "attempts": len(self.attempts),
+            "retried": sum(a.retried for a in self.attempts),
+        }
+        for attempt in last.values():
             counts[attempt.outcome] = counts.get(attempt.outcome, 0) + 1
-            if attempt.retried:
-                counts["retried"] = counts.get("retried", 0) + 1
         return counts
 
     def lane_label(self, lane: int) -> str:
