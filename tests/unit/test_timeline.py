@@ -87,6 +87,7 @@ def test_attempts_outcomes_lanes_and_utilisation() -> None:
         (3, 1, None),
     ]
     assert timeline.workers[1].utilisation == pytest.approx(2.5 / 2.5)
+    assert [timeline.lane_label(lane) for lane in (0, 1)] == ["worker 1", "worker 2, 3"]
     assert timeline.attempts[1].error == "ValueError: bad input"
     # by each job's last attempt: job 4 crashed once, then succeeded
     assert timeline.counts() == {
@@ -152,7 +153,7 @@ def test_workers_seen_only_through_their_jobs_and_string_ids() -> None:
         (1, 0.0, 0),
         ("tcp://127.0.0.1:4001", 0.0, 1),
     ]
-    assert timeline.lane_label(1) == "dask worker 2"
+    assert timeline.lane_label(1) == "127.0.0.1:4001"
     assert "tcp://127.0.0.1:4001" in timeline.to_html()
 
 

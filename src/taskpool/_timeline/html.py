@@ -69,8 +69,8 @@ svg{width:100%;height:auto;font:11px system-ui,-apple-system,"Segoe UI",sans-ser
 .attempt.hl rect.fill{stroke:#111;stroke-width:2}
 .exit{fill:EXIT;font-size:14px;font-weight:bold}
 table{border-collapse:collapse;margin-top:18px;font-size:13px}
-th,td{border-bottom:1px solid #e3e6ea;padding:3px 10px;text-align:left;vertical-align:top}
-td.err{font-family:ui-monospace,monospace;white-space:pre-wrap;max-width:60em}
+th,td{border-bottom:1px solid #e3e6ea;padding:3px 10px;text-align:left;vertical-align:top;white-space:nowrap}
+td.err{font-family:ui-monospace,monospace;white-space:pre-wrap;min-width:30em}
 """.replace("LIFE", WORKER_LIFE).replace("EXIT", EXIT_COLOUR)
 
 # Hovering an attempt highlights all the attempts of its job (its retries, on whichever worker).

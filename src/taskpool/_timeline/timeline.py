@@ -124,13 +124,24 @@ class Timeline:
         return counts
 
     def lane_label(self, lane: int) -> str:
-        """The row's name in the picture: the kind of worker and its number, or where no worker ran."""
+        """The row's name in the picture: the workers it holds, as tooltips and errors name them.
+
+        ``worker 2`` (process), ``worker 2, 5`` (worker 5 replaced worker 2 there), ``thread 1``,
+        ``caller`` (inline), a Dask worker's host and port, or ``no worker``.
+        """
         if lane == NO_WORKER:
             return "no worker"
-        kind = {"thread": "thread", "inline": "caller", "dask": "dask worker"}.get(
-            self.backend, "worker"
-        )
-        return kind if self.backend == "inline" else f"{kind} {lane + 1}"
+        if self.backend == "inline":
+            return "caller"
+        ids = [w.worker for w in self.workers if w.lane == lane]
+        if not ids:
+            return "no worker yet"
+        if isinstance(ids[0], str):
+            address = ids[0].split("://")[-1]
+            return address if len(ids) == 1 else f"{address} +{len(ids) - 1}"
+        kind = "thread" if self.backend == "thread" else "worker"
+        shown = ", ".join(str(i) for i in ids[:2])
+        return f"{kind} {shown}" + (f" +{len(ids) - 2}" if len(ids) > 2 else "")
 
     def to_html(self, title: str | None = None) -> str:
         """The picture as one self-contained HTML page (inline SVG and CSS, no network)."""
