@@ -11,6 +11,7 @@ import pytest
 from tests._timeline_page import PNG_SIGNATURE, parse
 
 from taskpool import Event, JobTimeoutError, Timeline, WorkerCrashedError
+from taskpool._timeline.look import short_name
 
 T0 = 1_000_000.0
 
@@ -204,3 +205,18 @@ def test_a_png_without_matplotlib_says_what_to_install(
     with pytest.raises(ImportError, match=r"taskpool-py\[timeline\]"):
         Timeline.from_events(a_run()).save_png(tmp_path / "run.png")
     assert not (tmp_path / "run.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "fits", "shown"),
+    [
+        ("square", 10, "square"),
+        ("collatz_steps[40000..59999]", 20, "colla…[40000..59999]"),
+        ("collatz_steps[40000..59999]", 14, "[40000..59999]"),
+        ("collatz_steps[40000..59999]", 8, "[40000.…"),
+        ("a_long_function_name", 8, "a_long_…"),
+    ],
+)
+def test_short_names_keep_what_tells_jobs_apart(name: str, fits: int, shown: str) -> None:
+    assert short_name(name, fits) == shown
+    assert len(shown) <= fits

@@ -27,6 +27,7 @@ from .look import (
     exit_text,
     legend,
     rows,
+    short_name,
     summary,
     tick_label,
     ticks,
@@ -46,7 +47,7 @@ RIGHT = 64  # the utilisation of each row
 TOP = 28  # the time axis
 ROW = 30
 BAR = 20
-CHAR = 6.4  # about how wide one character of the 11px labels is, to decide whether a name fits
+CHAR = 6.8  # about how wide one character of the 11px labels is (digits are the widest), to decide whether a name fits
 MIN_WIDTH = 1.5  # the narrowest bar of a success, so that a job of a millisecond still shows
 MIN_BAD_WIDTH = 5.0  # the narrowest bar of an attempt that went wrong, so that it is never missed
 TABLE_ROWS = 500  # the most attempts the table of failures lists
@@ -206,7 +207,7 @@ def _attempt(attempt: TimelineAttempt, x0: float, x1: float, y: float) -> str:
         )
     fits = int((width - 6) / CHAR)
     if fits >= 3:
-        name = attempt.name if len(attempt.name) <= fits else attempt.name[: fits - 1] + "…"
+        name = short_name(attempt.name, fits)
         parts.append(f'<text x="{x0 + 3:.1f}" y="{top + BAR / 2 + 4:.1f}">{escape(name)}</text>')
     parts.append("</g>")
     return "".join(parts)

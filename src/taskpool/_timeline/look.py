@@ -24,6 +24,7 @@ __all__ = [
     "exit_text",
     "legend",
     "rows",
+    "short_name",
     "summary",
     "tick_label",
     "ticks",
@@ -80,6 +81,22 @@ def any_retried(timeline: Timeline) -> bool:
 def ended_badly(timeline: Timeline) -> bool:
     """Whether some worker ended by a signal or a non-zero exit code (the legend explains the cross then)."""
     return any(exit_text(w) is not None for w in timeline.workers)
+
+
+def short_name(name: str, fits: int) -> str:
+    """``name`` in at most ``fits`` characters. What tells jobs of one function apart is the part in brackets
+    (``collatz_steps[40000..59999]``, as ``taskpool run`` names them), so that part is kept first."""
+    if len(name) <= fits:
+        return name
+    if name.endswith("]") and "[" in name:
+        part = name[name.rindex("[") :]
+        room = fits - len(part) - 1
+        if room >= 1:
+            return name[:room] + "…" + part
+        if len(part) <= fits:
+            return part
+        name = part  # its start still tells the job apart: "[100000..1…"
+    return name[: fits - 1] + "…"
 
 
 def ticks(duration: float, most: int = 10) -> tuple[float, list[float]]:

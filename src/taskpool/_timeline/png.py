@@ -23,6 +23,7 @@ from .look import (
     exit_text,
     legend,
     rows,
+    short_name,
     summary,
     tick_label,
     ticks,
@@ -42,7 +43,7 @@ DPI = 100
 ROW_IN = 0.42  # inches per row of workers
 BAR = 0.62  # a bar's height, in rows
 FONT = 7.5  # points, the names inside bars
-CHAR_PX = 4.6  # about how wide one character at FONT is, to decide whether a name fits
+CHAR_PX = 5.9  # about how wide one character at FONT is (digits are the widest), to decide whether a name fits
 AXES_WIDTH = 0.82  # of the figure's width: the row labels on the left, the utilisation on the right
 MIN_PX = 1.5  # the narrowest bar of a success, in pixels
 MIN_BAD_PX = 5.0  # the narrowest bar of an attempt that went wrong
@@ -123,7 +124,7 @@ def render_png(
         for a in timeline.attempts:
             fits = int((a.duration * px_per_second - 4) / CHAR_PX)
             if fits >= 3:
-                name = a.name if len(a.name) <= fits else a.name[: fits - 1] + "…"
+                name = short_name(a.name, fits)
                 ax.text(
                     a.start + 2 / px_per_second,
                     row_of[a.lane],
