@@ -28,6 +28,8 @@ from .look import (
     legend,
     rows,
     short_name,
+    startup,
+    startup_text,
     summary,
     tick_label,
     ticks,
@@ -64,7 +66,7 @@ svg{width:100%;height:auto;font:11px system-ui,-apple-system,"Segoe UI",sans-ser
 .grid text,.util{fill:#555}
 .lane-label{fill:#222;font-size:12px}
 .life{fill:LIFE}
-.life-label{fill:#7a8594;font-size:10px}
+.startup{fill:#7a8594;font-style:italic;font-size:12px}
 .attempt rect.fill{stroke:#fff;stroke-width:.5}
 .attempt text{fill:#fff;pointer-events:none}
 .attempt.hl rect.fill{stroke:#111;stroke-width:2}
@@ -159,6 +161,12 @@ def _svg(timeline: Timeline) -> str:
                 f'<text class="util" x="{WIDTH - RIGHT + 8}" y="{y + ROW / 2 + 4}">'
                 f"<title>busy {share:.1%} of the run</title>{share:.0%} busy</text>"
             )
+    ready = startup(timeline)
+    if ready is not None:
+        out.append(
+            f'<text class="startup" x="{x(ready / 2):.1f}" y="{TOP + ROW * len(lanes) / 2 + 4:.1f}" '
+            f'text-anchor="middle">{escape(startup_text(ready))}</text>'
+        )
     for worker in timeline.workers:
         out.append(_life(worker, x(worker.start), x(worker.end), y_of[worker.lane]))
     for attempt in timeline.attempts:
@@ -206,7 +214,7 @@ def _attempt(attempt: TimelineAttempt, x0: float, x1: float, y: float) -> str:
             f'<rect x="{x0:.1f}" y="{top:.1f}" width="{width:.1f}" height="{BAR}" fill="url(#hatch)"/>'
         )
     fits = int((width - 6) / CHAR)
-    if fits >= 3:
+    if fits >= 4:
         name = short_name(attempt.name, fits)
         parts.append(f'<text x="{x0 + 3:.1f}" y="{top + BAR / 2 + 4:.1f}">{escape(name)}</text>')
     parts.append("</g>")

@@ -25,6 +25,8 @@ __all__ = [
     "legend",
     "rows",
     "short_name",
+    "startup",
+    "startup_text",
     "summary",
     "tick_label",
     "ticks",
@@ -81,6 +83,20 @@ def any_retried(timeline: Timeline) -> bool:
 def ended_badly(timeline: Timeline) -> bool:
     """Whether some worker ended by a signal or a non-zero exit code (the legend explains the cross then)."""
     return any(exit_text(w) is not None for w in timeline.workers)
+
+
+def startup(timeline: Timeline) -> float | None:
+    """Seconds the pool took to bring its first worker up, when that is a noticeable part of the picture
+    (a tenth of it or more): the empty stretch at its start is then labelled, not left to puzzle over."""
+    if not timeline.workers or timeline.duration <= 0:
+        return None
+    ready = min(w.start for w in timeline.workers)
+    return ready if ready >= 0.1 * timeline.duration else None
+
+
+def startup_text(seconds: float) -> str:
+    """The label of the stretch before the first worker was up."""
+    return f"starting workers ({seconds:.1f} s)"
 
 
 def short_name(name: str, fits: int) -> str:

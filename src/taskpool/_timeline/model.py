@@ -264,8 +264,13 @@ def build(
 
 
 def _lanes(lives: Sequence[_Life]) -> dict[int, int]:
-    """Each life's lane (by ``id``): the lowest lane whose last worker had exited when it started."""
+    """Each life's lane (by ``id``): the lowest lane whose last worker had exited when it started.
+
+    Lanes are then numbered by their first worker's id where ids are numbers (worker 1 on top, whichever
+    came up first), by start otherwise.
+    """
     free_at: list[float] = []  # per lane: when its last worker ended (inf: still alive)
+    first: list[_Life] = []  # per lane: its first worker
     lane_of: dict[int, int] = {}
     for life in sorted(lives, key=lambda x: x.start):
         end = float("inf") if life.end is None else life.end
@@ -276,5 +281,10 @@ def _lanes(lives: Sequence[_Life]) -> dict[int, int]:
         else:
             lane = len(free_at)
             free_at.append(end)
+            first.append(life)
         lane_of[id(life)] = lane
+    if all(isinstance(life.worker, int) for life in first):
+        order = sorted(range(len(first)), key=lambda lane: first[lane].worker)
+        renumber = {old: new for new, old in enumerate(order)}
+        lane_of = {key: renumber[lane] for key, lane in lane_of.items()}
     return lane_of

@@ -24,6 +24,8 @@ from .look import (
     legend,
     rows,
     short_name,
+    startup,
+    startup_text,
     summary,
     tick_label,
     ticks,
@@ -92,6 +94,18 @@ def render_png(
     ax.set_xlim(0, span)
     ax.set_ylim(len(lanes) - 0.5, -0.5)  # the first lane on top
 
+    ready = startup(timeline)
+    if ready is not None:
+        ax.text(
+            ready / 2,
+            (len(lanes) - 1) / 2,
+            startup_text(ready),
+            ha="center",
+            va="center",
+            fontsize=9,
+            style="italic",
+            color="#7a8594",
+        )
     for worker in timeline.workers:
         ax.broken_barh(
             [(worker.start, worker.end - worker.start)],
@@ -123,7 +137,7 @@ def render_png(
     if len(timeline.attempts) <= NAMES_DRAWN:
         for a in timeline.attempts:
             fits = int((a.duration * px_per_second - 4) / CHAR_PX)
-            if fits >= 3:
+            if fits >= 4:
                 name = short_name(a.name, fits)
                 ax.text(
                     a.start + 2 / px_per_second,
