@@ -152,6 +152,24 @@ def test_a_timeline_taken_while_a_job_runs_shows_it_running() -> None:
     assert [a.outcome for a in pool.timeline().attempts] == ["succeeded"]
 
 
+def test_after_terminate_what_ran_is_drawn_stopped_where_the_pool_stopped() -> None:
+    started = threading.Event()
+    pool = TaskPool(1, timeline=True)
+    try:
+        pool.on("job_started", lambda event: started.set())
+        pool.options(name="endless").submit(jobs.sleep_for, 60.0)
+        assert started.wait(TIMEOUT)
+    finally:
+        pool.terminate()
+    first = pool.timeline()
+    (attempt,) = first.attempts
+    assert (attempt.name, attempt.outcome) == ("endless", "cancelled")
+    assert attempt.end == first.duration
+    assert (
+        pool.timeline() == first
+    )  # the record ended with the pool: it does not grow with the clock
+
+
 # -- taskpool run --timeline ------------------------------------------------------------------------------------
 def test_the_command_writes_the_page_and_the_png(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")

@@ -276,6 +276,7 @@ class TaskPool(Submitter, Lifecycle):
             backend=self._backend.name,
             size=self.workers,
             origin=self._recorder.origin,
+            halted=self._recorder.halted,
         )
 
     # -- shared state ----------------------------------------------------------------------------------

@@ -145,7 +145,7 @@ _ENDS = {"job_succeeded", "job_failed", "job_retrying", "job_cancelled"}
 
 
 def build(
-    marks: Iterable[Mark], origin: float, now: float
+    marks: Iterable[Mark], origin: float, now: float, *, halted: bool = False
 ) -> tuple[list[TimelineAttempt], list[TimelineWorker], float]:
     """The attempts and worker lives that ``marks`` tell of, in seconds from ``origin``.
 
@@ -153,6 +153,7 @@ def build(
         marks: recorded events, in the order they happened.
         origin: the `time.time()` that is second 0 (when recording began).
         now: the `time.time()` the timeline is taken: where attempts still running end.
+        halted: the pool was terminated at ``now``: attempts still open were stopped there, not running.
 
     Returns:
         The attempts (by start time), the workers (by start time), each with its lane, and the timeline's
@@ -220,9 +221,9 @@ def build(
                 if outcome == "timed out":
                     how = "timed out"
                 close(job_id, at, how, kind == "job_retrying", error)
-    until = now if running else last
+    until = max(now, last) if halted else now if running else last
     for job_id in list(running):
-        close(job_id, until, "running", False, None)
+        close(job_id, until, "cancelled" if halted else "running", False, None)
     lanes = _lanes(lives)
     busy: dict[int, float] = {}
     attempts: list[TimelineAttempt] = []

@@ -70,7 +70,13 @@ class Recorder:
 
     def __init__(self) -> None:
         self.origin = time.time()  # second 0 of the timeline: when the pool was made
+        self.halted: float | None = None  # when the pool was terminated: no event comes after it
         self._marks: list[Mark] = []
+
+    def halt(self) -> None:
+        """The pool is terminated (the terminating thread): the record ends now."""
+        if self.halted is None:
+            self.halted = time.time()
 
     def record(self, event: Event) -> None:
         """The event handler (event thread)."""

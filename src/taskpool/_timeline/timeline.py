@@ -53,10 +53,18 @@ class Timeline:
 
     @classmethod
     def from_marks(
-        cls, marks: Iterable[Mark], *, backend: str, size: int, origin: float
+        cls,
+        marks: Iterable[Mark],
+        *,
+        backend: str,
+        size: int,
+        origin: float,
+        halted: float | None = None,
     ) -> Timeline:
-        """The timeline of recorded marks (see `taskpool._timeline.record`)."""
-        attempts, workers, duration = build(marks, origin, time.time())
+        """The timeline of recorded marks (see `taskpool._timeline.record`); ``halted``: when the pool was
+        terminated, if it was."""
+        now = time.time() if halted is None else halted
+        attempts, workers, duration = build(marks, origin, now, halted=halted is not None)
         return cls(backend, size, origin, duration, tuple(attempts), tuple(workers))
 
     @classmethod
