@@ -8,7 +8,7 @@ list and copying it are single operations on the list, atomic in CPython (per ob
 build too), so neither side takes a lock.
 
 What recording costs: one ``job_started`` message per job from process workers (sent only while someone
-listens for that event), two marks per attempt on the event thread, and about 200 bytes per attempt kept until
+listens for that event), two marks per attempt on the event thread, and about 320 bytes per attempt kept until
 the pool is collected.
 """
 
