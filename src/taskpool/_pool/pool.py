@@ -271,7 +271,7 @@ class TaskPool(Submitter, Lifecycle):
             )
         from .._timeline import Timeline
 
-        return Timeline.from_marks(
+        return Timeline._from_marks(
             self._recorder.marks(),
             backend=self._backend.name,
             size=self.workers,

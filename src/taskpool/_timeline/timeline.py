@@ -52,7 +52,7 @@ class Timeline:
     workers: tuple[TimelineWorker, ...]
 
     @classmethod
-    def from_marks(
+    def _from_marks(
         cls,
         marks: Iterable[Mark],
         *,
@@ -86,7 +86,7 @@ class Timeline:
         """
         marks = [mark(event) for event in events]
         origin = started_at if started_at is not None else min((m[1] for m in marks), default=0.0)
-        timeline = cls.from_marks(marks, backend=backend, size=size or 1, origin=origin)
+        timeline = cls._from_marks(marks, backend=backend, size=size or 1, origin=origin)
         return timeline if size else dataclasses.replace(timeline, size=max(1, timeline.lanes))
 
     @property
