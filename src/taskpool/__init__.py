@@ -57,6 +57,9 @@ if TYPE_CHECKING:
     from ._spawn import spawn as spawn
     from ._task import Task as Task
     from ._task import task as task
+    from ._timeline import Timeline as Timeline
+    from ._timeline import TimelineAttempt as TimelineAttempt
+    from ._timeline import TimelineWorker as TimelineWorker
 
 __version__ = "0.2.0"
 
@@ -107,6 +110,9 @@ _EXPORTS = {
     "spawn": "._spawn",
     "Task": "._task",
     "task": "._task",
+    "Timeline": "._timeline",
+    "TimelineAttempt": "._timeline",
+    "TimelineWorker": "._timeline",
 }
 
 
@@ -160,6 +166,9 @@ __all__ = (
     "Task",
     "TaskPool",
     "TaskpoolError",
+    "Timeline",
+    "TimelineAttempt",
+    "TimelineWorker",
     "WorkerCrashedError",
     "WorkerStartError",
     "as_completed",

@@ -200,6 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace an existing non-empty OUTPUT (without it, or --resume, the run refuses to start)",
     )
     run.add_argument(
+        "--timeline",
+        metavar="PAGE.html",
+        help="draw the run: which worker ran which input when, failures, retries, crashes, timeouts and "
+        "how busy each worker was, as PAGE.html (self-contained) and PAGE.png beside it (needs "
+        "matplotlib); existing files are replaced only with --overwrite",
+    )
+    run.add_argument(
         "--read-ahead",
         type=_positive_int,
         default=64,

@@ -51,6 +51,7 @@ from ._status import (
     UsageError,
 )
 from ._summary import Tally, print_summary
+from ._timeline import TimelineFiles, check_timeline, write_timeline
 from ._worker import Envelope, ResultNotJSONError, call_chunk, call_one
 
 if TYPE_CHECKING:
@@ -111,7 +112,7 @@ class _Run:
             kwargs["start_method"] = args.start_method
         if args.address is not None:
             kwargs["address"] = args.address
-        self.pool = TaskPool(args.workers, **kwargs)
+        self.pool = TaskPool(args.workers, timeline=args.timeline is not None, **kwargs)
         try:
             retry = None
             if args.retries:
@@ -288,6 +289,7 @@ def run_command(args: argparse.Namespace) -> int:
     """
     began = time.perf_counter()
     _check(args)
+    picture = check_timeline(args, sys.stderr)
     fn = resolve(args.function)
     stream: IO[bytes] | None = None
     if args.range is None:
@@ -295,7 +297,7 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         out = open_output(args.output, resume=args.resume, overwrite=args.overwrite, source=stream)
         try:
-            return _run(args, fn, stream, out, began)
+            return _run(args, fn, stream, out, began, picture)
         finally:
             out.close()
     finally:
@@ -309,8 +311,10 @@ def _run(
     stream: IO[bytes] | None,
     out: Output,
     began: float,
+    picture: TimelineFiles | None,
 ) -> int:
-    """Run every input into ``out`` (checked and locked), then print the summary (main thread)."""
+    """Run every input into ``out`` (checked and locked), draw the run if asked, then print the summary
+    (main thread)."""
     previous = read_previous(args.output) if args.resume else Previous(IndexSet())
     stderr = sys.stderr
     if previous.torn and stderr is not None:
@@ -371,6 +375,10 @@ def _run(
         if old_sigterm is not None:
             signal.signal(signal.SIGTERM, old_sigterm)
     assert run is not None
+    unwritten = write_timeline(run.pool, picture) if picture is not None else None
+    if unwritten is not None:
+        stopped = f"{stopped}; {unwritten}" if stopped else unwritten
+        status = status or EXIT_USAGE
     print_summary(
         run.tally, previous, time.perf_counter() - began, out.name, stderr, stopped=stopped
     )

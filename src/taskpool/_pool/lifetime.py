@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .._core.event_thread import EventThread
     from .._core.outcomes import Outcomes
     from .._shared import SharedState
+    from .._timeline import Recorder
     from .pool import TaskPool
 
 __all__ = ["Lifecycle", "forget_pool", "track_pool"]
@@ -95,6 +96,7 @@ class Lifecycle:
     _backend: Backend
     _events: EventThread
     _outcomes: Outcomes
+    _recorder: Recorder | None
     _shared: SharedState | None
     _joined: bool
 
@@ -133,6 +135,8 @@ class Lifecycle:
         # Ahead of whatever backlog the event thread has: every unfinished future is cancelled within
         # moments, and handlers see nothing after this (see Outcomes.halt).
         self._outcomes.halt()
+        if self._recorder is not None:
+            self._recorder.halt()  # what was running is drawn as stopped here
         self._events.call_urgent(self._outcomes.cancel_all)
         self._backend.shutdown(wait=False)
         self._shutdown(wait=False)

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from .._core.future import JobFuture
     from .._core.retry import Retry
     from .._shared import SharedState
+    from .._timeline import Recorder, Timeline
 
 __all__ = ["TaskPool"]
 
@@ -109,6 +110,8 @@ class TaskPool(Submitter, Lifecycle):
             (`taskpool.job_seed`, `taskpool.job_rng`), derived from this one and the job's position, and
             the global ``random`` module (and numpy's legacy global generator, where numpy is imported) is
             seeded from it before each job. None (the default): jobs get no seed.
+        timeline: record which worker runs which job when, for `timeline` (costs a little per job; off
+            by default).
 
     Used as a context manager, the pool is closed and joined on exit (jobs finish; nothing is cut short),
     or terminated if the block is left by KeyboardInterrupt.
@@ -132,6 +135,7 @@ class TaskPool(Submitter, Lifecycle):
         preload: Iterable[str] = (),
         limit_threads: bool | int = True,
         seed: int | None = None,
+        timeline: bool = False,
         **unexpected: NoReturn,
     ) -> None:
         if unexpected:
@@ -175,6 +179,14 @@ class TaskPool(Submitter, Lifecycle):
         self._joined = False
         # Bound once, with no reference to the pool: every future gets the same one.
         self._stopper = functools.partial(_stop_future, self._ledger, self._backend)
+        self._recorder: Recorder | None = None
+        if timeline:
+            # Before the backend starts, so that the record has every worker's start.
+            from .._timeline import KINDS, Recorder
+
+            self._recorder = Recorder()
+            for kind in KINDS:
+                self.on(kind, self._recorder.record)
         self._events = EventThread()
         self._outcomes = Outcomes(
             self._ledger, self._handlers, self._backend.submit, self._events.call_later
@@ -302,6 +314,29 @@ class TaskPool(Submitter, Lifecycle):
             if kind == "job_started" and "job_started" not in self._handlers.by_kind:
                 self._backend.want_started(False)
         return removed
+
+    def timeline(self) -> Timeline:
+        """The timeline of the run so far: which worker ran which job when, and how each attempt ended.
+
+        A snapshot, taken from any thread at any time (while jobs run, or after `join`); save it with
+        ``save_html(path)`` (a self-contained page) or ``save_png(path)`` (needs matplotlib).
+
+        Raises:
+            RuntimeError: the pool was made without ``timeline=True``, so it recorded nothing.
+        """
+        if self._recorder is None:
+            raise RuntimeError(
+                "this pool records no timeline: make it with TaskPool(..., timeline=True)"
+            )
+        from .._timeline import Timeline
+
+        return Timeline._from_marks(
+            self._recorder.marks(),
+            backend=self._backend.name,
+            size=self.workers,
+            origin=self._recorder.origin,
+            halted=self._recorder.halted,
+        )
 
     # -- shared state ----------------------------------------------------------------------------------
     @property
