@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import struct
 import sys
 import threading
@@ -66,7 +67,9 @@ def test_a_process_pool_draws_failures_retries_crashes_and_timeouts(start_method
     # row: a replacement takes the lane of the worker it replaced.
     assert timeline.lanes == 2
     ended = sorted(w.exitcode for w in timeline.workers if w.exitcode not in (None, 0))
-    assert ended == [-9, 3, 3]
+    # The worker past its timeout ends by the signal that dumps its stack (or SIGKILL, when the dump is late).
+    assert ended[1:] == [3, 3]
+    assert ended[0] in (-signal.SIGUSR1, -signal.SIGKILL)
     assert {a.pid for a in timeline.attempts if a.name == "crash"} == {
         w.pid for w in timeline.workers if w.exitcode == 3
     }
