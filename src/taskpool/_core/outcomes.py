@@ -13,6 +13,7 @@ code that raises anything, `BaseException` included, is logged with the job's id
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import sys
 import time
@@ -179,7 +180,7 @@ class Outcomes:
                 return
         future.attempts = job.attempt
         if job.first is not None:
-            _locate(error, job.first, job.size)
+            error = _locate(error, job.first, job.size)
         if "job_failed" in self._handlers.by_kind:
             self._emit("job_failed", job, worker=worker, pid=pid, exception=error)
         if job.error_callback is not None:
@@ -280,15 +281,19 @@ class Outcomes:
             pass
 
 
-def _locate(error: BaseException, first: int, size: int) -> None:
+def _locate(error: BaseException, first: int, size: int) -> BaseException:
     """Say which input of a map-family call failed: on ``error``'s attributes and in its text.
 
     A job's own exception keeps its type and args; it gains ``taskpool_position`` and, from Python 3.11, a
     note. taskpool's own errors (a crash, a timeout, a part that does not pickle) cover the whole chunk: they get
-    ``positions`` and the positions in their message.
+    ``positions`` and the positions in their message, on a copy, since one such error may fail many jobs (the
+    error that broke the pool fails every job, and later submissions raise it too). Returns the error to
+    report.
     """
     index = error.__dict__.pop(ITEM_INDEX, None)
     if isinstance(error, TaskpoolError) or not isinstance(index, int):
+        if isinstance(error, TaskpoolError):
+            error = _copy_error(error)
         positions = range(first, first + size)
         where = f"input item {first}" if size == 1 else f"input items {first}..{first + size - 1}"
         with contextlib.suppress(Exception):
@@ -296,7 +301,7 @@ def _locate(error: BaseException, first: int, size: int) -> None:
         text = f"the job held the map's {where}"
         if isinstance(error, TaskpoolError) and error.args and isinstance(error.args[0], str):
             error.args = (f"{error.args[0]} [{text}]", *error.args[1:])
-            return
+            return error
     else:
         position = first + index
         with contextlib.suppress(Exception):
@@ -305,3 +310,15 @@ def _locate(error: BaseException, first: int, size: int) -> None:
     add_note = getattr(error, "add_note", None)  # Python 3.11+
     if add_note is not None:
         add_note(f"taskpool: {text}")
+    return error
+
+
+def _copy_error(error: TaskpoolError) -> TaskpoolError:
+    """A copy of one of taskpool's errors (they all pickle, so they all copy), with its cause kept."""
+    try:
+        twin = copy.copy(error)
+    except Exception:
+        return error
+    twin.__cause__ = error.__cause__
+    twin.__suppress_context__ = error.__suppress_context__
+    return twin
