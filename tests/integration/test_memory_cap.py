@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from taskpool import Event, TaskPool
+from taskpool import Event, TaskPool, WorkerStartError
 
 from .. import _stuck_jobs as sj
 
@@ -43,6 +43,26 @@ def test_a_worker_past_its_limit_is_replaced_before_its_next_job(start_method: s
 def test_a_worker_under_its_limit_is_kept() -> None:
     with TaskPool(1, max_memory_per_worker="2GiB") as pool:
         assert len({pool.submit(sj.keep_memory, 10).result(timeout=TIMEOUT) for _ in range(3)}) == 1
+
+
+def test_a_limit_below_a_fresh_workers_memory_breaks_the_pool_before_any_job(
+    start_method: str,
+) -> None:
+    """Every worker would be replaced after each job: the pool says so at once instead of thrashing."""
+    started: list[int | None] = []
+    pool = TaskPool(2, start_method=start_method, max_memory_per_worker="1kB")
+    pool.on("worker_started", lambda e: started.append(e.pid))
+    try:
+        futures = [pool.submit(sj.pid) for _ in range(20)]
+        for future in futures:
+            with pytest.raises(WorkerStartError, match=r"max_memory_per_worker=1\.0 kB"):
+                future.result(timeout=TIMEOUT)
+        assert "a fresh worker uses" in str(future.exception())
+        with pytest.raises(WorkerStartError):
+            pool.submit(sj.pid)
+    finally:
+        pool.terminate()
+    assert started == []  # none was ready, so none ran a job
 
 
 @pytest.mark.parametrize("limit", ["abc", "12 parsecs", 0, -5, "0MB", True, 1.5, "-1G"])

@@ -35,7 +35,7 @@ from .protocol import (
     SkippedMessage,
     StartedMessage,
 )
-from .startup import StartupFailures
+from .startup import StartupFailures, memory_floor_error
 
 __all__ = ["Inbound"]
 
@@ -98,6 +98,9 @@ class Inbound:
                 self._break(error, reports, failed[1])
             elif op == OP_OVER_MEMORY:
                 over: OverMemoryMessage = msg
+                if not w.ready:  # past the limit before its first job: so would every worker be
+                    limit = self._workers.memory_limit or 0
+                    self._break(memory_floor_error(over[1], limit), reports)
                 self._workers.over_memory(w, over[1])
             else:
                 _forward(w, msg, reports)

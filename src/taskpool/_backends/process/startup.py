@@ -15,6 +15,9 @@
   with an `InitializerError` naming the initializer where there is one (it is what ran), else a
   `WorkerStartError`, instead of respawning them forever.
 
+- A worker past ``max_memory_per_worker`` before its first job (after its ``preload`` modules and initializer):
+  every worker would be replaced after each job, so the pool breaks at once with a `WorkerStartError` that
+  says how much a fresh worker uses (`memory_floor_error`).
 - A ``preload`` module that does not exist: under forkserver the template reports it (see `templates`);
   under fork and spawn `check_importable` finds a missing top-level module in the pool's constructor, and a
   worker that fails to import one fails as an initializer does.
@@ -33,6 +36,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from ..._errors import InitializerError, TaskpoolError, WorkerStartError
+from .memory import format_size
 
 __all__ = [
     "MAIN_GUARD_EXIT",
@@ -42,6 +46,7 @@ __all__ = [
     "StartupFailures",
     "check_importable",
     "main_guard_error",
+    "memory_floor_error",
     "refuse_while_main_is_imported",
     "spawn_error",
 ]
@@ -71,6 +76,15 @@ _GUARD = (
 
 def main_guard_error() -> WorkerStartError:
     return WorkerStartError(_GUARD)
+
+
+def memory_floor_error(used: int, limit: int) -> WorkerStartError:
+    """The error of a worker that was past ``limit`` bytes of private memory (``used``) before its first job."""
+    return WorkerStartError(
+        f"a fresh worker uses {format_size(used)} of private memory before its first job (after its preload "
+        f"modules and initializer), more than max_memory_per_worker={format_size(limit)}, so every worker "
+        "would be replaced after each job; give a limit well above what a worker needs to start"
+    )
 
 
 def refuse_while_main_is_imported() -> None:

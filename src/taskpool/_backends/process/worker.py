@@ -249,7 +249,8 @@ def worker_main(
     before the initializer runs.
     its jobs start end when it does. ``stack_pipe`` is where it writes its stacks when the parent asks before
     a kill (see `stacks`). With ``memory_limit``, it exits after a job that leaves its private memory past
-    that many bytes (see `memory`), and the pool replaces it.
+    that many bytes (see `memory`), and the pool replaces it; past it before its first job, it says so
+    instead of ready, and the pool breaks (a replacement would be past it too).
     """
     # Ctrl-C in a terminal goes to the foreground process group, which this worker leaves just below; it is
     # ignored all the same (a job's own processes inherit that), since the parent decides what it means.
@@ -288,6 +289,15 @@ def worker_main(
             outbox.add(init_failed_message(text))
             outbox.flush()
             return
+    memory = MemoryCheck(memory_limit) if memory_limit is not None else None
+    if memory is not None:
+        used = memory.over()
+        if (
+            used is not None
+        ):  # before any job: every replacement would be past it too, after each job
+            outbox.add(over_memory_message(used))
+            outbox.flush()
+            return
     outbox.add(ready_message(os.getpid()))
     outbox.flush()
 
@@ -296,7 +306,6 @@ def worker_main(
     poller = select.poll()
     poller.register(jobs_fd, select.POLLIN)
     perf = time.perf_counter
-    memory = MemoryCheck(memory_limit) if memory_limit is not None else None
 
     while True:
         if not local:
