@@ -166,3 +166,22 @@ def test_the_template_and_its_workers_end_with_the_process_that_started_them(
                 p.kill()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_a_program_that_ends_before_its_template_is_ready_ends_quietly(tmp_path: Path) -> None:
+    """The template may still be importing when the program is done (a pool that ran no job): it then finds
+    its socket closed, and ends without a word, as it does once ready."""
+    script = tmp_path / "quick.py"
+    script.write_text(
+        "from taskpool import TaskPool\n"
+        "if __name__ == '__main__':\n"
+        "    with TaskPool(2):\n"
+        "        pass\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+    # stderr is read to its end of file, which the template holds too: this waits for the template's end.
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=TIMEOUT
+    )
+    assert done.returncode == 0
+    assert done.stderr == ""

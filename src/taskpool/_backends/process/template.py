@@ -134,7 +134,8 @@ def main(
     failure = _import_all(preload, exports)
     if failure is not None:
         text = failure.encode("utf-8", "replace")
-        control.sendall(_SIGNED.pack(len(text)) + text)
+        with contextlib.suppress(OSError):  # the pool's process may be done with it already
+            control.sendall(_SIGNED.pack(len(text)) + text)
         return
     with contextlib.suppress(OSError):  # like a worker, the template reads nothing from a terminal
         os.close(0)
@@ -209,7 +210,10 @@ class _Server:
         from multiprocessing import reduction
 
         control = self.control
-        control.sendall(_SIGNED.pack(READY))
+        try:
+            control.sendall(_SIGNED.pack(READY))
+        except OSError:
+            return  # the pool's process was done with this template before it was ready (or is gone)
         with selectors.DefaultSelector() as selector:
             selector.register(control, selectors.EVENT_READ)
             selector.register(self.lifeline_fd, selectors.EVENT_READ)
