@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 
@@ -113,3 +114,14 @@ def test_a_result_that_does_not_pickle_is_left_unrecorded(
 def test_an_unreachable_path_is_a_checkpoint_error(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="cannot open it"):
         Checkpoint(tmp_path / "missing" / "c", "mod.fn", "map")
+
+
+@pytest.mark.parametrize("path", [os.devnull, "fifo"])
+def test_a_path_that_is_not_a_regular_file_is_a_checkpoint_error(tmp_path: Path, path: str) -> None:
+    if path == "fifo":
+        if not hasattr(os, "mkfifo"):
+            pytest.skip("no named pipes here")
+        path = str(tmp_path / "fifo")
+        os.mkfifo(path)
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        Checkpoint(path, "mod.fn", "map")

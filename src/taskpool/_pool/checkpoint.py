@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import pickle
+import stat
 import struct
 import threading
 import zlib
@@ -90,11 +91,17 @@ class Checkpoint:
         except OSError as exc:
             raise self._error(f"cannot open it: {exc.strerror or exc}") from None
         try:
+            if not stat.S_ISREG(os.fstat(self._fd).st_mode):
+                raise self._error(
+                    "it is not a regular file (a checkpoint is read back at any position); give a file's path"
+                )
             self._lock_file()
             self._load()
-        except BaseException:
+        except BaseException as exc:
             os.close(self._fd)
             self._fd = None
+            if isinstance(exc, OSError):
+                raise self._error(f"cannot read or start it: {exc.strerror or exc}") from None
             raise
 
     def _error(self, reason: str) -> CheckpointError:
