@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import psutil
@@ -185,3 +186,22 @@ def test_a_program_that_ends_before_its_template_is_ready_ends_quietly(tmp_path:
     )
     assert done.returncode == 0
     assert done.stderr == ""
+
+
+def test_a_killed_template_fails_the_jobs_its_workers_ran_as_lost_and_the_pool_goes_on() -> None:
+    """Its workers' status pipes end with it: the pool cannot tell when they end, so it kills them and says
+    why (not a made-up exit code); a new template forks their replacements."""
+    started = threading.Event()
+    with TaskPool(1) as pool:
+        template = _template_of(pool)
+        pool.on("job_started", lambda e: started.set())
+        running = pool.submit(jobs.sleep_for, 60.0)
+        assert started.wait(TIMEOUT)
+        template.kill()
+        with pytest.raises(
+            WorkerCrashedError, match="worker template process it was forked from ended"
+        ) as info:
+            running.result(timeout=TIMEOUT)
+        assert info.value.exitcode is None
+        assert pool.submit(jobs.square, 3).result(timeout=TIMEOUT) == 9
+        assert _template_of(pool).pid != template.pid

@@ -298,6 +298,9 @@ class Workers:
         if w.writer.fd in sel.get_map():
             sel.unregister(w.writer.fd)
         exitcode = reap(w.process)
+        lost = getattr(w.process, "template_lost", False)
+        if lost:  # how it ended is unknown: reap killed it, since nothing could tell when it ends
+            exitcode = None
         running = w.slot.value
         reason = w.kill_reason
         wid, pid = w.wid, w.pid
@@ -312,13 +315,16 @@ class Workers:
                 else:
                     reports.append((ReportKind.FAILED, job, wid, pid, None, reason.error))
             elif job_id == running and crashes_count:
-                error = WorkerCrashedError(pid, exitcode, job.name, oom_killed=oom)
+                detail = _TEMPLATE_LOST if lost else ""
+                error = WorkerCrashedError(pid, exitcode, job.name, detail, oom_killed=oom)
                 reports.append((ReportKind.FAILED, job, wid, pid, None, error))
             else:
                 requeue.append(job)
         del self.by_id[wid]
         w.close_pipes()
         why = _crash_reason(exitcode, oom) if oom or w.exit_reason is None else w.exit_reason
+        if lost and w.exit_reason is None:
+            why = f"lost: {_TEMPLATE_LOST}"
         reports.append((ReportKind.WORKER_DOWN, None, wid, pid, WorkerExit(exitcode, why), None))
         return exitcode, requeue
 
@@ -331,6 +337,12 @@ class Workers:
                 w.process.join(2.0)
             w.close_pipes()
         self.by_id.clear()
+
+
+_TEMPLATE_LOST = (
+    "the worker template process it was forked from ended, so the pool could no longer tell when it ends, "
+    "and killed it"
+)
 
 
 def _crash_reason(exitcode: int | None, oom: bool) -> str:

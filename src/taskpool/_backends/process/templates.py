@@ -30,6 +30,7 @@ import sys
 import threading
 import time
 from multiprocessing import reduction, resource_tracker, spawn, util
+from multiprocessing.connection import wait
 from multiprocessing.context import ForkServerProcess, set_spawning_popen
 from multiprocessing.popen_forkserver import Popen as ForkServerPopen
 from typing import Any
@@ -280,6 +281,9 @@ class _TemplatePopen(ForkServerPopen):
     its server: the same pickled preparation data and process object, so the child runs the same code."""
 
     _fds: list[int]  # what duplicate_for_child collected while the process object was pickled
+    #: The template ended before it wrote how the worker ended: the worker may live on, and nothing tells
+    #: when it ends (the caller kills it, with its group, before it forgets it).
+    template_lost = False
 
     def __init__(self, process_obj: Any, template: Template) -> None:
         self._template = template
@@ -303,6 +307,20 @@ class _TemplatePopen(ForkServerPopen):
             f.write(buf.getbuffer())
         self.pid = self._template.read_pid(status_r)
 
+    def poll(self, flag: int = os.WNOHANG) -> int | None:
+        """The worker's exit code from its status pipe, as forkserver's Popen reads it (255 if the template
+        ended first, as there, with `template_lost` set)."""
+        if self.returncode is None:
+            if not wait([self.sentinel], 0 if flag == os.WNOHANG else None):
+                return None
+            try:
+                self.returncode = read_status(self.sentinel)
+            except (OSError, EOFError):
+                self.template_lost = True
+                self.returncode = 255
+        code: int | None = self.returncode
+        return code
+
 
 class TemplateProcess(ForkServerProcess):
     """A worker process forked from ``template``: otherwise a forkserver process in every way."""
@@ -310,6 +328,11 @@ class TemplateProcess(ForkServerProcess):
     def __init__(self, template: Template, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._template = template
+
+    @property
+    def template_lost(self) -> bool:
+        """Whether its template ended before it could say how this worker ended (see `_TemplatePopen`)."""
+        return bool(getattr(getattr(self, "_popen", None), "template_lost", False))
 
     @staticmethod
     def _Popen(process_obj: Any) -> Any:
