@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ._compat import MapResult as MapResult
     from ._compat import Pool as Pool
     from ._core.aio import as_completed_async as as_completed_async
+    from ._core.backup import Median as Median
     from ._core.events import Event as Event
     from ._core.events import EventKind as EventKind
     from ._core.future import JobFuture as JobFuture
@@ -94,6 +95,7 @@ _EXPORTS = {
     "as_completed": "._core.progress",
     "as_completed_async": "._core.aio",
     "Retry": "._core.retry",
+    "Median": "._core.backup",
     "SharedArray": "._shared",
     "SharedBarrier": "._shared",
     "SharedCounter": "._shared",
@@ -142,6 +144,7 @@ __all__ = (
     "JobOptions",
     "JobTimeoutError",
     "MapResult",
+    "Median",
     "Pool",
     "PoolClosedError",
     "PoolState",

@@ -28,6 +28,7 @@ class InlineBackend:
     workers = 1
     supports_timeout = False
     supports_stop = False
+    supports_backup = True  # accepted and ignored: no other worker to run a copy
     start_method: str | None = None
     shared_state_unavailable: str | None = None
 

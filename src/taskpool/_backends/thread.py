@@ -33,6 +33,7 @@ class ThreadBackend:
     name = "thread"
     supports_timeout = False
     supports_stop = False
+    supports_backup = False  # a loser could not be stopped, only ignored
     start_method: str | None = None
     shared_state_unavailable: str | None = None
 

@@ -29,6 +29,9 @@ class Backend(Protocol):
     supports_timeout: bool
     #: Whether a running job can be stopped on request.
     supports_stop: bool
+    #: Whether ``backup_after`` is taken: the backend runs backup copies of a job that runs long (process), or
+    #: has nothing to back up with and ignores it (inline, which runs one job at a time in the caller).
+    supports_backup: bool
     #: The multiprocessing start method of the backend's worker processes, or None when it starts none here.
     start_method: str | None
     #: Why `pool.shared` (a Manager process on this machine) cannot serve this backend's jobs, or None if it can.

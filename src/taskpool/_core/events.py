@@ -1,8 +1,8 @@
 """Parent-side events: the `Event` record and the handler registry.
 
 Handlers run on the pool's event thread (see `taskpool._core.event_thread`), one at a time, in the order things
-happened: for one job ``job_submitted`` < ``job_started`` < ``job_succeeded``/``job_failed``. Handlers are added
-and removed from any thread.
+happened: for one job ``job_submitted`` < ``job_started`` (< ``job_backup_started``) < ``job_succeeded`` /
+``job_failed``. Handlers are added and removed from any thread.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ EventKind = Literal[
     "job_failed",
     "job_retrying",
     "job_cancelled",
+    "job_backup_started",
     "worker_started",
     "worker_exited",
 ]

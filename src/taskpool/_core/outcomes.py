@@ -88,6 +88,10 @@ class Outcomes:
             elif kind == ReportKind.STOPPED or kind == ReportKind.SKIPPED:
                 assert job is not None
                 self._cancelled(job, worker, pid, value if isinstance(value, str) else None)
+            elif kind == ReportKind.BACKUP_STARTED:
+                assert job is not None
+                if "job_backup_started" in by_kind:
+                    self._emit("job_backup_started", job, worker=worker, pid=pid)
             elif kind == ReportKind.LOG:
                 self._log(value)
             elif kind == ReportKind.OUTPUT:

@@ -18,7 +18,8 @@ field           meaning
 ==============  ===========================================================================================
 
 ``SKIPPED`` reports a job whose future was cancelled before it was sent to a worker; ``STOPPED`` one stopped on
-request. Each job the backend takes gets exactly one of ``SUCCEEDED``/``FAILED``/``STOPPED``/``SKIPPED`` per
+request. ``BACKUP_STARTED`` says a backup copy of the job's running attempt began on ``worker`` (see
+`taskpool._core.backup`); it is not a new attempt, and the attempt still gets one outcome. Each job the backend takes gets exactly one of ``SUCCEEDED``/``FAILED``/``STOPPED``/``SKIPPED`` per
 attempt, unless the backend is terminated. ``BROKEN`` says the backend cannot run jobs any more (an
 initializer that fails): the pool fails every pending job with it.
 
@@ -55,6 +56,7 @@ class ReportKind(enum.IntEnum):
     LOG = 7
     OUTPUT = 8
     BROKEN = 9
+    BACKUP_STARTED = 10
 
 
 #: ``(kind, job, worker, pid, value, error)``; see the module docstring for what each field holds.

@@ -221,6 +221,11 @@ class TaskPool(Submitter, Lifecycle):
                 f"the {self._backend.name} backend cannot enforce a timeout (a running job cannot be stopped "
                 "there); use the process backend for jobs that need one"
             )
+        if opts.backup_after is not None and not self._backend.supports_backup:
+            raise ValueError(
+                f"the {self._backend.name} backend cannot run backup copies of a job (backup_after=); use "
+                "the process backend for jobs that need them"
+            )
 
     def _submit(
         self,
@@ -246,7 +251,7 @@ class TaskPool(Submitter, Lifecycle):
             raise TypeError(f"the job's function must be callable, not {fn!r}")
         if opts is None:
             opts = self._opts
-        elif opts is not self._opts and opts.timeout is not None:
+        elif opts is not self._opts and opts.timed:
             self._check_options(opts)
         job = self._ledger.admit(fn, args, kwargs, opts, kind, callback, error_callback, size)
         future = job.future

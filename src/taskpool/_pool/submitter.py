@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     # Only for type checkers: annotations are strings at run time, so typing_extensions is not needed there.
     from typing_extensions import TypeVarTuple, Unpack
 
+    from .._core.backup import Median
     from .._core.future import JobFuture
     from .._core.retry import Retry
     from .pool import TaskPool
@@ -225,15 +226,21 @@ class Submitter:
         timeout: float | Unset | None = UNSET,
         retry: Retry | Unset | None = UNSET,
         name: str | Unset | None = UNSET,
+        backup_after: float | Median | Unset | None = UNSET,
     ) -> PoolView:
         """A view of the pool whose jobs get these options; the pool itself is unchanged.
 
         ``pool.options(timeout=2.0, retry=Retry(attempts=3)).submit(fn, x)``
 
+        ``backup_after`` (seconds, or ``taskpool.Median(3.0)``: three times the median duration of the
+        function's finished jobs) gives a job that runs longer a backup copy on another worker; the first
+        outcome wins and the other copy is stopped. It declares the jobs idempotent: they may run twice.
+
         Raises:
-            ValueError: the backend cannot enforce a timeout, or a value is out of range.
+            ValueError: the backend cannot enforce a timeout or run backups, or a value is out of range.
+            TypeError: a value is of the wrong type.
         """
-        opts = self._opts.merge(timeout=timeout, retry=retry, name=name)
+        opts = self._opts.merge(timeout=timeout, retry=retry, name=name, backup_after=backup_after)
         self._core._check_options(opts)
         return PoolView(self._core, opts)
 

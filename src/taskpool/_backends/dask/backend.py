@@ -54,6 +54,7 @@ class DaskBackend:
     name = "dask"
     supports_timeout = True
     supports_stop = True
+    supports_backup = False
     start_method: str | None = None
     shared_state_unavailable: str | None = (
         "pool.shared is not available on the dask backend: a Manager process on this machine is out of "

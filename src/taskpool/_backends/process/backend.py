@@ -59,6 +59,7 @@ class ProcessBackend:
     name = "process"
     supports_timeout = True
     supports_stop = True
+    supports_backup = True
     shared_state_unavailable: str | None = None
 
     def __init__(

@@ -174,7 +174,8 @@ class Worker:
                 defined.move_to_end(key)
             else:
                 self._define(function, messages)
-            job_flags = flags | FLAG_SYNC if job.options.timeout is not None else flags
+            # A job with a clock (timeout, backup) must say when it starts, at once.
+            job_flags = flags | FLAG_SYNC if job.options.timed else flags
             if job.attempt > 1:
                 job_flags |= FLAG_BEGUN
             messages.append(
@@ -182,13 +183,34 @@ class Worker:
             )
             inflight[job.id] = job
             sent += 1
+        self._count(sent, max_tasks, messages)
+        return messages
+
+    def take_copy(self, job: Job, flags: int, max_tasks: int | None) -> list[Any]:
+        """Give this worker a backup copy of ``job``, which runs on another worker: the messages that send it.
+
+        The job's future is RUNNING already, and the copy is not a new attempt. It is flagged FLAG_BEGUN: the
+        job has begun (on the other worker), so withdrawing the jobs not begun leaves the copy alone.
+        """
+        messages: list[Any] = []
+        function, payload = job.payload
+        if function[0] in self.defined:
+            self.defined.move_to_end(function[0])
+        else:
+            self._define(function, messages)
+        copy_flags = flags | FLAG_SYNC | FLAG_BEGUN
+        messages.append(run_message(job.id, function[0], job.kind, payload, copy_flags, job.name))
+        self.inflight[job.id] = job
+        self._count(1, max_tasks, messages)
+        return messages
+
+    def _count(self, sent: int, max_tasks: int | None, messages: list[Any]) -> None:
         self.assigned += sent
         if max_tasks is not None and self.assigned >= max_tasks:
             # Retire the worker after the jobs it has: the pool replaces it when it exits.
             messages.append(QUIT)
             self.quitting = True
             self.exit_reason = f"max_tasks_per_worker: it was given {self.assigned} jobs"
-        return messages
 
     def _define(self, function: Pickled, messages: list[Any]) -> None:
         """Send ``function``; past FUNCTION_CACHE_SIZE, the worker forgets its least recently used one."""

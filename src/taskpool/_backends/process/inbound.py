@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..._core.reports import Report, ReportKind
 from ..._core.timers import TimerHeap
 from ..._errors import InitializerError
 from ..._runtime.attempt import decode_error, decode_value
 from ..._runtime.serialize import loads
+from .backups import Backups
 from .batching import Batching
 from .handle import Worker
 from .lifecycle import Workers
@@ -37,10 +38,14 @@ from .protocol import (
 )
 from .startup import StartupFailures, memory_floor_error
 
+if TYPE_CHECKING:
+    from ..._core.job import Job
+
 __all__ = ["Inbound"]
 
 # Bound once: used per job on the hot path, where an attribute lookup on the enum class shows.
 SUCCEEDED, FAILED = ReportKind.SUCCEEDED, ReportKind.FAILED
+BACKUP_STARTED = ReportKind.BACKUP_STARTED
 
 
 class Inbound:
@@ -52,6 +57,7 @@ class Inbound:
     _startup: StartupFailures
     _initializer_name: str | None
     _batching: Batching
+    _backups: Backups
 
     def _break(self, error: BaseException, reports: list[Report], detail: str = "") -> None:
         raise NotImplementedError  # `Scheduler._break`: the pool cannot run jobs
@@ -73,17 +79,16 @@ class Inbound:
             op = msg[0]
             if op == OP_RESULT:
                 durations.append(msg[5])
-                _report_outcome(w, msg, reports)
+                job = _report_outcome(w, msg, reports)
+                if job is not None and job.options.backup_after is not None:
+                    self._backups.finished(job, msg[5])
             elif op == OP_STARTED:
                 started: StartedMessage = msg
                 job = inflight.get(started[1])
-                if job is not None:
-                    timeout = job.options.timeout
-                    if timeout is not None:
-                        due = time.monotonic() + timeout
-                        self._deadlines.push(due, (wid, job.id, job.attempt))
-                    if self.want_started:
-                        reports.append((ReportKind.STARTED, job, wid, pid, None, None))
+                # A job stopped (or a backup copy that lost) while it was queued here runs all the same, but
+                # it is over for the pool: no start to report, no clock to start.
+                if job is not None and job.id not in w.discard:
+                    self._started(w, job, reports)
             elif op == OP_SKIPPED:
                 _report_skipped(w, msg, reports)
             elif op == OP_READY:
@@ -107,23 +112,44 @@ class Inbound:
         if durations:
             self._batching.observe(durations)
 
+    def _started(self, w: Worker, job: Job, reports: list[Report]) -> None:
+        """``job`` started on ``w``: start its clocks (timeout, backup) and report the start."""
+        options = job.options
+        if options.timed:
+            if options.timeout is not None:
+                due = time.monotonic() + options.timeout
+                self._deadlines.push(due, (w.wid, job.id, job.attempt))
+            if options.backup_after is not None:
+                copy = self._backups.started(w, job)
+                if copy is not None:
+                    # A backup copy: not a new attempt, so not a job_started.
+                    if copy:
+                        reports.append((BACKUP_STARTED, job, w.wid, w.pid, None, None))
+                    return
+        if self.want_started:
+            reports.append((ReportKind.STARTED, job, w.wid, w.pid, None, None))
 
-def _report_outcome(w: Worker, msg: ResultMessage, reports: list[Report]) -> None:
-    """Report a job's outcome from its result message (scheduler thread; once per job, so kept lean)."""
+
+def _report_outcome(w: Worker, msg: ResultMessage, reports: list[Report]) -> Job | None:
+    """Report a job's outcome from its result message (scheduler thread; once per job, so kept lean).
+
+    Returns the job, or None when its outcome was dropped (the job was stopped while queued here).
+    """
     _, job_id, ok, payload, tb, _duration = msg
     job = w.inflight.pop(job_id, None)
     discard = w.discard
     if job is None or job_id in discard:
         discard.discard(job_id)
-        return
+        return None
     if ok:
         ok, value = decode_value(payload, job.name)
         if ok:
             reports.append((SUCCEEDED, job, w.wid, w.pid, value, None))
         else:
             reports.append((FAILED, job, w.wid, w.pid, None, value))
-        return
+        return job
     reports.append((FAILED, job, w.wid, w.pid, None, decode_error(payload, tb, job.name)))
+    return job
 
 
 def _report_skipped(w: Worker, msg: SkippedMessage, reports: list[Report]) -> None:

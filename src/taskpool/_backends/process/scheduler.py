@@ -25,6 +25,10 @@ Deadlines: a job with a timeout is sent flagged FLAG_SYNC; the worker reports it
 ``start + timeout`` in a `TimerHeap` and sleeps in ``select`` no longer than the nearest deadline. A job past
 its deadline has its worker killed; the job fails with `JobTimeoutError` and the worker is replaced.
 
+Backups (``backup_after``): a job that runs past its backup delay gets a copy on another worker, ahead of the
+pending queue, and the first outcome wins; `taskpool._backends.process.backups` keeps the races and decides
+each round's reports about them before they go to the event thread.
+
 No lock is held while user code runs anywhere in the parent: the scheduler runs none (unpickling aside), and
 outcomes go to the event thread through the sink.
 """
@@ -45,6 +49,7 @@ from ..._core.job import Job, job_name
 from ..._core.reports import Report, ReportKind, Sink
 from ..._core.timers import TimerHeap
 from ..._errors import RemoteTraceback, TaskpoolError
+from .backups import Backups
 from .batching import Batching, share, workers_to_start
 from .functions import drain
 from .gate import ReadGate
@@ -143,6 +148,7 @@ class Scheduler(Inbound):
         # (worker id, job id, attempt) of each job with a timeout, due at its deadline.
         self._deadlines: TimerHeap[tuple[int, int, int]] = TimerHeap()
         self._batching = Batching()
+        self._backups = Backups(size)
         self._broken: BaseException | None = None
         self._phase = RUNNING
         self._quit_deadline = 0.0
@@ -175,6 +181,11 @@ class Scheduler(Inbound):
                 if self._deadlines:
                     for wid, job_id, attempt in self._deadlines.pop_due(time.monotonic()):
                         self._workers.expire(wid, job_id, attempt)
+                backups = self._backups
+                if backups.due:
+                    backups.expire(time.monotonic(), self._workers, self._phase is RUNNING)
+                if backups.races:
+                    reports = backups.settle(reports, self._workers)
                 if self._phase is RUNNING and self._broken is None:
                     self._dispatch(reports)
                 if reports:
@@ -197,10 +208,16 @@ class Scheduler(Inbound):
     def _select_timeout(self) -> float | None:
         now = time.monotonic()
         # A worker failed to start and jobs wait: wake up to try again.
-        spawn_wait = self._backoff.not_before - now if self._pending else 0.0
-        if not self._deadlines and self._phase is RUNNING and spawn_wait <= 0:
+        waiting = self._pending or self._backups.waiting
+        spawn_wait = self._backoff.not_before - now if waiting else 0.0
+        if (
+            not self._deadlines
+            and not self._backups.due
+            and self._phase is RUNNING
+            and spawn_wait <= 0
+        ):
             return None
-        wait = self._deadlines.wait_time(now)
+        wait = _earliest(self._deadlines.wait_time(now), self._backups.wait_time(now))
         if spawn_wait > 0:
             wait = spawn_wait if wait is None else min(wait, spawn_wait)
         if self._phase is not RUNNING:
@@ -239,15 +256,16 @@ class Scheduler(Inbound):
 
     # -- jobs out -----------------------------------------------------------------------------------------
     def _dispatch(self, reports: list[Report]) -> None:
-        pending = self._pending
+        pending, backups = self._pending, self._backups
         _skip_cancelled_head(pending, reports)
-        if not pending:
+        if not pending and not backups.waiting:
             return
         workers = self._workers
         open_workers = [w for w in workers if not w.quitting and w.kill_reason is None]
         if len(open_workers) < self._size:
             idle = sum(1 for w in open_workers if not w.inflight)
-            for _ in range(workers_to_start(self._size, len(open_workers), idle, len(pending))):
+            wanted = len(pending) + len(backups.waiting)
+            for _ in range(workers_to_start(self._size, len(open_workers), idle, wanted)):
                 w, error = self._backoff.attempt(workers.spawn, time.monotonic())
                 if error is not None:
                     self._break(error, reports)
@@ -258,6 +276,10 @@ class Scheduler(Inbound):
         open_workers.sort(key=lambda w: len(w.inflight))
         flags = FLAG_STARTED if self.want_started else 0
         batching, max_tasks = self._batching, self._max_tasks
+        if backups.waiting:
+            # Backup copies go first: each is a job that has kept a worker too long already.
+            backups.dispatch(open_workers, batching, workers.send, flags, max_tasks)
+            open_workers.sort(key=lambda w: len(w.inflight))
         for i, w in enumerate(open_workers):
             if not pending:
                 break
@@ -279,6 +301,7 @@ class Scheduler(Inbound):
         self._broken = error
         reports.append((ReportKind.BROKEN, None, None, None, None, error))
         self._pending.clear()
+        self._backups.clear()
         self._workers.abandon_all()
 
     def _stop_job(self, job: Job, reports: list[Report]) -> None:
@@ -298,6 +321,7 @@ class Scheduler(Inbound):
         self._handle(w, left, reports)
         phase, workers = self._phase, self._workers
         exitcode, requeue = workers.settle(w, reports, crashes_count=phase is not KILLING)
+        requeue = self._backups.requeued(w.wid, requeue, phase is RUNNING)
         if requeue and ((phase is RUNNING and self._broken is None) or phase is DRAINING):
             # Draining too: jobs a dying worker held must still run, so the drain goes on with a new worker.
             self._pending.extendleft(reversed(requeue))
@@ -318,10 +342,12 @@ class Scheduler(Inbound):
         self._phase = DRAINING if wait else KILLING
         self._quit_deadline = time.monotonic() + (QUIT_GRACE if wait else _KILL_GRACE)
         if wait:
+            self._backups.drop_waiting()  # retired workers take no copies
             for w in self._workers:
                 self._workers.retire(w)
         else:
             self._pending.clear()
+            self._backups.clear()
             self._workers.terminate_all()
 
     def _quitting_done(self) -> bool:
@@ -329,6 +355,10 @@ class Scheduler(Inbound):
             self._workers.kill_all()  # the grace period is over
             return True
         return not self._workers
+
+
+def _earliest(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
 
 
 def _skip_cancelled_head(pending: deque[Job], reports: list[Report]) -> None:

@@ -1,0 +1,223 @@
+"""Backup copies of stragglers (``backup_after``) on the process backend.
+
+Each job here stalls (or fails) on its first copy only (see `tests._backup_jobs`), so a backup that starts
+must win. Pools are warmed up first (both workers started), so that the time a job takes is its own, not a
+worker's start.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from taskpool import Event, EventKind, Median, Retry, TaskPool
+
+from .. import _backup_jobs as bj
+from .. import jobs
+
+pytestmark = pytest.mark.timeout(60)
+
+TIMEOUT = 20.0
+JOB_KINDS: tuple[EventKind, ...] = (
+    "job_started",
+    "job_backup_started",
+    "job_succeeded",
+    "job_failed",
+    "job_retrying",
+    "job_cancelled",
+    "worker_started",
+    "worker_exited",
+)
+
+
+class Recorder:
+    """Every event of `JOB_KINDS`, in order (appended on the event thread)."""
+
+    def __init__(self, pool: TaskPool) -> None:
+        self.events: list[Event] = []
+        self._cond = threading.Condition()
+        for kind in JOB_KINDS:
+            pool.on(kind, self._add)
+
+    def _add(self, event: Event) -> None:
+        with self._cond:
+            self.events.append(event)
+            self._cond.notify_all()
+
+    def of(self, job_id: int, kind: str | None = None) -> list[Event]:
+        return [e for e in self.events if e.job_id == job_id and kind in (None, e.kind)]
+
+    def kinds(self, job_id: int) -> list[str]:
+        return [e.kind for e in self.of(job_id)]
+
+    def live_workers(self) -> set[Any]:
+        """The workers that started since the recording began and have not exited."""
+        with self._cond:
+            started = {e.worker for e in self.events if e.kind == "worker_started"}
+            return started - {e.worker for e in self.events if e.kind == "worker_exited"}
+
+    def wait_exit(self, worker: Any) -> bool:
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: any(e.kind == "worker_exited" and e.worker == worker for e in self.events),
+                TIMEOUT,
+            )
+
+
+def warm(pool: TaskPool) -> None:
+    """Start both workers (two jobs at once) and give the batching a job duration to go by."""
+    assert pool.map(jobs.sleep_for, [0.1, 0.1], chunksize=1) == [0.1, 0.1]
+
+
+def live_workers() -> list[psutil.Process]:
+    return [
+        child
+        for child in psutil.Process().children()
+        if "forkserver" not in " ".join(child.cmdline())
+        and "resource_tracker" not in " ".join(child.cmdline())
+    ]
+
+
+@pytest.fixture
+def backup_pool(start_method: str) -> Iterator[TaskPool]:
+    p = TaskPool(2, start_method=start_method)
+    try:
+        warm(p)
+        yield p
+    finally:
+        p.terminate()
+
+
+@pytest.fixture
+def warm_pool() -> Iterator[TaskPool]:
+    p = TaskPool(2)
+    try:
+        warm(p)
+        yield p
+    finally:
+        p.terminate()
+
+
+def test_a_stalled_first_copy_loses_to_its_backup(backup_pool: TaskPool, tmp_path: Path) -> None:
+    rec = Recorder(backup_pool)
+    warm = {1, 2}  # the workers the warm-up started
+    began = time.monotonic()
+    future = backup_pool.options(backup_after=0.2).submit(bj.copies, str(tmp_path / "m"), 7)
+    assert future.result(timeout=TIMEOUT) == 7
+    took = time.monotonic() - began
+    assert took < 0.2 + 2.0, f"the backup should have won soon after 0.2 s, took {took:.2f} s"
+    assert future.attempts == 1
+    assert rec.kinds(future.job_id) == ["job_started", "job_backup_started", "job_succeeded"]
+    (started,) = rec.of(future.job_id, "job_started")
+    (backup,) = rec.of(future.job_id, "job_backup_started")
+    (succeeded,) = rec.of(future.job_id, "job_succeeded")
+    assert backup.worker != started.worker
+    assert succeeded.worker == backup.worker
+    assert backup.attempt == started.attempt == 1
+    # The loser is stopped: its worker (30 s into a sleep) is killed, and a new one takes its place.
+    assert rec.wait_exit(started.worker)
+    assert not psutil.pid_exists(started.pid) or psutil.Process(started.pid).status() == "zombie"
+    pids = backup_pool.map(jobs.getpid, [0, 1], chunksize=1)
+    assert started.pid not in pids
+    assert backup_pool.map(jobs.sleep_for, [0.2, 0.2], chunksize=1) == [0.2, 0.2]
+    live = (warm | rec.live_workers()) - {e.worker for e in rec.events if e.kind == "worker_exited"}
+    assert len(live) == 2, rec.events
+    assert rec.of(future.job_id, "job_failed") == rec.of(future.job_id, "job_cancelled") == []
+
+
+def test_a_backup_goes_ahead_of_queued_jobs(warm_pool: TaskPool, tmp_path: Path) -> None:
+    rec = Recorder(warm_pool)
+    stalled = warm_pool.options(backup_after=0.2).submit(bj.copies, str(tmp_path / "m"), 1)
+    queued = [warm_pool.submit(jobs.sleep_for, 0.1) for _ in range(8)]
+    assert stalled.result(timeout=TIMEOUT) == 1
+    for f in queued:
+        assert f.result(timeout=TIMEOUT) == 0.1
+    order = [
+        (e.kind, e.job_id) for e in rec.events if e.kind in ("job_started", "job_backup_started")
+    ]
+    backup_at = order.index(("job_backup_started", stalled.job_id))
+    queued_ids = {f.job_id for f in queued}
+    before = [job_id for kind, job_id in order[:backup_at] if job_id in queued_ids]
+    # In queue order the copy would start after all eight; ahead of them, after the one or two that run
+    # when it is made (one worker is the stalled job's), give or take one round of a slow machine.
+    assert len(before) <= 5, order
+
+
+def test_map_with_backup_after(warm_pool: TaskPool, tmp_path: Path) -> None:
+    rec = Recorder(warm_pool)
+    items = [(str(tmp_path / "m") if i == 5 else "", i) for i in range(12)]
+    began = time.monotonic()
+    assert warm_pool.options(backup_after=0.3).map(bj.stall_marked, items, chunksize=2) == list(
+        range(12)
+    )
+    assert time.monotonic() - began < 10.0
+    assert len([e for e in rec.events if e.kind == "job_backup_started"]) == 1
+    assert [e for e in rec.events if e.kind in ("job_failed", "job_cancelled")] == []
+
+
+def test_a_job_whose_copies_both_fail_fails_once_per_attempt(
+    warm_pool: TaskPool, tmp_path: Path
+) -> None:
+    rec = Recorder(warm_pool)
+    retry = Retry(attempts=2, on=(ValueError,))
+    future = warm_pool.options(backup_after=0.2, retry=retry).submit(
+        bj.copies, str(tmp_path / "m"), 0, first=1.0, first_fails=True, later_fails=True
+    )
+    error = future.exception(timeout=TIMEOUT)
+    assert isinstance(error, ValueError)
+    # Attempt 1: the backup fails first (dropped: the first copy still runs), then the first copy; one
+    # failure, one retry. Attempt 2 fails at once, before any backup.
+    assert rec.kinds(future.job_id) == [
+        "job_started",
+        "job_backup_started",
+        "job_retrying",
+        "job_started",
+        "job_failed",
+    ]
+    assert future.attempts == 2
+
+
+def test_a_failing_copy_does_not_fail_the_job_while_the_other_runs(
+    warm_pool: TaskPool, tmp_path: Path
+) -> None:
+    rec = Recorder(warm_pool)
+    future = warm_pool.options(backup_after=0.2).submit(
+        bj.copies, str(tmp_path / "m"), 3, first=1.0, later_fails=True
+    )
+    assert future.result(timeout=TIMEOUT) == 3
+    assert rec.kinds(future.job_id) == ["job_started", "job_backup_started", "job_succeeded"]
+    (started,) = rec.of(future.job_id, "job_started")
+    (succeeded,) = rec.of(future.job_id, "job_succeeded")
+    assert succeeded.worker == started.worker  # the first copy won, after its backup failed
+
+
+def test_the_timeout_applies_to_each_copy(warm_pool: TaskPool, tmp_path: Path) -> None:
+    rec = Recorder(warm_pool)
+    # The first copy times out at 1.0 s; the backup, started at about 0.3 s, needs 0.8 s of its own 1.0 s.
+    future = warm_pool.options(timeout=1.0, backup_after=0.3).submit(
+        bj.copies, str(tmp_path / "m"), 4, later=0.8
+    )
+    assert future.result(timeout=TIMEOUT) == 4
+    assert rec.kinds(future.job_id) == ["job_started", "job_backup_started", "job_succeeded"]
+
+
+def test_median_backs_up_a_job_far_slower_than_its_peers(
+    warm_pool: TaskPool, tmp_path: Path
+) -> None:
+    rec = Recorder(warm_pool)
+    view = warm_pool.options(backup_after=Median(3.0, min_samples=3))
+    peers = []
+    for i in range(4):  # jobs of the same function that take 0.05 s: their markers exist already
+        (tmp_path / f"peer{i}").touch()
+        peers.append(view.submit(bj.copies, str(tmp_path / f"peer{i}"), i, later=0.05))
+    assert [f.result(timeout=TIMEOUT) for f in peers] == [0, 1, 2, 3]
+    began = time.monotonic()
+    assert view.submit(bj.copies, str(tmp_path / "m"), 9).result(timeout=TIMEOUT) == 9
+    assert time.monotonic() - began < 5.0
+    assert len([e for e in rec.events if e.kind == "job_backup_started"]) == 1
