@@ -6,6 +6,7 @@ already is a later copy (a backup, or a retry). Module level, so workers import 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
@@ -33,6 +34,24 @@ def copies(
     if first_fails if is_first else later_fails:
         raise ValueError("first copy" if is_first else "later copy")
     return value
+
+
+def stall_stubbornly(marker: str, value: int) -> int:
+    """Return ``value``; the first copy stalls for 30 s, and swallows whatever is raised into it meanwhile."""
+    if _first_copy(marker):
+        end = time.monotonic() + 30.0
+        while time.monotonic() < end:
+            with contextlib.suppress(
+                BaseException
+            ):  # a job that will not be interrupted, on purpose
+                time.sleep(max(0.0, end - time.monotonic()))
+    return value
+
+
+def sleep_for_pid(seconds: float) -> int:
+    """Sleep ``seconds``, then return the worker's pid."""
+    time.sleep(seconds)
+    return os.getpid()
 
 
 def stall_marked(item: tuple[str, int]) -> int:

@@ -11,8 +11,9 @@ The life of a backup, for one attempt of a job with ``backup_after``:
    ``waiting``, which `dispatch` serves before the pending queue: the copy goes to the first worker with room
    that does not hold the job already.
 3. *Decided.* `settle` reads each round's reports before they go to the event thread. The first success (or
-   stop, or skip) of either copy ends the race: it is reported, and the other copy is stopped (discarded; its
-   worker killed if it runs it now, and replaced on demand). A failure (the job's exception, a crash, a
+   stop, or skip) of either copy ends the race: it is reported, and the other copy is stopped: its outcome is
+   dropped, and if it runs now it is recalled (`Worker.recall`: the job is interrupted and the worker goes on
+   with its next job); if it still runs `RECALL_GRACE` seconds later, its worker is killed and replaced. A failure (the job's exception, a crash, a
    timeout of that copy) is dropped while another copy is still held by a worker, since that copy may still
    win; the failure of the last copy is the attempt's one outcome. A copy that waits for a worker when the
    other ends is dropped with the race.
@@ -40,8 +41,13 @@ if TYPE_CHECKING:
     from .handle import Worker
     from .lifecycle import Workers
 
-__all__ = ["Backups", "Race"]
+__all__ = ["RECALL_GRACE", "Backups", "Race"]
 
+# How long a recalled copy may take to stop before its worker is killed. Longer: a job in C code that returns
+# to the interpreter late keeps its worker; shorter: such a worker is freed sooner, at the cost of a new one.
+RECALL_GRACE = 0.25
+# What an item of the timer heap is due for: a backup copy, or the end of a recall's grace.
+_BACKUP, _RECALL = 0, 1
 # The reports that end an attempt on a worker.
 _OUTCOMES = frozenset(
     (ReportKind.SUCCEEDED, ReportKind.FAILED, ReportKind.STOPPED, ReportKind.SKIPPED)
@@ -72,8 +78,9 @@ class Backups:
 
     def __init__(self, size: int) -> None:
         self._size = size
-        #: ``(worker id, job id, attempt)`` of each armed attempt, due when it should get its copy.
-        self.due: TimerHeap[tuple[int, int, int]] = TimerHeap()
+        #: ``(what, worker id, job id, attempt)``: an armed attempt, due when it should get its copy
+        #: (``_BACKUP``), or a recalled copy, due when its grace ends (``_RECALL``).
+        self.due: TimerHeap[tuple[int, int, int, int]] = TimerHeap()
         #: Attempts of `Median` jobs whose median is not known yet: ``(worker id, job, attempt, start)``.
         self._unarmed: list[tuple[int, Job, int, float]] = []
         #: Durations of finished jobs by (function key, job kind), for `Median`.
@@ -111,7 +118,7 @@ class Backups:
             return None
         else:
             delay = rule
-        self.due.push(now + delay, (w.wid, job.id, job.attempt))
+        self.due.push(now + delay, (_BACKUP, w.wid, job.id, job.attempt))
         return None
 
     def finished(self, job: Job, duration: float) -> None:
@@ -142,18 +149,27 @@ class Backups:
             if delay is None:
                 still.append(entry)
             else:
-                self.due.push(start + delay, (wid, job.id, attempt))
+                self.due.push(start + delay, (_BACKUP, wid, job.id, attempt))
         self._unarmed = still
 
     # -- running copies -------------------------------------------------------------------------------------
     def expire(self, now: float, workers: Workers, running: bool) -> None:
         """Open a race for each armed attempt now due that still runs where it started (while ``running``:
-        a backend that drains or stops starts no copies)."""
-        for wid, job_id, attempt in self.due.pop_due(now):
-            if not running:
-                continue
+        a backend that drains or stops starts no copies); kill the workers of recalled copies that still run."""
+        for what, wid, job_id, attempt in self.due.pop_due(now):
             w = workers.by_id.get(wid)
-            if w is None or w.kill_reason is not None or job_id in w.discard:
+            if w is None or w.kill_reason is not None:
+                continue
+            if what == _RECALL:
+                if job_id in w.discard and w.slot.value == job_id:
+                    # Killed as `stop()` kills; the worker's other jobs never started and run elsewhere.
+                    w.kill_reason = KillReason(job_id, None)
+                    w.exit_reason = (
+                        f"killed: job {job_id} lost its backup race and did not stop when recalled"
+                    )
+                    w.kill()
+                continue
+            if not running or job_id in w.discard:
                 continue
             job = w.inflight.get(job_id)
             if job is None or job.attempt != attempt or job_id in self.races or job.future.done():
@@ -239,9 +255,8 @@ class Backups:
                 continue
             w.discard.add(job.id)
             if w.slot.value == job.id and w.kill_reason is None:
-                # Killed as `stop()` kills; the worker's other jobs never started and run elsewhere.
-                w.kill_reason = KillReason(job.id, None)
-                w.kill()
+                w.recall(job.id)
+                self.due.push(time.monotonic() + RECALL_GRACE, (_RECALL, wid, job.id, 0))
         race.holders.clear()
 
     def drop_waiting(self) -> None:

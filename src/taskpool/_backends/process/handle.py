@@ -69,6 +69,7 @@ class Worker:
         "quitting",
         "reader",
         "ready",
+        "recall_id",
         "results",
         "ring",
         "slot",
@@ -86,6 +87,7 @@ class Worker:
         writer: FrameWriter,
         slot: Any,
         ring: Any,
+        recall_id: Any,
         results: Connection,
         writer_conn: Connection,
         death_fd: int,
@@ -101,6 +103,8 @@ class Worker:
         self.slot = slot
         #: The shared outcome ring where it copies outcomes not yet written to its results pipe.
         self.ring = ring
+        #: The shared value where the scheduler writes the id of a job to recall (see `recall`).
+        self.recall_id = recall_id
         self.results = results
         self.writer_conn = writer_conn
         #: Readable once the process has ended: a pidfd, or the process's sentinel (see `lineage.watch_death`).
@@ -138,6 +142,12 @@ class Worker:
         if self.pid is None:
             return None
         return capture_stack(self.pid, self.stack_conn.fileno(), self.death_fd)
+
+    def recall(self, job_id: int) -> None:
+        """Ask the worker to abandon job ``job_id`` if it runs it (SIGUSR2; see `worker`). Not waited for."""
+        self.recall_id.value = job_id
+        with contextlib.suppress(ProcessLookupError, TypeError):
+            os.kill(self.pid, signal.SIGUSR2)  # type: ignore[arg-type]
 
     def take_jobs(
         self,

@@ -132,6 +132,7 @@ class Workers:
             stack_w.fileno()
         )  # a dump of many threads is written whole, without waiting for us
         slot = ctx.RawValue(ctypes.c_longlong, 0)
+        recall = ctx.RawValue(ctypes.c_longlong, 0)
         ring = new_ring(ctx)
         options: dict[str, Any] = {
             "target": worker_main,
@@ -141,6 +142,7 @@ class Workers:
                 slot,
                 ring,
                 self._withdrawn,
+                recall,
                 self._initializer,
                 self._initargs,
                 logging.getLogger().getEffectiveLevel(),
@@ -174,6 +176,7 @@ class Workers:
             FrameWriter(jobs_w.fileno()),
             slot,
             ring,
+            recall,
             results_r,
             jobs_w,
             death_fd,

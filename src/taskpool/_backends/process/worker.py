@@ -19,6 +19,13 @@ worker checks its private memory after each job and exits past it, its queued jo
 
 Threads a job starts may log and print: the `Outbox` lock serializes writes to the results pipe within this
 process. No lock is shared with other processes, so a killed worker cannot leave one held.
+
+A job can be recalled without killing its worker: the parent writes the job's id to the worker's shared
+*recall* value and sends SIGUSR2; the handler, run in the main thread between two bytecodes (a ``time.sleep``
+or a blocking read is interrupted), raises `Recalled` into the job if that job is the one running, and the
+worker goes on with its next job. The parent uses it for a backup copy that lost its race, and kills the
+worker if the job is still running a moment later (C code that never returns to the interpreter, or a job that
+catches `BaseException`).
 """
 
 from __future__ import annotations
@@ -72,6 +79,27 @@ from .stacks import dump_stacks_on_signal
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
+
+#: Whether the main thread is in a job's own code now (the recall handler raises only there).
+_in_job = [False]
+
+
+class Recalled(BaseException):
+    """Raised into a job the parent recalled (a backup copy that lost): a BaseException, so that the job's
+    ``except Exception`` does not keep it running. Its outcome is dropped by the parent."""
+
+
+def _recall_handler(slot: Any, recall: Any) -> Callable[[int, Any], None]:
+    """The SIGUSR2 handler: raise `Recalled` if the job the parent recalls is the one running here."""
+
+    def on_recall(signum: int, frame: Any) -> None:
+        job_id = recall.value
+        if job_id and _in_job[0] and job_id == slot.value:
+            recall.value = 0
+            raise Recalled(job_id)
+
+    return on_recall
+
 
 # How long messages (outcomes of finished jobs, start reports, log records, printed lines) may wait to be
 # batched with later ones while the main thread is busy. Longer: fewer writes for tiny jobs; shorter: results
@@ -213,10 +241,16 @@ def _run_job(
             # Unpickled once per worker, before any job had it: name the job that needs it now.
             raise SerializationError(fn.part, fn.stage, fn.where, name, fn.reason)
         args = loads_checked(payload, "arguments", "worker", name)
-        if seed is not None:
-            value = call(fn, kind, args if kind else args[0], {} if kind else args[1], seed)
-        else:
-            value = call(fn, kind, args, {}) if kind else fn(*args[0], **args[1])
+        # A recall lands between these two stores, or is ignored: raised in the `finally`, it is still caught
+        # below, and never escapes into the worker's own loop.
+        _in_job[0] = True
+        try:
+            if seed is not None:
+                value = call(fn, kind, args if kind else args[0], {} if kind else args[1], seed)
+            else:
+                value = call(fn, kind, args, {}) if kind else fn(*args[0], **args[1])
+        finally:
+            _in_job[0] = False
         return True, encode_value(value, name), None
     except BaseException as exc:
         error, tb = encode_error(exc, name)
@@ -229,6 +263,7 @@ def worker_main(
     slot: Any,
     ring: Any,
     withdrawn: Any,
+    recall: Any,
     initializer: Callable[..., object] | None,
     initargs: tuple[Any, ...],
     log_level: int,
@@ -255,6 +290,7 @@ def worker_main(
     # Ctrl-C in a terminal goes to the foreground process group, which this worker leaves just below; it is
     # ignored all the same (a job's own processes inherit that), since the parent decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR2, _recall_handler(slot, recall))
     lead_own_group()
     watch_lifeline(lifeline)
     if thread_limit is not None:
