@@ -7,6 +7,7 @@ worker's start.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import threading
 import time
 from collections.abc import Iterator
@@ -141,6 +142,48 @@ def test_a_loser_that_will_not_stop_has_its_worker_replaced(
     pids = warm_pool.map(bj.sleep_for_pid, [0.3, 0.3], chunksize=1)
     assert len(set(pids)) == 2
     assert started.pid not in pids
+    assert len(rec.live_workers({1, 2})) == 2
+
+
+def test_a_copy_that_lost_while_queued_is_recalled_when_it_starts(
+    warm_pool: TaskPool, tmp_path: Path
+) -> None:
+    # Tiny jobs first: workers may then hold several jobs, so the copy is queued behind a long one.
+    assert warm_pool.map(jobs.square, range(40), chunksize=1) == [x * x for x in range(40)]
+    rec = Recorder(warm_pool)
+    future = warm_pool.options(backup_after=0.2).submit(
+        bj.copies, str(tmp_path / "m"), 2, first=0.6, later=30.0
+    )
+    long_one = warm_pool.submit(bj.sleep_for_pid, 1.5)
+    assert (
+        future.result(timeout=TIMEOUT) == 2
+    )  # the first copy wins while its copy waits in the other worker
+    (started,) = rec.of(future.job_id, "job_started")
+    busy_pid = long_one.result(timeout=TIMEOUT)
+    assert busy_pid != started.pid
+    # The lost copy starts there after the long job, and is recalled at once rather than run for 30 s.
+    began = time.monotonic()
+    assert set(warm_pool.map(bj.sleep_for_pid, [0.3, 0.3], chunksize=1)) == {started.pid, busy_pid}
+    assert time.monotonic() - began < 5.0
+    assert rec.kinds(future.job_id) == ["job_started", "job_succeeded"]
+    assert [e for e in rec.events if e.kind == "worker_exited"] == []
+
+
+def test_stop_ends_both_copies(warm_pool: TaskPool, tmp_path: Path) -> None:
+    rec = Recorder(warm_pool)
+    backup_began = threading.Event()
+    warm_pool.on("job_backup_started", lambda e: backup_began.set())
+    future = warm_pool.options(backup_after=0.2).submit(
+        bj.copies, str(tmp_path / "m"), 0, first=30.0, later=30.0
+    )
+    assert backup_began.wait(TIMEOUT)
+    assert future.stop()
+    with pytest.raises(cf.CancelledError):
+        future.result(timeout=TIMEOUT)
+    assert rec.kinds(future.job_id) == ["job_started", "job_backup_started", "job_cancelled"]
+    began = time.monotonic()
+    assert len(set(warm_pool.map(bj.sleep_for_pid, [0.3, 0.3], chunksize=1))) == 2
+    assert time.monotonic() - began < 10.0
     assert len(rec.live_workers({1, 2})) == 2
 
 

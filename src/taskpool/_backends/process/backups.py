@@ -13,7 +13,8 @@ The life of a backup, for one attempt of a job with ``backup_after``:
 3. *Decided.* `settle` reads each round's reports before they go to the event thread. The first success (or
    stop, or skip) of either copy ends the race: it is reported, and the other copy is stopped: its outcome is
    dropped, and if it runs now it is recalled (`Worker.recall`: the job is interrupted and the worker goes on
-   with its next job); if it still runs `RECALL_GRACE` seconds later, its worker is killed and replaced. A failure (the job's exception, a crash, a
+   with its next job); if it still runs `RECALL_GRACE` seconds later, its worker is killed and replaced. A copy
+   still queued in a worker is recalled as soon as it starts. A failure (the job's exception, a crash, a
    timeout of that copy) is dropped while another copy is still held by a worker, since that copy may still
    win; the failure of the last copy is the attempt's one outcome. A copy that waits for a worker when the
    other ends is dropped with the race.
@@ -89,6 +90,8 @@ class Backups:
         self.races: dict[int, Race] = {}
         #: Races whose copy waits for a worker, oldest first.
         self.waiting: deque[Race] = deque()
+        #: ``(worker id, job id)`` of copies that lost while queued in a worker: recalled when they start.
+        self.lost: set[tuple[int, int]] = set()
 
     def wait_time(self, now: float) -> float | None:
         return self.due.wait_time(now)
@@ -199,11 +202,13 @@ class Backups:
                 self.waiting.remove(race)
                 break
 
-    def requeued(self, wid: int, jobs: list[Job], running: bool) -> list[Job]:
+    def worker_gone(self, wid: int, jobs: list[Job], running: bool) -> list[Job]:
         """Of the jobs a dead worker ``wid`` held and never started, those to put back in the pending queue.
 
         A backup copy among them goes back to wait for another worker instead (while the backend runs).
         """
+        if self.lost:
+            self.lost = {entry for entry in self.lost if entry[0] != wid}
         races = self.races
         if not races:
             return jobs
@@ -254,10 +259,23 @@ class Backups:
             if w is None or w.inflight.get(job.id) is not job:
                 continue
             w.discard.add(job.id)
-            if w.slot.value == job.id and w.kill_reason is None:
-                w.recall(job.id)
-                self.due.push(time.monotonic() + RECALL_GRACE, (_RECALL, wid, job.id, 0))
+            if w.slot.value == job.id:
+                self._recall(w, job.id)
+            else:
+                self.lost.add((wid, job.id))
         race.holders.clear()
+
+    def lost_started(self, w: Worker, job_id: int) -> None:
+        """Job ``job_id``, dropped while queued in ``w``, started there: recall it if it is a lost copy."""
+        entry = (w.wid, job_id)
+        if entry in self.lost:
+            self.lost.discard(entry)
+            self._recall(w, job_id)
+
+    def _recall(self, w: Worker, job_id: int) -> None:
+        if w.kill_reason is None:
+            w.recall(job_id)
+            self.due.push(time.monotonic() + RECALL_GRACE, (_RECALL, w.wid, job_id, 0))
 
     def drop_waiting(self) -> None:
         """Copies that wait for a worker will not get one (the backend drains): forget them."""
@@ -269,3 +287,4 @@ class Backups:
         self._unarmed.clear()
         self.races.clear()
         self.waiting.clear()
+        self.lost.clear()

@@ -85,10 +85,14 @@ class Inbound:
             elif op == OP_STARTED:
                 started: StartedMessage = msg
                 job = inflight.get(started[1])
-                # A job stopped (or a backup copy that lost) while it was queued here runs all the same, but
-                # it is over for the pool: no start to report, no clock to start.
-                if job is not None and job.id not in w.discard:
+                if job is None:
+                    continue
+                if job.id not in w.discard:
                     self._started(w, job, reports)
+                elif self._backups.lost:
+                    # A job stopped (or a backup copy that lost) while it was queued here runs all the same,
+                    # but it is over for the pool: no start to report, no clock; a lost copy is recalled.
+                    self._backups.lost_started(w, job.id)
             elif op == OP_SKIPPED:
                 _report_skipped(w, msg, reports)
             elif op == OP_READY:

@@ -321,7 +321,7 @@ class Scheduler(Inbound):
         self._handle(w, left, reports)
         phase, workers = self._phase, self._workers
         exitcode, requeue = workers.settle(w, reports, crashes_count=phase is not KILLING)
-        requeue = self._backups.requeued(w.wid, requeue, phase is RUNNING)
+        requeue = self._backups.worker_gone(w.wid, requeue, phase is RUNNING)
         if requeue and ((phase is RUNNING and self._broken is None) or phase is DRAINING):
             # Draining too: jobs a dying worker held must still run, so the drain goes on with a new worker.
             self._pending.extendleft(reversed(requeue))
