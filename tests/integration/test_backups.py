@@ -277,3 +277,22 @@ def test_median_backs_up_a_job_far_slower_than_its_peers(
     assert view.submit(bj.copies, str(tmp_path / "m"), 9).result(timeout=TIMEOUT) == 9
     assert time.monotonic() - began < 5.0
     assert len([e for e in rec.events if e.kind == "job_backup_started"]) == 1
+
+
+def test_a_job_stopped_while_queued_in_a_worker_reports_no_start(tmp_path: Path) -> None:
+    with TaskPool(1) as pool:
+        # Tiny jobs first, so that the worker may hold a second job queued behind the running one.
+        assert pool.map(jobs.square, range(40), chunksize=1) == [x * x for x in range(40)]
+        rec = Recorder(pool)
+        running = pool.submit(jobs.sleep_for, 1.0)
+        queued = pool.submit(jobs.sleep_for, 0.1)
+        deadline = time.monotonic() + TIMEOUT
+        while not queued.running() and time.monotonic() < deadline:  # sent to the worker (bounded)
+            time.sleep(0.01)
+        assert queued.running()
+        assert queued.stop()
+        assert running.result(timeout=TIMEOUT) == 1.0
+        assert (
+            pool.submit(jobs.square, 3).result(timeout=TIMEOUT) == 9
+        )  # the worker is past the queued one
+    assert rec.kinds(queued.job_id) == ["job_cancelled"]
