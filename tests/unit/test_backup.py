@@ -129,3 +129,15 @@ def test_the_thread_backend_refuses_backups() -> None:
 def test_the_inline_backend_ignores_backups() -> None:
     with TaskPool(backend="inline") as pool:
         assert pool.options(backup_after=0.001).submit(jobs.square, 4).result(timeout=5) == 16
+
+
+def test_which_backends_take_backups() -> None:
+    from taskpool._backends.dask.backend import DaskBackend
+    from taskpool._backends.inline import InlineBackend
+    from taskpool._backends.process.backend import ProcessBackend
+    from taskpool._backends.thread import ThreadBackend
+
+    assert ProcessBackend.supports_backup
+    assert InlineBackend.supports_backup  # and ignores it
+    assert not ThreadBackend.supports_backup
+    assert not DaskBackend.supports_backup
