@@ -47,6 +47,9 @@ __all__ = ["RECALL_GRACE", "Backups", "Race"]
 # How long a recalled copy may take to stop before its worker is killed. Longer: a job in C code that returns
 # to the interpreter late keeps its worker; shorter: such a worker is freed sooner, at the cost of a new one.
 RECALL_GRACE = 0.25
+# `_unarmed` is pruned of attempts that are over once it holds this many entries per worker (normally it holds
+# about one per worker; attempts that crash or time out never report a duration that would prune it).
+_UNARMED_PRUNE = 4
 # What an item of the timer heap is due for: a backup copy, or the end of a recall's grace.
 _BACKUP, _RECALL = 0, 1
 # The reports that end an attempt on a worker.
@@ -58,12 +61,10 @@ _OUTCOMES = frozenset(
 class Race:
     """One attempt of a job that runs as two copies (scheduler thread only)."""
 
-    __slots__ = ("announced", "holders", "job", "origin")
+    __slots__ = ("announced", "holders", "job")
 
     def __init__(self, job: Job, origin: int) -> None:
         self.job = job
-        #: The worker that ran the attempt first.
-        self.origin = origin
         #: The workers that hold a copy whose outcome has not come (sent, running, or queued there).
         self.holders = {origin}
         #: Whether the copy's start was reported.
@@ -104,17 +105,21 @@ class Backups:
         first time (report ``BACKUP_STARTED``), False after (a copy requeued and started again: report nothing).
         """
         race = self.races.get(job.id)
-        if race is not None and w.wid != race.origin:
+        if race is not None:
+            # A race opens only once its first copy has started: any start after is of a copy (wherever it
+            # runs: one requeued after its worker died may even land on the first copy's worker, freed by now).
             announce = not race.announced
             race.announced = True
             return announce
-        if self._size < 2 or race is not None:
+        if self._size < 2:
             return None
         now = time.monotonic()
         rule = job.options.backup_after
         if isinstance(rule, Median):
             delay = self._durations_of(job).delay(rule)
             if delay is None:
+                if len(self._unarmed) > _UNARMED_PRUNE * self._size:
+                    self._arm_waiting()  # drops the entries of attempts that are over
                 self._unarmed.append((w.wid, job, job.attempt, now))
                 return None
         elif rule is None:
