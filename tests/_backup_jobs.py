@@ -54,6 +54,18 @@ def sleep_for_pid(seconds: float) -> int:
     return os.getpid()
 
 
+def seed_copies(marker: str) -> int:
+    """Return the job's seed; the first copy writes it to ``marker + ".seed"`` and stalls for 30 s first."""
+    from taskpool import job_seed
+
+    seed = job_seed()
+    if _first_copy(marker):
+        with open(marker + ".seed", "w") as f:
+            f.write(str(seed))
+        time.sleep(30.0)
+    return seed
+
+
 def stall_marked(item: tuple[str, int]) -> int:
     """A map item ``(marker, value)``: an empty marker never stalls; the first copy of a marked one does."""
     marker, value = item

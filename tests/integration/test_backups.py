@@ -187,6 +187,14 @@ def test_stop_ends_both_copies(warm_pool: TaskPool, tmp_path: Path) -> None:
     assert len(rec.live_workers({1, 2})) == 2
 
 
+def test_a_backup_copy_draws_the_seed_of_the_copy_it_backs_up(tmp_path: Path) -> None:
+    with TaskPool(2, seed=7) as pool:
+        warm(pool)
+        marker = str(tmp_path / "m")
+        seed = pool.options(backup_after=0.2).submit(bj.seed_copies, marker).result(timeout=TIMEOUT)
+        assert seed == int(Path(marker + ".seed").read_text())
+
+
 def test_a_backup_goes_ahead_of_queued_jobs(warm_pool: TaskPool, tmp_path: Path) -> None:
     rec = Recorder(warm_pool)
     stalled = warm_pool.options(backup_after=0.2).submit(bj.copies, str(tmp_path / "m"), 1)

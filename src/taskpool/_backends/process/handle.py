@@ -209,7 +209,9 @@ class Worker:
         else:
             self._define(function, messages)
         copy_flags = flags | FLAG_SYNC | FLAG_BEGUN
-        messages.append(run_message(job.id, function[0], job.kind, payload, copy_flags, job.name))
+        messages.append(
+            run_message(job.id, function[0], job.kind, payload, copy_flags, job.name, job.seed)
+        )
         self.inflight[job.id] = job
         self._count(1, max_tasks, messages)
         return messages
