@@ -25,6 +25,7 @@ from .protocol import (
     forget_message,
     run_message,
 )
+from .recall import RECALL_SIGNAL
 from .stacks import capture_stack
 
 if TYPE_CHECKING:
@@ -144,10 +145,10 @@ class Worker:
         return capture_stack(self.pid, self.stack_conn.fileno(), self.death_fd)
 
     def recall(self, job_id: int) -> None:
-        """Ask the worker to abandon job ``job_id`` if it runs it (SIGUSR2; see `worker`). Not waited for."""
+        """Ask the worker to abandon job ``job_id`` if it runs it (see `recall`). Not waited for."""
         self.recall_id.value = job_id
         with contextlib.suppress(ProcessLookupError, TypeError):
-            os.kill(self.pid, signal.SIGUSR2)  # type: ignore[arg-type]
+            os.kill(self.pid, RECALL_SIGNAL)  # type: ignore[arg-type]
 
     def take_jobs(
         self,

@@ -20,12 +20,8 @@ worker checks its private memory after each job and exits past it, its queued jo
 Threads a job starts may log and print: the `Outbox` lock serializes writes to the results pipe within this
 process. No lock is shared with other processes, so a killed worker cannot leave one held.
 
-A job can be recalled without killing its worker: the parent writes the job's id to the worker's shared
-*recall* value and sends SIGUSR2; the handler, run in the main thread between two bytecodes (a ``time.sleep``
-or a blocking read is interrupted), raises `Recalled` into the job if that job is the one running, and the
-worker goes on with its next job. The parent uses it for a backup copy that lost its race, and kills the
-worker if the job is still running a moment later (C code that never returns to the interpreter, or a job that
-catches `BaseException`).
+A job can be recalled without killing its worker (`recall`): the parent uses it for a backup copy that lost
+its race.
 """
 
 from __future__ import annotations
@@ -74,31 +70,12 @@ from .protocol import (
     wrap,
     write_frame,
 )
+from .recall import accept_recalls, check_recall, in_job
 from .ring import OutcomeRing
 from .stacks import dump_stacks_on_signal
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
-
-#: Whether the main thread is in a job's own code now (the recall handler raises only there).
-_in_job = [False]
-
-
-class Recalled(BaseException):
-    """Raised into a job the parent recalled (a backup copy that lost): a BaseException, so that the job's
-    ``except Exception`` does not keep it running. Its outcome is dropped by the parent."""
-
-
-def _recall_handler(slot: Any, recall: Any) -> Callable[[int, Any], None]:
-    """The SIGUSR2 handler: raise `Recalled` if the job the parent recalls is the one running here."""
-
-    def on_recall(signum: int, frame: Any) -> None:
-        job_id = recall.value
-        if job_id and _in_job[0] and job_id == slot.value:
-            recall.value = 0
-            raise Recalled(job_id)
-
-    return on_recall
 
 
 # How long messages (outcomes of finished jobs, start reports, log records, printed lines) may wait to be
@@ -231,6 +208,7 @@ def _run_job(
     payload: Any,
     name: str | None,
     seed: SeedKey | None,
+    recallable: bool = False,
 ) -> tuple[bool, Any, str | None]:
     """Run one job: ``(ok, pickled value or exception, traceback text)``, not yet wrapped for the trip (the
     outbox decides between the ring and the pipe). Its arguments and value live in this frame only, so they
@@ -243,14 +221,16 @@ def _run_job(
         args = loads_checked(payload, "arguments", "worker", name)
         # A recall lands between these two stores, or is ignored: raised in the `finally`, it is still caught
         # below, and never escapes into the worker's own loop.
-        _in_job[0] = True
+        in_job[0] = True
         try:
+            if recallable:
+                check_recall()  # recalled between its start report and now
             if seed is not None:
                 value = call(fn, kind, args if kind else args[0], {} if kind else args[1], seed)
             else:
                 value = call(fn, kind, args, {}) if kind else fn(*args[0], **args[1])
         finally:
-            _in_job[0] = False
+            in_job[0] = False
         return True, encode_value(value, name), None
     except BaseException as exc:
         error, tb = encode_error(exc, name)
@@ -290,7 +270,7 @@ def worker_main(
     # Ctrl-C in a terminal goes to the foreground process group, which this worker leaves just below; it is
     # ignored all the same (a job's own processes inherit that), since the parent decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGUSR2, _recall_handler(slot, recall))
+    accept_recalls(slot, recall)
     lead_own_group()
     watch_lifeline(lifeline)
     if thread_limit is not None:
@@ -371,7 +351,10 @@ def worker_main(
             process_job[0], process_job[1] = job_id, name
             slot.value = job_id
             t0 = perf()
-            ok, out, tb = _run_job(functions, key, kind, payload, name, seed)
+            # Only a job with a clock (FLAG_SYNC) can be recalled: a backup copy, or the job it backs up.
+            ok, out, tb = _run_job(
+                functions, key, kind, payload, name, seed, bool(flags & FLAG_SYNC)
+            )
             duration = perf() - t0
             if capture_output:
                 sys.stdout.flush()
