@@ -32,6 +32,8 @@ WORKERS = 2
 WAIT_S = 120.0
 
 Fn = Callable[..., Any]
+#: What `benchmarks._jobs.where` returns: a worker's pid and when the job started there.
+Where = tuple[int, float]
 
 
 class Skip(Exception):
@@ -83,8 +85,12 @@ class Adapter:
         """Lazy, ordered imap."""
         raise Unsupported("no lazy imap")
 
-    def crash_and_recover(self) -> str:
-        """Submit `crash`, wait until it fails, then run a no-op to completion; return the error's type name."""
+    def crash_and_recover(self, stamp: str) -> tuple[str, Where]:
+        """Submit `crash` (writing its time to `stamp`), wait until it fails, then run one `where` job.
+
+        Returns:
+            The crashed job's error type name, and the following job's pid and start time.
+        """
         raise Unsupported("no crash handling")
 
     def warm(self) -> None:
@@ -142,8 +148,8 @@ class Billiard(MpPool):
     def open(self) -> None:
         self.pool = self.billiard.Pool(WORKERS)
 
-    def crash_and_recover(self) -> str:
-        result = self.pool.apply_async(_jobs.crash)
+    def crash_and_recover(self, stamp: str) -> tuple[str, Where]:
+        result = self.pool.apply_async(_jobs.crash, (stamp,))
         try:
             result.get(timeout=WAIT_S)
         except Exception as exc:
@@ -151,8 +157,7 @@ class Billiard(MpPool):
             name = _expect_failure(getattr(exc, "exc", exc), "WorkerLostError")
         else:
             name = _expect_failure(None)
-        self.call(_jobs.noop)
-        return name
+        return name, self.call(_jobs.where)
 
 
 class Executor(Adapter):
@@ -177,15 +182,14 @@ class Executor(Adapter):
     def map(self, fn: Fn, items: list[int]) -> list[Any]:
         return list(self.executor.map(fn, items, chunksize=mp_chunksize(len(items))))
 
-    def crash_and_recover(self) -> str:
+    def crash_and_recover(self, stamp: str) -> tuple[str, Where]:
         # A broken executor stays broken: recovering means shutting it down and starting a new one,
         # which is what user code has to do too.
-        exc = self.executor.submit(_jobs.crash).exception(timeout=WAIT_S)
+        exc = self.executor.submit(_jobs.crash, stamp).exception(timeout=WAIT_S)
         name = _expect_failure(exc, self.broken)
         self.executor.shutdown(wait=True)
         self.executor = self.make()
-        self.call(_jobs.noop)
-        return name
+        return name, self.call(_jobs.where)
 
 
 def _ppe(start_method: str) -> Executor:
@@ -228,11 +232,9 @@ class Pebble(Adapter):
         future = self.pool.map(fn, items, chunksize=mp_chunksize(len(items)))
         return list(future.result())
 
-    def crash_and_recover(self) -> str:
-        exc = self.pool.schedule(_jobs.crash).exception(timeout=WAIT_S)
-        name = _expect_failure(exc, "ProcessExpired")
-        self.call(_jobs.noop)
-        return name
+    def crash_and_recover(self, stamp: str) -> tuple[str, Where]:
+        exc = self.pool.schedule(_jobs.crash, args=(stamp,)).exception(timeout=WAIT_S)
+        return _expect_failure(exc, "ProcessExpired"), self.call(_jobs.where)
 
 
 class Mpire(Adapter):
@@ -299,15 +301,14 @@ class Joblib(Adapter):
     #: What a crashed job fails with on this backend.
     crash_error = "TerminatedWorkerError"
 
-    def crash_and_recover(self) -> str:
+    def crash_and_recover(self, stamp: str) -> tuple[str, Where]:
         try:
-            self.call(_jobs.crash)
+            self.call(_jobs.crash, stamp)
         except Exception as exc:
             name = _expect_failure(exc, self.crash_error)
         else:
             name = _expect_failure(None)
-        self.call(_jobs.noop)
-        return name
+        return name, self.call(_jobs.where)
 
 
 class JoblibTaskpool(Joblib):
@@ -425,15 +426,34 @@ class Taskpool(Adapter):
     def imap(self, fn: Fn, items: Iterator[int], chunksize: int) -> Iterator[Any]:
         return iter(self.pool.imap(fn, items, chunksize=chunksize))
 
-    def crash_and_recover(self) -> str:
-        exc = self.pool.submit(_jobs.crash).exception(timeout=WAIT_S)
-        name = _expect_failure(exc, "WorkerCrashedError")
-        self.call(_jobs.noop)
-        return name
+    def submit_all_with(
+        self, options: dict[str, Any], fn: Fn, args: Sequence[tuple[Any, ...]]
+    ) -> list[Any]:
+        """`submit_all` through ``pool.options(**options)``; Unsupported if this taskpool lacks an option."""
+        try:
+            view = self.pool.options(**options)
+        except (TypeError, ValueError) as exc:
+            # TypeError: an older taskpool without the keyword; ValueError: a backend that cannot honour it.
+            raise Unsupported(
+                f"options({', '.join(options)}=...) raised {type(exc).__name__}: {exc}"
+            ) from exc
+        return _wait_all([view.submit(fn, *a) for a in args])
+
+    def crash_and_recover(self, stamp: str) -> tuple[str, Where]:
+        exc = self.pool.submit(_jobs.crash, stamp).exception(timeout=WAIT_S)
+        return _expect_failure(exc, "WorkerCrashedError"), self.call(_jobs.where)
 
 
-_CORE = frozenset({"tiny", "map", "cpu", "startup", "large", "latency"})
+def _ray() -> Adapter:
+    from benchmarks._ray import Ray  # imports ray: only in the child that runs this contender
+
+    return Ray()
+
+
+_ARRAYS = frozenset({"numpy_args", "numpy_results"})
+_CORE = frozenset({"tiny", "map", "cpu", "startup", "large", "latency", "stragglers"}) | _ARRAYS
 _NO_CRASH = "the stdlib Pool never fails the job: its result waits forever"
+_NO_IMAP = "Executor.map submits the whole input at once"
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,6 +469,9 @@ class ContenderSpec:
         scale: per scenario, a factor on the scenario's sizes, for contenders whose per-job cost would
             make the full size take minutes; rates and per-job costs stay comparable.
         notes: per scenario it sits out, why.
+        quick: whether `--quick` runs it when `--only` does not name it (False for a contender whose
+            every sample takes many seconds to start).
+        extra_timeout_s: seconds added to every scenario's timeout for this contender (its start).
     """
 
     name: str
@@ -458,6 +481,8 @@ class ContenderSpec:
     requires: tuple[str, ...] = ()
     scale: dict[str, float] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
+    quick: bool = True
+    extra_timeout_s: float = 0.0
 
     @property
     def family(self) -> str:
@@ -481,10 +506,12 @@ _SPECS = (
         "taskpool-thread",
         "taskpool TaskPool (thread backend)",
         lambda: Taskpool("thread", None),
-        (_CORE - {"cpu", "large"}) | {"events", "progress"},
+        (_CORE - {"cpu", "large"} - _ARRAYS) | {"events", "progress"},
         notes={
             "cpu": "threads share the GIL: no speedup to measure",
             "large": "threads pass a reference: no argument data moves",
+            "numpy_args": "threads pass a reference: no argument data moves",
+            "numpy_results": "threads pass a reference: no result data moves",
             "crash": "os._exit in a thread ends the whole process",
         },
     ),
@@ -492,7 +519,7 @@ _SPECS = (
         "taskpool-dask",
         "taskpool TaskPool (dask backend)",
         lambda: Taskpool("dask", None),
-        _CORE,
+        _CORE | {"crash"},
         requires=("distributed",),
         scale={"tiny": 0.1, "map": 0.25, "latency": 0.1},
     ),
@@ -521,14 +548,14 @@ _SPECS = (
         "concurrent.futures.ProcessPoolExecutor (forkserver)",
         lambda: _ppe("forkserver"),
         _CORE | {"crash"},
-        notes={"imap10m": "Executor.map submits the whole input at once"},
+        notes={"imap10m": _NO_IMAP},
     ),
     ContenderSpec(
         "PPE-fork",
         "concurrent.futures.ProcessPoolExecutor (fork)",
         lambda: _ppe("fork"),
         _CORE | {"crash"},
-        notes={"imap10m": "Executor.map submits the whole input at once"},
+        notes={"imap10m": _NO_IMAP},
     ),
     ContenderSpec(
         "loky",
@@ -536,7 +563,7 @@ _SPECS = (
         _loky,
         _CORE | {"crash"},
         requires=("loky",),
-        notes={"imap10m": "Executor.map submits the whole input at once"},
+        notes={"imap10m": _NO_IMAP},
     ),
     ContenderSpec(
         "joblib",
@@ -571,6 +598,7 @@ _SPECS = (
         Mpire,
         _CORE | {"imap10m"},
         requires=("mpire",),
+        notes={"crash": "the job fails with RuntimeError, but the next job never completes"},
     ),
     ContenderSpec(
         "billiard",
@@ -589,6 +617,22 @@ _SPECS = (
         notes={
             "crash": "a nanny restarts the worker and reruns the task until it is marked KilledWorker"
         },
+    ),
+    ContenderSpec(
+        "ray",
+        "Ray tasks on a local instance (num_cpus=2)",
+        _ray,
+        (_CORE - {"map"}) | {"crash"},
+        requires=("ray",),
+        # About 0.5 ms per task: fewer tasks give the same per-job cost.
+        scale={"tiny": 0.1, "latency": 0.1},
+        notes={
+            "map": "no map of its own",
+            "imap10m": "no lazy, ordered imap over a generator",
+        },
+        # ray.init and ray.shutdown take 5 s in every sample on a quiet machine, 20 s and more on a busy one.
+        quick=False,
+        extra_timeout_s=60.0,
     ),
 )
 
