@@ -18,7 +18,18 @@ from benchmarks._scenarios import BASELINE
 __all__ = ["loadavg", "machine_info"]
 
 #: Distributions whose versions go into the results, so that numbers can be traced to what produced them.
-_VERSIONED = ("taskpool-py", "loky", "joblib", "pebble", "mpire", "billiard", "distributed", "dask")
+_VERSIONED = (
+    "taskpool-py",
+    "loky",
+    "joblib",
+    "pebble",
+    "mpire",
+    "billiard",
+    "distributed",
+    "dask",
+    "ray",
+    "numpy",
+)
 
 
 def machine_info(quick: bool, repeats: int) -> dict[str, Any]:
