@@ -12,11 +12,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from benchmarks import _jobs
-from benchmarks._contenders import WORKERS
+from benchmarks._adapter import WORKERS
 from benchmarks._sample import Params, Row, opened, require, row
 
 if TYPE_CHECKING:
-    from benchmarks._contenders import Adapter
+    from benchmarks._adapter import Adapter
 
 __all__ = ["numpy_args", "numpy_results"]
 

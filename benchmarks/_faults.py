@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from benchmarks import _jobs
-from benchmarks._contenders import WORKERS, Taskpool, Unsupported, Where
+from benchmarks._adapter import WORKERS, Unsupported, Where
+from benchmarks._adapters import Taskpool
 from benchmarks._sample import Params, Row, opened, row
 
 if TYPE_CHECKING:
-    from benchmarks._contenders import Adapter
+    from benchmarks._adapter import Adapter
 
 __all__ = ["crash", "stragglers"]
 

@@ -12,7 +12,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from benchmarks._contenders import WORKERS
+from benchmarks._adapter import WORKERS
 from benchmarks._scenarios import BASELINE
 
 __all__ = ["loadavg", "machine_info"]

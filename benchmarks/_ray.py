@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from benchmarks import _jobs
-from benchmarks._contenders import WAIT_S, WORKERS, Adapter, Fn, Where, _expect_failure
+from benchmarks._adapter import WAIT_S, WORKERS, Adapter, Fn, Where, expect_failure
 
 __all__ = ["Ray"]
 
@@ -64,7 +64,7 @@ class Ray(Adapter):
         try:
             self.ray.get(ref, timeout=WAIT_S)
         except Exception as exc:
-            name = _expect_failure(exc, "WorkerCrashedError")
+            name = expect_failure(exc, "WorkerCrashedError")
         else:
-            name = _expect_failure(None)
+            name = expect_failure(None)
         return name, self.call(_jobs.where)

@@ -36,13 +36,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchmarks import _arrays, _faults, _jobs
-from benchmarks._contenders import CONTENDERS, WAIT_S, WORKERS, Skip, Unsupported
+from benchmarks._adapter import WAIT_S, WORKERS, Skip, Unsupported
+from benchmarks._contenders import CONTENDERS
 from benchmarks._sample import Params, Row, opened, peak_rss_mb, row, taskpool_only
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from benchmarks._contenders import Adapter
+    from benchmarks._adapter import Adapter
 
 
 def tiny(adapter: Adapter, p: Params) -> list[Row]:

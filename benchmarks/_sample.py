@@ -11,7 +11,8 @@ import resource
 import sys
 from typing import TYPE_CHECKING, Any
 
-from benchmarks._contenders import Adapter, Skip, Taskpool, Unsupported
+from benchmarks._adapter import Adapter, Skip, Unsupported
+from benchmarks._adapters import Taskpool
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
