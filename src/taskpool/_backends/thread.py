@@ -62,7 +62,10 @@ class ThreadBackend:
 
     def submit(self, job: Job) -> None:
         self._queue.put(job)
-        if self._idle <= 0 and len(self._threads) < self.workers:
+        # Start a thread while more jobs wait than threads are idle. An idle thread counts as idle until it
+        # has taken a job from the queue, so a burst that arrives before it wakes would otherwise all be left
+        # to that one thread.
+        if self._idle < self._queue.qsize() and len(self._threads) < self.workers:
             with self._lock:
                 if len(self._threads) < self.workers:
                     wid = len(self._threads) + 1
