@@ -3,10 +3,12 @@
 Threads and processes::
 
     caller threads            scheduler thread (exactly one)                        worker processes
-    submit() -> inbox -> wake pipe -> selector.select([wake, results pipes, sentinels,
-                                                        writable jobs pipes], timeout=next deadline)
+    submit() -> inbox -> wake pipe -> selector.select([wake, results pipes, stdout and stderr pipes,
+                                                        sentinels, writable jobs pipes],
+                                                       timeout=next deadline)
                                       dispatch: batches of jobs per worker     -> jobs pipe -> run in order
-                                      read outcomes, logs, prints              <- results pipe
+                                      read outcomes, logs                      <- results pipe
+                                      read prints (descriptors 1 and 2)        <- stdout, stderr pipes
                                       deaths, deadlines, retirement -> respawn
                                       reports -> sink (the pool's event thread)
 
@@ -48,7 +50,7 @@ from ..._errors import RemoteTraceback, TaskpoolError
 from .batching import Batching, share, workers_to_start
 from .functions import drain
 from .gate import ReadGate
-from .handle import RESULTS, SENTINEL, Worker
+from .handle import CAPTURE, RESULTS, SENTINEL, Worker
 from .inbound import Inbound
 from .inbox import QuitRequest, StopRequest, Wakeup, WithdrawRequest
 from .lifecycle import Workers
@@ -165,6 +167,8 @@ class Scheduler(Inbound):
                         continue  # its sentinel came first this round: _on_exit closed this fd already
                     if tag == RESULTS:
                         self._read(w, reports)
+                    elif tag == CAPTURE:
+                        self._read_output(w, reports)
                     elif tag == SENTINEL:
                         self._on_exit(w, reports)
                     else:
@@ -296,6 +300,9 @@ class Scheduler(Inbound):
         # Then those its ring kept, of the jobs it still holds: an outcome the pipe brought too counts once.
         left = [message for message in read_outcomes(w.ring) if message[1] in w.inflight]
         self._handle(w, left, reports)
+        # What it printed last (a faulthandler dump of its crash), before the crash is reported. Read once:
+        # a process its job started may hold the pipe open, and nobody waits for that.
+        self._read_output(w, reports, final=True)
         phase, workers = self._phase, self._workers
         exitcode, requeue = workers.settle(w, reports, crashes_count=phase is not KILLING)
         if requeue and ((phase is RUNNING and self._broken is None) or phase is DRAINING):
