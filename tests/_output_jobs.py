@@ -39,9 +39,11 @@ while time.monotonic() < deadline:
 
 
 def write_every_way(tag: str) -> str:
-    """Write one line each way below ``print``: descriptor 1, a child given ``sys.stdout``, C ``printf``.
+    """Write one line each way below ``print``: descriptor 1, a child given ``sys.stdout``, the binary
+    ``sys.stdout.buffer``, C stdio.
 
-    The ``printf`` text has no newline and is not flushed: C stdio holds it until the worker flushes it.
+    Neither the binary line nor the C text (which has no newline) is flushed: they wait in their buffers
+    until the worker flushes them after the job.
     """
     os.write(1, f"fd-{tag}\n".encode())
     subprocess.run(
@@ -51,8 +53,22 @@ def write_every_way(tag: str) -> str:
         check=True,
         timeout=30,
     )
-    ctypes.CDLL(None).printf(f"printf-{tag}".encode())
+    sys.stdout.buffer.write(f"buffer-{tag}\n".encode())
+    _c_write_buffered(f"printf-{tag}".encode())
     return tag
+
+
+def _c_write_buffered(text: bytes) -> None:
+    """Write ``text`` to descriptor 1 through a C stdio stream of its own, fully buffered (its output is a
+    pipe) whatever the interpreter did to C's ``stdout`` (``PYTHONUNBUFFERED`` makes that unbuffered), and
+    leave it there: only an ``fflush`` writes it. The stream is never closed (that would close descriptor 1).
+    """
+    libc = ctypes.CDLL(None)
+    libc.fdopen.restype = ctypes.c_void_p
+    libc.fputs.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+    stream = libc.fdopen(1, b"w")
+    assert stream, "fdopen(1) failed"
+    libc.fputs(text, stream)
 
 
 def write_lines_in_halves(tag: str, count: int) -> int:

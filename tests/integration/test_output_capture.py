@@ -41,7 +41,7 @@ def test_what_a_job_writes_below_print_arrives_before_its_future_completes(
         assert pool.submit(jobs.write_every_way, "a").result(TIMEOUT) == "a"
         # The event thread printed them before it completed the future: no wait here.
         out, err = capsys.readouterr()
-        assert out.splitlines() == ["fd-a", "child-out-a", "printf-a"]
+        assert out.splitlines() == ["fd-a", "child-out-a", "buffer-a", "printf-a"]
         assert err.splitlines() == ["child-err-a"]
 
 
@@ -88,7 +88,7 @@ def test_spawn_forwards_what_its_process_writes_below_print(
 ) -> None:
     assert taskpool.spawn(jobs.write_every_way, "s").result(TIMEOUT) == "s"
     out, err = capsys.readouterr()
-    assert out.splitlines() == ["fd-s", "child-out-s", "printf-s"]
+    assert out.splitlines() == ["fd-s", "child-out-s", "buffer-s", "printf-s"]
     assert err.splitlines() == ["child-err-s"]
 
 
@@ -161,7 +161,7 @@ def test_a_child_process_writing_for_its_job_is_that_jobs(
     lines = [r for r in sink.reports[: sink.reports.index(done)] if r[0] == ReportKind.OUTPUT]
     assert {r[1] for r in lines} == {job}
     text = "".join(r[4][1] for r in lines)  # type: ignore[index]
-    for expected in ("fd-t\n", "child-out-t\n", "child-err-t\n", "printf-t"):
+    for expected in ("fd-t\n", "child-out-t\n", "child-err-t\n", "buffer-t\n", "printf-t"):
         assert expected in text
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import os
+import select
 from typing import TYPE_CHECKING
 
 from ..._runtime.output import LineSplitter
@@ -40,7 +41,7 @@ _MAX_READS = 16
 class Capture:
     """One worker's stdout and stderr pipes as the scheduler reads them (scheduler thread only)."""
 
-    __slots__ = ("_conns", "_decoders", "_lines", "fds", "live")
+    __slots__ = ("_conns", "_decoders", "_lines", "_poll", "fds", "live")
 
     def __init__(self, out: Connection, err: Connection) -> None:
         self._conns = (out, err)
@@ -48,8 +49,12 @@ class Capture:
         self.fds = (out.fileno(), err.fileno())
         #: The read ends not at end of file: those the scheduler watches.
         self.live = list(self.fds)
+        # Which of them hold something now, in one system call: a read of an empty pipe would cost one
+        # each, and an exception.
+        self._poll = select.poll()
         for fd in self.fds:
             os.set_blocking(fd, False)
+            self._poll.register(fd, select.POLLIN)
         decoder = codecs.getincrementaldecoder("utf-8")
         self._decoders = (decoder("backslashreplace"), decoder("backslashreplace"))
         self._lines = (LineSplitter(), LineSplitter())
@@ -61,10 +66,8 @@ class Capture:
         """
         pieces: list[tuple[str, str]] = []
         ended: list[int] = []
-        for i in (0, 1):
-            fd = self.fds[i]
-            if fd not in self.live:
-                continue
+        for fd, _events in self._poll.poll(0):
+            i = self.fds.index(fd)
             data = b""
             for _ in range(_MAX_READS):
                 try:
@@ -73,8 +76,9 @@ class Capture:
                     break
                 except OSError:
                     chunk = b""
-                if not chunk:
+                if not chunk:  # no process holds its write end any more
                     self.live.remove(fd)
+                    self._poll.unregister(fd)
                     ended.append(fd)
                     break
                 data += chunk
@@ -87,13 +91,16 @@ class Capture:
         return pieces, ended
 
     def has_rest(self) -> bool:
-        """Whether an unfinished line waits (cheap: called once per frame of outcomes)."""
-        return bool(self._lines[0].pending or self._lines[1].pending)
+        """Whether an unfinished line waits (cheap: called once per frame of outcomes). Bytes of a character
+        cut short, alone, do not count: they wait for the rest of it."""
+        return self._lines[0].pending or self._lines[1].pending
 
     def rest(self) -> list[tuple[str, str]]:
         """The unfinished last lines, as they are (a job ended, or the worker did), and forget them."""
         pieces = []
         for i in (0, 1):
+            # Bytes of a character cut short are shown as escapes rather than held for a later job.
+            self._lines[i].feed(self._decoders[i].decode(b"", final=True))
             text = self._lines[i].rest()
             if text:
                 pieces.append((STREAMS[i], text))

@@ -4,9 +4,11 @@ The scheduler's half that reads a worker's results pipe and turns each frame int
 thread (the hot path of every job's outcome), and reads its stdout and stderr pipes (see `capture`). Runs in
 the scheduler thread only.
 
-Printed lines come before the outcomes they precede: on each read of the results pipe, the stdout and stderr
-pipes are read first (after the frames, which the worker wrote after its prints), so a job's output is
-reported before its outcome, and an unfinished last line with the first outcome of the frame. A line is
+Printed lines come before the outcomes they follow, and an unfinished last line comes with the first outcome
+of a frame. The worker writes a job's output before its outcome, so once frames are read from the results
+pipe, whatever their jobs printed is in the stdout and stderr pipes already: it is read (one ``poll`` for
+both, then a read of those that hold something) before the frames are handled. The selector's own report
+that those pipes are readable cannot stand in for it: frames written after that report are read too. A line is
 reported with the `Job` the worker was given first among those it still holds (the one it runs, or whose
 outcome is on its way); with None when it holds none, as for what a process a job started writes after that
 job ended.

@@ -297,6 +297,7 @@ class Scheduler(Inbound):
         """A worker's process ended: settle every job it held, then forget it."""
         if self._gate.release(w) or w.reader.fd in self._selector.get_map():
             self._read(w, reports)  # outcomes it wrote before it died still count
+        self._read_output(w, reports)  # what it printed before the outcomes its ring kept
         # Then those its ring kept, of the jobs it still holds: an outcome the pipe brought too counts once.
         left = [message for message in read_outcomes(w.ring) if message[1] in w.inflight]
         self._handle(w, left, reports)

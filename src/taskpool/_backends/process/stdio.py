@@ -31,9 +31,20 @@ if TYPE_CHECKING:
 __all__ = ["StdioFlusher", "redirect"]
 
 
+class _Buffer(io.BufferedWriter):
+    """The binary layer under a worker's ``sys.stdout``/``sys.stderr`` (what ``.buffer`` writes go to); knows
+    whether anything may wait in it."""
+
+    dirty = False
+
+    def write(self, b: Any) -> int:
+        self.dirty = True
+        return super().write(b)
+
+
 class _Stream(io.TextIOWrapper):
     """``sys.stdout``/``sys.stderr`` of a worker: line-buffered UTF-8 text on a descriptor; knows whether an
-    unfinished line may wait in its buffer, so that the flush after a job is skipped when none can."""
+    unfinished line may wait in it, so that the flush after a job is skipped when nothing can."""
 
     dirty = False
 
@@ -58,17 +69,16 @@ class StdioFlusher:
 
     __slots__ = ("_fflush", "_streams")
 
-    def __init__(self, streams: tuple[_Stream, ...]) -> None:
-        self._streams = streams
+    def __init__(self, streams: list[tuple[_Stream, _Buffer]]) -> None:
+        self._streams = tuple(streams)
         self._fflush = _c_fflush()
 
     def __call__(self) -> None:
-        for stream in self._streams:
-            if stream.dirty:
-                stream.dirty = False
-                with contextlib.suppress(
-                    OSError, ValueError
-                ):  # the parent is gone, or a job closed it
+        for stream, buffer in self._streams:
+            if stream.dirty or buffer.dirty:
+                stream.dirty = buffer.dirty = False
+                # OSError, ValueError: the parent is gone, or a job closed the stream.
+                with contextlib.suppress(OSError, ValueError):
                     stream.flush()
         if self._fflush is not None:
             self._fflush(None)
@@ -103,12 +113,11 @@ def redirect(out: Connection, err: Connection, keep: Collection[int]) -> StdioFl
     streams = []
     for conn, target in ((out, 1), (err, 2)):
         fd = _install(conn, target, keep)
+        buffer = _Buffer(io.FileIO(fd, "w", closefd=False))
         # Never fail a job for what it prints: what does not encode is written as escapes.
-        raw = io.BufferedWriter(io.FileIO(fd, "w", closefd=False))
-        streams.append(
-            _Stream(raw, encoding="utf-8", errors="backslashreplace", line_buffering=True)
-        )
+        text = _Stream(buffer, encoding="utf-8", errors="backslashreplace", line_buffering=True)
+        streams.append((text, buffer))
     # sys.__stdout__ and sys.__stderr__ stay as they were: they write to descriptors 1 and 2 as well, and
     # dropping them would close those descriptors.
-    sys.stdout, sys.stderr = streams
-    return StdioFlusher(tuple(streams))
+    sys.stdout, sys.stderr = streams[0][0], streams[1][0]
+    return StdioFlusher(streams)
