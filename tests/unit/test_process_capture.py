@@ -122,6 +122,7 @@ def test_a_jobs_output_is_reported_before_its_outcome_and_tagged_with_it(
     capture, out, _ = pipes
     results_r, results_w = multiprocessing.Pipe(duplex=False)
     jobs_r, jobs_w = multiprocessing.Pipe(duplex=False)
+    stack_r, stack_w = multiprocessing.Pipe(duplex=False)
     scheduler = Scheduler(
         1,
         multiprocessing.get_context("fork"),
@@ -141,6 +142,8 @@ def test_a_jobs_output_is_reported_before_its_outcome_and_tagged_with_it(
         results_r,
         jobs_w,
         -1,
+        stack_r,
+        None,
         capture,
     )
     job = Job(7, len, (), {}, JobOptions(), JobFuture(7, "len"))
@@ -166,6 +169,6 @@ def test_a_jobs_output_is_reported_before_its_outcome_and_tagged_with_it(
             (ReportKind.OUTPUT, None, ("stdout", "late\n"))
         ]
     finally:
-        for conn in (results_r, results_w, jobs_r, jobs_w):
+        for conn in (results_r, results_w, jobs_r, jobs_w, stack_r, stack_w):
             conn.close()
         scheduler.wakeup.close()
