@@ -116,6 +116,18 @@ def test_what_jobs_print_goes_to_stderr_so_stdout_carries_records_only(backend: 
     ]
 
 
+def test_what_jobs_write_below_print_goes_to_stderr_too() -> None:
+    # Descriptor 1 of a worker, and of the processes its jobs start, is a pipe to the command, which writes
+    # what comes through it to stderr.
+    result = taskpool("run", f"{JOBS}:chatty_below_print", "--range", "0", "4")
+    assert result.returncode == 0, result.stderr
+    assert [r["result"] for r in records(result.stdout)] == list(range(4))
+    for kind in ("fd", "child"):
+        assert sorted(line for line in result.stderr.splitlines() if f"-{kind}-" in line) == [
+            f"job-{kind}-{i}" for i in range(4)
+        ]
+
+
 def test_a_run_always_ends_with_one_summary_line_on_stderr(tmp_path: Path) -> None:
     to_stdout = taskpool("run", f"{JOBS}:square", "--range", "0", "5")
     assert to_stdout.returncode == 0

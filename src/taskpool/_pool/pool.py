@@ -96,7 +96,9 @@ class TaskPool(Submitter, Lifecycle):
         retry: the default `Retry` policy (None: no retries).
         max_pending: the most jobs submitted but not finished; `submit` blocks the caller while that many
             are pending, so a producer cannot outrun the workers and exhaust memory (None: no bound).
-        capture_output: forward what workers print to the parent line by line (process backend).
+        capture_output: make each worker's stdout and stderr (file descriptors 1 and 2, so C code and
+            child processes too) pipes to the parent, which prints what comes through them line by line
+            (process backend). False: workers write where this process does.
         preload: names of modules every worker has imported before it takes a job (process backend). Under
             the default start method they are imported once, in the template process that workers are
             forked from, so each worker starts with them for free. A module that fails to import is an

@@ -13,6 +13,7 @@ from collections import OrderedDict, deque
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..._core.reports import Report, ReportKind
+from .capture import Capture
 from .functions import FUNCTION_CACHE_SIZE, Pickled
 from .lineage import signal_worker
 from .protocol import (
@@ -33,11 +34,12 @@ if TYPE_CHECKING:
 
     from ..._core.job import Job
 
-__all__ = ["JOBS", "RESULTS", "SENTINEL", "KillReason", "Worker"]
+__all__ = ["CAPTURE", "JOBS", "RESULTS", "SENTINEL", "KillReason", "Worker"]
 
 # What a worker's selector key is about (the first item of its data; the second is the `Worker`): its results
-# pipe is readable, its process ended, its jobs pipe takes more of the frames queued for it.
-RESULTS, SENTINEL, JOBS = 1, 2, 3
+# pipe is readable, its process ended, its jobs pipe takes more of the frames queued for it, its stdout or
+# stderr pipe is readable.
+RESULTS, SENTINEL, JOBS, CAPTURE = 1, 2, 3, 4
 # Bound once: used per job.
 SKIPPED = ReportKind.SKIPPED
 
@@ -57,6 +59,7 @@ class Worker:
 
     __slots__ = (
         "assigned",
+        "capture",
         "death_fd",
         "defined",
         "discard",
@@ -94,6 +97,7 @@ class Worker:
         death_fd: int,
         stack_conn: Connection,
         oom_kills: int | None,
+        capture: Capture | None,
     ) -> None:
         self.wid = wid
         self.process = process
@@ -115,6 +119,8 @@ class Worker:
         os.set_blocking(stack_conn.fileno(), False)
         #: Its cgroup's count of out-of-memory kills when it started (see `memory.oom_kills`), or None.
         self.oom_kills = oom_kills
+        #: The pipes its stdout and stderr go to, or None (the pool does not capture output).
+        self.capture = capture
         #: The jobs sent to it whose outcome has not come back, by job id, in the order sent.
         self.inflight: dict[int, Job] = {}
         #: The keys of the functions it holds, least recently used first (at most FUNCTION_CACHE_SIZE).
@@ -238,6 +244,8 @@ class Worker:
         for conn in (self.results, self.writer_conn, self.stack_conn):
             with contextlib.suppress(OSError):
                 conn.close()
+        if self.capture is not None:
+            self.capture.close()
         if self.death_fd != self.process.sentinel:  # a pidfd of ours
             with contextlib.suppress(OSError):
                 os.close(self.death_fd)

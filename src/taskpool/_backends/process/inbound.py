@@ -1,7 +1,17 @@
-"""`Inbound`: what the scheduler does with the messages a worker sends — outcomes, starts, logs, prints.
+"""`Inbound`: what the scheduler does with what a worker sends — outcomes, starts, logs, and what it prints.
 
 The scheduler's half that reads a worker's results pipe and turns each frame into reports for the event
-thread (the hot path of every job's outcome). Runs in the scheduler thread only.
+thread (the hot path of every job's outcome), and reads its stdout and stderr pipes (see `capture`). Runs in
+the scheduler thread only.
+
+Printed lines come before the outcomes they follow, and an unfinished last line comes with the first outcome
+of a frame. The worker writes a job's output before its outcome, so once frames are read from the results
+pipe, whatever their jobs printed is in the stdout and stderr pipes already: it is read (one ``poll`` for
+both, then a read of those that hold something) before the frames are handled. The selector's own report
+that those pipes are readable cannot stand in for it: frames written after that report are read too. A line is
+reported with the `Job` the worker was given first among those it still holds (the one it runs, or whose
+outcome is on its way); with None when it holds none, as for what a process a job started writes after that
+job ended.
 """
 
 from __future__ import annotations
@@ -22,7 +32,6 @@ from .lifecycle import Workers
 from .protocol import (
     OP_INIT_FAILED,
     OP_LOG,
-    OP_OUTPUT,
     OP_OVER_MEMORY,
     OP_READY,
     OP_RESULT,
@@ -30,7 +39,6 @@ from .protocol import (
     OP_STARTED,
     InitFailedMessage,
     LogMessage,
-    OutputMessage,
     OverMemoryMessage,
     ResultMessage,
     SkippedMessage,
@@ -44,7 +52,7 @@ if TYPE_CHECKING:
 __all__ = ["Inbound"]
 
 # Bound once: used per job on the hot path, where an attribute lookup on the enum class shows.
-SUCCEEDED, FAILED = ReportKind.SUCCEEDED, ReportKind.FAILED
+SUCCEEDED, FAILED, OUTPUT = ReportKind.SUCCEEDED, ReportKind.FAILED, ReportKind.OUTPUT
 BACKUP_STARTED = ReportKind.BACKUP_STARTED
 
 
@@ -68,16 +76,36 @@ class Inbound:
         except EOFError:
             self._workers.stop_watching(w)
             return
+        if frames and w.capture is not None:
+            self._read_output(w, reports)  # what it printed before it wrote these frames
         for frame in frames:
             self._handle(w, frame, reports)
+
+    def _read_output(self, w: Worker, reports: list[Report], final: bool = False) -> None:
+        """Report the whole lines ``w``'s stdout and stderr pipes hold; with ``final`` (it has ended), the
+        unfinished last lines too."""
+        pieces = self._workers.read_output(w)
+        if final and w.capture is not None:
+            pieces.extend(w.capture.rest())
+        if pieces:
+            job = next(iter(w.inflight.values()), None)
+            wid, pid = w.wid, w.pid
+            reports.extend((OUTPUT, job, wid, pid, piece, None) for piece in pieces)
 
     def _handle(self, w: Worker, frame: list[Any], reports: list[Report]) -> None:
         """Turn one frame of ``w``'s messages into reports (the hot path of every job's outcome)."""
         inflight, wid, pid = w.inflight, w.wid, w.pid
         durations: list[float] = []
+        # An unfinished line the worker printed goes out with the first outcome (its job has ended).
+        capture = w.capture
+        unfinished = capture if capture is not None and capture.has_rest() else None
         for msg in frame:
             op = msg[0]
             if op == OP_RESULT:
+                if unfinished is not None:
+                    job = inflight.get(msg[1])
+                    reports.extend((OUTPUT, job, wid, pid, p, None) for p in unfinished.rest())
+                    unfinished = None
                 durations.append(msg[5])
                 job = _report_outcome(w, msg, reports)
                 if job is not None and job.options.backup_after is not None:
@@ -167,13 +195,8 @@ def _report_skipped(w: Worker, msg: SkippedMessage, reports: list[Report]) -> No
 
 
 def _forward(w: Worker, msg: Any, reports: list[Report]) -> None:
-    """Report what a worker logged or printed, for the parent to emit."""
-    op = msg[0]
-    if op == OP_LOG:
+    """Report what a worker logged, for the parent to emit."""
+    if msg[0] == OP_LOG:
         record: LogMessage = msg
         with contextlib.suppress(Exception):  # a record that does not unpickle here is lost alone
             reports.append((ReportKind.LOG, None, w.wid, w.pid, loads(record[2]), None))
-    elif op == OP_OUTPUT:
-        output: OutputMessage = msg
-        _, stream, text = output
-        reports.append((ReportKind.OUTPUT, None, w.wid, w.pid, (stream, text), None))

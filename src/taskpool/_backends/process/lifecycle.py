@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..._core.reports import Report, ReportKind, WorkerExit
 from ..._errors import JobTimeoutError, WorkerCrashedError
-from .handle import JOBS, RESULTS, SENTINEL, KillReason, Worker
+from .capture import Capture
+from .handle import CAPTURE, JOBS, RESULTS, SENTINEL, KillReason, Worker
 from .lineage import lifeline, reap, signal_worker, watch_death
 from .memory import format_size, oom_events_paths, oom_killed, oom_kills
 from .protocol import (
@@ -113,19 +114,16 @@ class Workers:
         """
         ctx = self._ctx
         wid = next(self._wids)
-        jobs_r, jobs_w = ctx.Pipe(duplex=False)
+        pipes: list[Connection] = []
         try:
-            results_r, results_w = ctx.Pipe(duplex=False)
+            # jobs, results, stacks, and with capture_output the worker's stdout and stderr: (read end,
+            # write end) each
+            for _ in range(5 if self._capture_output else 3):
+                pipes.extend(ctx.Pipe(duplex=False))
         except BaseException:
-            _close(
-                jobs_r, jobs_w
-            )  # the failure may pass (no file descriptors for now): leak nothing
+            _close(*pipes)  # the failure may pass (no file descriptors for now): leak nothing
             raise
-        try:
-            stack_r, stack_w = ctx.Pipe(duplex=False)
-        except BaseException:
-            _close(jobs_r, jobs_w, results_r, results_w)
-            raise
+        jobs_r, jobs_w, results_r, results_w, stack_r, stack_w, *stdio = pipes
         enlarge_pipe(jobs_w.fileno())
         enlarge_pipe(results_w.fileno())
         enlarge_pipe(
@@ -146,7 +144,7 @@ class Workers:
                 self._initializer,
                 self._initargs,
                 logging.getLogger().getEffectiveLevel(),
-                self._capture_output,
+                (stdio[1], stdio[3]) if stdio else None,
                 lifeline(),
                 self._preload,
                 self._thread_limit,
@@ -163,12 +161,11 @@ class Workers:
                 process = ctx.Process(**options)  # type: ignore[attr-defined]
             process.start()
         except BaseException:
-            _close(jobs_r, jobs_w, results_r, results_w, stack_r, stack_w)
+            _close(*pipes)
             raise
         death_fd = watch_death(process, self._start_method)
-        jobs_r.close()
-        results_w.close()
-        stack_w.close()
+        # The worker's ends: the parent keeps none, so that only the worker (and what its jobs start) holds them.
+        _close(jobs_r, results_w, stack_w, *stdio[1::2])
         w = Worker(
             wid,
             process,
@@ -182,10 +179,14 @@ class Workers:
             death_fd,
             stack_r,
             oom_kills(self._oom_paths),
+            Capture(stdio[0], stdio[2]) if stdio else None,
         )
         self.by_id[wid] = w
         self._selector.register(w.reader.fd, selectors.EVENT_READ, (RESULTS, w))
         self._selector.register(death_fd, selectors.EVENT_READ, (SENTINEL, w))
+        if w.capture is not None:
+            for fd in w.capture.live:
+                self._selector.register(fd, selectors.EVENT_READ, (CAPTURE, w))
         return w
 
     def send(self, w: Worker, messages: list[Any]) -> None:
@@ -286,6 +287,21 @@ class Workers:
         if w.reader.fd in self._selector.get_map():
             self._selector.unregister(w.reader.fd)
 
+    def read_output(self, w: Worker) -> list[tuple[str, str]]:
+        """Read what ``w``'s stdout and stderr pipes hold now: ``[(stream, whole lines)]``.
+
+        A pipe at end of file (no process holds it any more) is not watched from then on.
+        """
+        capture = w.capture
+        if capture is None:
+            return []
+        pieces, ended = capture.read()
+        selector_map = self._selector.get_map()
+        for fd in ended:
+            if fd in selector_map:
+                self._selector.unregister(fd)
+        return pieces
+
     def settle(
         self, w: Worker, reports: list[Report], crashes_count: bool
     ) -> tuple[int | None, list[Job]]:
@@ -298,6 +314,11 @@ class Workers:
         sel = self._selector
         self.stop_watching(w)
         sel.unregister(w.death_fd)
+        if w.capture is not None:
+            selector_map = sel.get_map()
+            for fd in w.capture.live:
+                if fd in selector_map:
+                    sel.unregister(fd)
         if w.writer.fd in sel.get_map():
             sel.unregister(w.writer.fd)
         exitcode = reap(w.process)

@@ -47,7 +47,6 @@ __all__ = [
     "OP_FORGET",
     "OP_INIT_FAILED",
     "OP_LOG",
-    "OP_OUTPUT",
     "OP_OVER_MEMORY",
     "OP_QUIT",
     "OP_READY",
@@ -63,7 +62,6 @@ __all__ = [
     "InitFailedMessage",
     "LogMessage",
     "Op",
-    "OutputMessage",
     "OverMemoryMessage",
     "QuitMessage",
     "ReadyMessage",
@@ -78,7 +76,6 @@ __all__ = [
     "forget_message",
     "init_failed_message",
     "log_message",
-    "output_message",
     "over_memory_message",
     "read_frame",
     "ready_message",
@@ -102,7 +99,7 @@ class Op(enum.IntEnum):
     STARTED = 5
     RESULT = 6
     LOG = 7
-    OUTPUT = 8
+    # 8 was OUTPUT: what workers print now travels in pipes of its own (see `capture`).
     FORGET = 9
     SKIPPED = 10
     OVER_MEMORY = 11
@@ -117,7 +114,6 @@ OP_INIT_FAILED: Final = int(Op.INIT_FAILED)
 OP_STARTED: Final = int(Op.STARTED)
 OP_RESULT: Final = int(Op.RESULT)
 OP_LOG: Final = int(Op.LOG)
-OP_OUTPUT: Final = int(Op.OUTPUT)
 OP_FORGET: Final = int(Op.FORGET)
 OP_SKIPPED: Final = int(Op.SKIPPED)
 OP_OVER_MEMORY: Final = int(Op.OVER_MEMORY)
@@ -165,8 +161,6 @@ ResultMessage: TypeAlias = tuple[int, int, bool, Payload, "str | None", float]
 #: ``(OP_LOG, job_id, record_bytes)``: a pickled `logging.LogRecord`, logged while job ``job_id`` ran (0
 #: between jobs).
 LogMessage: TypeAlias = tuple[int, int, bytes]
-#: ``(OP_OUTPUT, stream, text)``: whole lines the worker printed; ``stream`` is "stdout" or "stderr".
-OutputMessage: TypeAlias = tuple[int, str, str]
 #: ``(OP_OVER_MEMORY, used)``: after its last job the worker's private memory, ``used`` bytes, is past its
 #: ``max_memory_per_worker``; it runs none of the jobs it still holds and exits.
 OverMemoryMessage: TypeAlias = tuple[int, int]
@@ -219,10 +213,6 @@ def result_message(
 
 def log_message(job_id: int, record_bytes: bytes) -> LogMessage:
     return (OP_LOG, job_id, record_bytes)
-
-
-def output_message(stream: str, text: str) -> OutputMessage:
-    return (OP_OUTPUT, stream, text)
 
 
 def over_memory_message(used: int) -> OverMemoryMessage:

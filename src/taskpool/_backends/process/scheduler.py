@@ -3,10 +3,12 @@
 Threads and processes::
 
     caller threads            scheduler thread (exactly one)                        worker processes
-    submit() -> inbox -> wake pipe -> selector.select([wake, results pipes, sentinels,
-                                                        writable jobs pipes], timeout=next deadline)
+    submit() -> inbox -> wake pipe -> selector.select([wake, results pipes, stdout and stderr pipes,
+                                                        sentinels, writable jobs pipes],
+                                                       timeout=next deadline)
                                       dispatch: batches of jobs per worker     -> jobs pipe -> run in order
-                                      read outcomes, logs, prints              <- results pipe
+                                      read outcomes, logs                      <- results pipe
+                                      read prints (descriptors 1 and 2)        <- stdout, stderr pipes
                                       deaths, deadlines, retirement -> respawn
                                       reports -> sink (the pool's event thread)
 
@@ -53,7 +55,7 @@ from .backups import Backups
 from .batching import Batching, share, workers_to_start
 from .functions import drain
 from .gate import ReadGate
-from .handle import RESULTS, SENTINEL, Worker
+from .handle import CAPTURE, RESULTS, SENTINEL, Worker
 from .inbound import Inbound
 from .inbox import QuitRequest, StopRequest, Wakeup, WithdrawRequest
 from .lifecycle import Workers
@@ -171,6 +173,8 @@ class Scheduler(Inbound):
                         continue  # its sentinel came first this round: _on_exit closed this fd already
                     if tag == RESULTS:
                         self._read(w, reports)
+                    elif tag == CAPTURE:
+                        self._read_output(w, reports)
                     elif tag == SENTINEL:
                         self._on_exit(w, reports)
                     else:
@@ -316,9 +320,13 @@ class Scheduler(Inbound):
         """A worker's process ended: settle every job it held, then forget it."""
         if self._gate.release(w) or w.reader.fd in self._selector.get_map():
             self._read(w, reports)  # outcomes it wrote before it died still count
+        self._read_output(w, reports)  # what it printed before the outcomes its ring kept
         # Then those its ring kept, of the jobs it still holds: an outcome the pipe brought too counts once.
         left = [message for message in read_outcomes(w.ring) if message[1] in w.inflight]
         self._handle(w, left, reports)
+        # What it printed last (a faulthandler dump of its crash), before the crash is reported. Read once:
+        # a process its job started may hold the pipe open, and nobody waits for that.
+        self._read_output(w, reports, final=True)
         phase, workers = self._phase, self._workers
         exitcode, requeue = workers.settle(w, reports, crashes_count=phase is not KILLING)
         requeue = self._backups.worker_gone(w.wid, requeue, phase is RUNNING)

@@ -17,8 +17,10 @@ Two more duties, each in a module of its own: on the parent's request before a k
 every thread's stack to the worker's stack pipe and the worker ends (`stacks`); with a memory limit, the
 worker checks its private memory after each job and exits past it, its queued jobs unstarted (`memory`).
 
-Threads a job starts may log and print: the `Outbox` lock serializes writes to the results pipe within this
-process. No lock is shared with other processes, so a killed worker cannot leave one held.
+Threads a job starts may log: the `Outbox` lock serializes writes to the results pipe within this process.
+What the worker prints, at the Python or the descriptor level, goes to its stdout and stderr pipes (see
+`stdio`), which the parent reads apart from the results pipe. No lock is shared with other processes, so a
+killed worker cannot leave one held.
 
 A job can be recalled without killing its worker (`recall`): the parent uses it for a backup copy that lost
 its race.
@@ -27,12 +29,10 @@ its race.
 from __future__ import annotations
 
 import importlib
-import io
 import logging
 import os
 import select
 import signal
-import sys
 import threading
 import time
 from collections import deque
@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._errors import SerializationError
 from ..._runtime.attempt import call, encode_error, encode_value, format_traceback, process_job
-from ..._runtime.output import LineSplitter, prepare_record
+from ..._runtime.output import prepare_record
 from ..._runtime.seeding import SeedKey
 from ..._runtime.serialize import loads_checked
 from ..._runtime.threadlimit import limit_threads
@@ -60,7 +60,6 @@ from .protocol import (
     RunMessage,
     init_failed_message,
     log_message,
-    output_message,
     over_memory_message,
     read_frame,
     ready_message,
@@ -73,6 +72,7 @@ from .protocol import (
 from .recall import accept_recalls, check_recall, in_job
 from .ring import OutcomeRing
 from .stacks import dump_stacks_on_signal
+from .stdio import StdioFlusher, redirect
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -154,37 +154,6 @@ class Outbox:
         self.arm()
 
 
-class LineForwarder(io.TextIOBase):
-    """Replaces sys.stdout/sys.stderr in a worker: sends whole lines to the parent, which prints them."""
-
-    def __init__(self, outbox: Outbox, stream: str) -> None:
-        super().__init__()
-        self._outbox = outbox
-        self._stream = stream
-        self._lines = LineSplitter()
-        self._lock = threading.Lock()
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return "utf-8"
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, s: str) -> int:
-        with self._lock:
-            lines = self._lines.feed(s)
-        if lines:
-            self._outbox.add_from_any_thread(output_message(self._stream, lines))
-        return len(s)
-
-    def flush(self) -> None:
-        with self._lock:
-            text = self._lines.rest()
-        if text:
-            self._outbox.add_from_any_thread(output_message(self._stream, text))
-
-
 class RecordForwarder(logging.Handler):
     """Sends log records made in the worker to the parent, whole, tagged with the running job."""
 
@@ -247,7 +216,7 @@ def worker_main(
     initializer: Callable[..., object] | None,
     initargs: tuple[Any, ...],
     log_level: int,
-    capture_output: bool,
+    stdio: tuple[Connection, Connection] | None,
     lifeline: Connection | None = None,
     preload: tuple[str, ...] = (),
     thread_limit: int | None = None,
@@ -266,6 +235,8 @@ def worker_main(
     a kill (see `stacks`). With ``memory_limit``, it exits after a job that leaves its private memory past
     that many bytes (see `memory`), and the pool replaces it; past it before its first job, it says so
     instead of ready, and the pool breaks (a replacement would be past it too).
+    ``stdio`` are the write ends of the pipes the parent reads this worker's stdout and stderr from (see
+    `stdio`), or None: the worker writes where the parent's process does.
     """
     # Ctrl-C in a terminal goes to the foreground process group, which this worker leaves just below; it is
     # ignored all the same (a job's own processes inherit that), since the parent decides what it means.
@@ -287,9 +258,10 @@ def worker_main(
         root.removeHandler(handler)
     root.addHandler(RecordForwarder(outbox))
     root.setLevel(log_level)
-    if capture_output:
-        sys.stdout = LineForwarder(outbox, "stdout")
-        sys.stderr = LineForwarder(outbox, "stderr")
+    flush_stdio: StdioFlusher | None = None
+    if stdio is not None:
+        own = [jobs_fd, results_fd, *(c.fileno() for c in (lifeline, stack_pipe) if c is not None)]
+        flush_stdio = redirect(*stdio, keep=own)
 
     if preload or initializer is not None:
         what = ""
@@ -301,6 +273,8 @@ def worker_main(
             if initializer is not None:
                 initializer(*initargs)
         except BaseException as exc:
+            if flush_stdio is not None:
+                flush_stdio()
             text = f"{what}{type(exc).__name__}: {exc}\n{format_traceback(exc)}"
             outbox.add(init_failed_message(text))
             outbox.flush()
@@ -314,6 +288,8 @@ def worker_main(
             outbox.add(over_memory_message(used))
             outbox.flush()
             return
+    if flush_stdio is not None:
+        flush_stdio()
     outbox.add(ready_message(os.getpid()))
     outbox.flush()
 
@@ -356,9 +332,9 @@ def worker_main(
                 functions, key, kind, payload, name, seed, bool(flags & FLAG_SYNC)
             )
             duration = perf() - t0
-            if capture_output:
-                sys.stdout.flush()
-                sys.stderr.flush()
+            if flush_stdio is not None:
+                # What the job wrote reaches its pipe before its outcome is sent (see `stdio`).
+                flush_stdio()
             if not outbox.add_result(job_id, ok, out, tb, duration):
                 outbox.flush()
             # Only now, its outcome safe in the ring or the pipe, has the job finished: dying before this
