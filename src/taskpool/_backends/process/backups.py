@@ -34,11 +34,12 @@ from typing import TYPE_CHECKING, Any
 from ..._core.backup import Durations, Median
 from ..._core.reports import Report, ReportKind
 from ..._core.timers import TimerHeap
+from .batching import kind_of
 from .handle import KillReason
 
 if TYPE_CHECKING:
     from ..._core.job import Job
-    from .batching import Batching
+    from .batching import Batchings
     from .handle import Worker
     from .lifecycle import Workers
 
@@ -189,17 +190,18 @@ class Backups:
     def dispatch(
         self,
         open_workers: list[Worker],
-        batching: Batching,
+        batching: Batchings,
         send: Callable[[Worker, list[Any]], None],
         flags: int,
         max_tasks: int | None,
     ) -> None:
         """Send each waiting copy to the first of ``open_workers`` with room that does not hold its job."""
         for race in list(self.waiting):
+            policy = batching.of(kind_of(race.job))
             for w in open_workers:
                 if (
                     w.wid in race.holders
-                    or batching.room(len(w.inflight), w.assigned, max_tasks) <= 0
+                    or policy.room(len(w.inflight), w.assigned, max_tasks) <= 0
                 ):
                     continue
                 send(w, w.take_copy(race.job, flags, max_tasks))

@@ -26,7 +26,7 @@ from ..._errors import InitializerError
 from ..._runtime.attempt import decode_error, decode_value
 from ..._runtime.serialize import loads
 from .backups import Backups
-from .batching import Batching
+from .batching import Batchings, kind_of
 from .handle import Worker
 from .lifecycle import Workers
 from .protocol import (
@@ -64,7 +64,7 @@ class Inbound:
     _deadlines: TimerHeap[tuple[int, int, int]]
     _startup: StartupFailures
     _initializer_name: str | None
-    _batching: Batching
+    _batching: Batchings
     _backups: Backups
 
     def _break(self, error: BaseException, reports: list[Report], detail: str = "") -> None:
@@ -95,7 +95,9 @@ class Inbound:
     def _handle(self, w: Worker, frame: list[Any], reports: list[Report]) -> None:
         """Turn one frame of ``w``'s messages into reports (the hot path of every job's outcome)."""
         inflight, wid, pid = w.inflight, w.wid, w.pid
+        # Durations go to the policy of their kind of job, a run of one kind at a time (a frame holds one, mostly).
         durations: list[float] = []
+        kind: tuple[int, int] | None = None
         # An unfinished line the worker printed goes out with the first outcome (its job has ended).
         capture = w.capture
         unfinished = capture if capture is not None and capture.has_rest() else None
@@ -106,10 +108,17 @@ class Inbound:
                     job = inflight.get(msg[1])
                     reports.extend((OUTPUT, job, wid, pid, p, None) for p in unfinished.rest())
                     unfinished = None
-                durations.append(msg[5])
                 job = _report_outcome(w, msg, reports)
-                if job is not None and job.options.backup_after is not None:
-                    self._backups.finished(job, msg[5])
+                if job is not None:
+                    job_kind = kind_of(job)
+                    if job_kind != kind:
+                        if kind is not None:
+                            self._batching.observe(kind, durations)
+                            durations = []
+                        kind = job_kind
+                    durations.append(msg[5])
+                    if job.options.backup_after is not None:
+                        self._backups.finished(job, msg[5])
             elif op == OP_STARTED:
                 started: StartedMessage = msg
                 job = inflight.get(started[1])
@@ -141,8 +150,8 @@ class Inbound:
                 self._workers.over_memory(w, over[1])
             else:
                 _forward(w, msg, reports)
-        if durations:
-            self._batching.observe(durations)
+        if kind is not None:
+            self._batching.observe(kind, durations)
 
     def _started(self, w: Worker, job: Job, reports: list[Report]) -> None:
         """``job`` started on ``w``: start its clocks (timeout, backup) and report the start."""

@@ -52,7 +52,7 @@ from ..._core.reports import Report, ReportKind, Sink
 from ..._core.timers import TimerHeap
 from ..._errors import RemoteTraceback, TaskpoolError
 from .backups import Backups
-from .batching import Batching, share, workers_to_start
+from .batching import Batchings, kind_of, share, workers_to_start
 from .functions import drain
 from .gate import ReadGate
 from .handle import CAPTURE, RESULTS, SENTINEL, Worker
@@ -149,7 +149,7 @@ class Scheduler(Inbound):
         self._pending: deque[Job] = deque()
         # (worker id, job id, attempt) of each job with a timeout, due at its deadline.
         self._deadlines: TimerHeap[tuple[int, int, int]] = TimerHeap()
-        self._batching = Batching()
+        self._batching = Batchings()
         self._backups = Backups(size)
         self._broken: BaseException | None = None
         self._phase = RUNNING
@@ -284,10 +284,12 @@ class Scheduler(Inbound):
             # Backup copies go first: each is a job that has kept a worker too long already.
             backups.dispatch(open_workers, batching, workers.send, flags, max_tasks)
             open_workers.sort(key=lambda w: len(w.inflight))
+        # The queue's head says how long the next jobs may take (a run of one function, mostly).
+        policy = batching.of(kind_of(pending[0])) if pending else None
         for i, w in enumerate(open_workers):
-            if not pending:
+            if policy is None or not pending:
                 break
-            room = batching.room(len(w.inflight), w.assigned, max_tasks)
+            room = policy.room(len(w.inflight), w.assigned, max_tasks)
             count = share(len(pending), len(open_workers) - i, room)
             if count <= 0:
                 continue
