@@ -65,7 +65,7 @@ def test_a_process_pool_draws_failures_retries_crashes_and_timeouts(start_method
     assert all(outcomes[f"square[{i}]"] == [("succeeded", False)] for i in range(4))
     # Three workers died (two crashes, one killed at its timeout), and none of them came back in its own
     # row: a replacement takes the lane of the worker it replaced.
-    assert timeline.lanes == 2
+    assert 1 <= timeline.lanes <= 2  # one when a worker starts only after the other has ended
     ended = sorted(w.exitcode for w in timeline.workers if w.exitcode not in (None, 0))
     # The worker past its timeout ends by the signal that dumps its stack (or SIGKILL, when the dump is late).
     assert ended[1:] == [3, 3]

@@ -110,9 +110,8 @@ def kind_of(job: Job) -> tuple[int, int]:
 
     A map chunk and a lone call of one function take different times; two functions, unrelated times.
     """
-    payload = job.payload
-    assert payload is not None  # the backend pickled the job before it queued it
-    return (payload[0][0], job.kind)
+    payload = job.payload  # None only for a job no backend pickled (made by hand)
+    return (payload[0][0] if payload is not None else -1, job.kind)
 
 
 class Batchings:
