@@ -155,6 +155,9 @@ def run_child(
     if env.get("PYTHONPATH"):
         paths.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(paths)
+    # Installed packages come with their bytecode compiled; a tree run without it would time the compiler
+    # on every start (a fresh child per sample), for taskpool's many small modules more than for others.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     with tempfile.TemporaryDirectory(prefix="taskpool-bench-") as tmp:
         result_file = Path(tmp, "result.json")
         log_file = Path(tmp, "output.log")
