@@ -157,6 +157,14 @@ def test_records_name_their_input_line_or_range_value(tmp_path: Path) -> None:
     ]
 
 
+def test_an_output_that_is_not_a_regular_file_is_not_locked() -> None:
+    """Two runs may write to /dev/null at once: a device is not a file one run could overwrite."""
+    with open(os.devnull, "ab") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = taskpool("run", f"{JOBS}:square", "--range", "0", "5", "-o", os.devnull)
+    assert result.returncode == 0, result.stderr
+
+
 # -- a full disk -----------------------------------------------------------------------------------------
 
 
