@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The optional extra that installs a module, where it is not `bench`.
+_EXTRAS = {"ray": "bench-ray"}
 
 
 @dataclass
@@ -58,7 +60,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Run taskpool against other pool libraries, each sample in a fresh child process.",
     )
     parser.add_argument(
-        "--quick", action="store_true", help="small sizes, 1 repeat (about a minute)"
+        "--quick",
+        action="store_true",
+        help="small sizes, 1 repeat, and no Ray unless --only names it (one to two minutes)",
     )
     parser.add_argument(
         "--only",
@@ -83,8 +87,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def select(only: str) -> tuple[list[ContenderSpec], list[Scenario]]:
-    """Resolve `--only` tokens; with no contender (or no scenario) token, all of them are selected."""
+def select(only: str, quick: bool = False) -> tuple[list[ContenderSpec], list[Scenario]]:
+    """Resolve `--only` tokens; with no contender (or no scenario) token, all of them are selected.
+
+    With `quick`, a contender that is slow to start (``quick=False``) runs only when a token names it.
+    """
     contenders: list[str] = []
     scenarios: list[str] = []
     for raw in only.split(","):
@@ -104,15 +111,21 @@ def select(only: str) -> tuple[list[ContenderSpec], list[Scenario]]:
         else:
             names = ", ".join([*CONTENDERS, *SCENARIOS])
             raise SystemExit(f"--only: unknown name {raw.strip()!r}; known: {names}")
-    chosen = [c for c in CONTENDERS.values() if not contenders or c.name in contenders]
+    chosen = [
+        c
+        for c in CONTENDERS.values()
+        if c.name in contenders or (not contenders and (c.quick or not quick))
+    ]
     picked = [s for s in SCENARIOS.values() if not scenarios or s.name in scenarios]
     return chosen, picked
 
 
-def missing_requirement(spec: ContenderSpec) -> str | None:
+def missing_requirement(spec: ContenderSpec | Scenario) -> str | None:
+    """Why a contender or a scenario cannot run here (a module it needs is missing), or None."""
     for module in spec.requires:
         if importlib.util.find_spec(module) is None:
-            return f"{module} is not installed (pip install -e '.[bench]')"
+            extra = _EXTRAS.get(module, "bench")
+            return f"{module} is not installed (pip install -e '.[{extra}]')"
     return None
 
 
@@ -142,6 +155,9 @@ def run_child(
     if env.get("PYTHONPATH"):
         paths.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(paths)
+    # Installed packages come with their bytecode compiled; a tree run without it would time the compiler
+    # on every start (a fresh child per sample), for taskpool's many small modules more than for others.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     with tempfile.TemporaryDirectory(prefix="taskpool-bench-") as tmp:
         result_file = Path(tmp, "result.json")
         log_file = Path(tmp, "output.log")
@@ -209,7 +225,7 @@ def run_scenario(
             if scenario.name in spec.notes:
                 not_applicable[spec.name] = spec.notes[scenario.name]
             continue
-        missing = missing_requirement(spec)
+        missing = missing_requirement(scenario) or missing_requirement(spec)
         if missing:
             outcomes[spec.name] = Outcome("skipped", missing)
             continue
@@ -226,7 +242,8 @@ def run_scenario(
                 if key in params and scale != 1.0:
                     params[key] = max(1, int(params[key] * scale))
             src = _revisions.taskpool_src(spec.name, revisions, ROOT / "src")
-            result, seconds = run_child(spec, scenario, params, scenario.timeout(quick), src)
+            timeout = scenario.timeout(quick) + spec.extra_timeout_s
+            result, seconds = run_child(spec, scenario, params, timeout, src)
             outcome.seconds.append(round(seconds, 3))
             tag = f"[{scenario.name} {rep + 1}/{repeats}] {spec.name}"
             if spec.family == "taskpool":
@@ -348,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     repeats = args.repeats if args.repeats is not None else (1 if args.quick else 3)
     if repeats < 1:
         raise SystemExit("--repeats must be at least 1")
-    selected, scenarios = select(args.only)
+    selected, scenarios = select(args.only, args.quick)
     meta = machine_info(args.quick, repeats)
     meta["command"] = " ".join(
         ["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])]

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 __all__ = [
+    "array_sum",
     "calibrate_cpu_loop",
     "cpu_loop",
     "crash",
     "length",
+    "make_array",
     "noop",
     "square",
     "square_chunk",
+    "straggle",
+    "where",
 ]
 
 
@@ -49,9 +54,60 @@ def cpu_loop(n: int) -> int:
     return total
 
 
-def crash() -> None:
-    """Kill the worker process at once, without cleanup, the way a segfault or a hard exit would."""
+def crash(stamp: str | None = None) -> None:
+    """Kill the worker process at once, without cleanup, the way a segfault or a hard exit would.
+
+    Args:
+        stamp: a file to write the time of the crash to (`time.monotonic`, which on Linux and macOS is one
+            clock for every process), so that the runner can time what follows from the crash itself.
+    """
+    if stamp is not None:
+        with open(stamp, "w") as f:
+            f.write(repr(time.monotonic()))
     os._exit(1)
+
+
+def where(sleep_s: float = 0.0, payload: object = None) -> tuple[int, float]:
+    """Return the worker's pid and when the job started (`time.monotonic`), after sleeping `sleep_s`.
+
+    The sleep keeps a worker busy long enough for a batch of these to spread over every worker; `payload`
+    is ignored (a small array in it makes the worker import numpy before a timed run).
+    """
+    started = time.monotonic()
+    if sleep_s:
+        time.sleep(sleep_s)
+    return os.getpid(), started
+
+
+def straggle(job_s: float, stall_s: float, marker: str | None) -> None:
+    """Sleep `job_s`, or `stall_s` if this is the first run of a job marked as a straggler.
+
+    The first attempt of a marked job creates `marker` and stalls; any later copy of the same job (a backup,
+    a retry) finds it and takes the normal time: a straggler is slow because of where and when it ran, not
+    because of its input. Sleeping rather than spinning keeps the makespan independent of other load.
+    """
+    if marker is not None:
+        try:
+            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            pass
+        else:
+            os.close(fd)
+            time.sleep(stall_s)
+            return
+    time.sleep(job_s)
+
+
+def array_sum(array: Any) -> float:
+    """Sum a numpy array: the argument is heavy, the result a float."""
+    return float(array.sum())
+
+
+def make_array(mb: int, value: float) -> Any:
+    """Return a new float64 numpy array of `mb` MiB filled with `value`: the result is heavy."""
+    import numpy as np
+
+    return np.full(mb * 2**20 // 8, value, dtype=np.float64)
 
 
 def calibrate_cpu_loop(target_s: float) -> int:

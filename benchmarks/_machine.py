@@ -12,13 +12,24 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from benchmarks._contenders import WORKERS
+from benchmarks._adapter import WORKERS
 from benchmarks._scenarios import BASELINE
 
 __all__ = ["loadavg", "machine_info"]
 
 #: Distributions whose versions go into the results, so that numbers can be traced to what produced them.
-_VERSIONED = ("taskpool-py", "loky", "joblib", "pebble", "mpire", "billiard", "distributed", "dask")
+_VERSIONED = (
+    "taskpool-py",
+    "loky",
+    "joblib",
+    "pebble",
+    "mpire",
+    "billiard",
+    "distributed",
+    "dask",
+    "ray",
+    "numpy",
+)
 
 
 def machine_info(quick: bool, repeats: int) -> dict[str, Any]:

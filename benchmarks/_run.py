@@ -20,7 +20,6 @@ process's own (`resource.getrusage`), i.e. the parent side of the pool.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import json
 import os
@@ -36,78 +35,44 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmarks import _jobs
-from benchmarks._contenders import (
-    CONTENDERS,
-    WAIT_S,
-    WORKERS,
-    Adapter,
-    Skip,
-    Taskpool,
-    Unsupported,
-)
+from benchmarks import _arrays, _faults, _jobs
+from benchmarks._adapter import WAIT_S, WORKERS, Skip, Unsupported
+from benchmarks._contenders import CONTENDERS
+from benchmarks._sample import Params, Row, opened, peak_rss_mb, row, taskpool_only
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
-Row = dict[str, Any]
-Params = dict[str, Any]
-
-
-def _row(metrics: dict[str, float], n: int, variant: str = "", note: str = "") -> Row:
-    return {"variant": variant, "metrics": metrics, "n": n, "note": note}
-
-
-def _peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
-    # ru_maxrss is in KiB on Linux (bytes on macOS).
-    scale = 1 if sys.platform == "darwin" else 1024
-    return resource.getrusage(who).ru_maxrss * scale / 2**20
-
-
-@contextlib.contextmanager
-def _opened(adapter: Adapter, warm: bool = True) -> Iterator[Adapter]:
-    adapter.open()
-    try:
-        if warm:
-            adapter.warm()
-        yield adapter
-    finally:
-        adapter.close()
-
-
-def _taskpool(adapter: Adapter) -> Taskpool:
-    if not isinstance(adapter, Taskpool):
-        raise Unsupported("taskpool only")
-    return adapter
+    from benchmarks._adapter import Adapter
 
 
 def tiny(adapter: Adapter, p: Params) -> list[Row]:
     n = int(p["jobs"])
     args: list[tuple[Any, ...]] = [()] * n
     rows = []
-    with _opened(adapter):
+    with opened(adapter):
         for variant, submit in adapter.tiny_variants().items():
             t0 = time.perf_counter()
             submit(args)
             elapsed = time.perf_counter() - t0
-            rows.append(_row({"us_per_job": elapsed / n * 1e6}, n, variant))
+            rows.append(row({"us_per_job": elapsed / n * 1e6}, n, variant))
     return rows
 
 
 def map_(adapter: Adapter, p: Params) -> list[Row]:
     items = list(range(int(p["items"])))
-    with _opened(adapter):
+    with opened(adapter):
         t0 = time.perf_counter()
         out = adapter.map(_jobs.square, items)
         elapsed = time.perf_counter() - t0
     if len(out) != len(items) or out[-1] != items[-1] ** 2:
         raise AssertionError("map returned wrong results")
-    return [_row({"items_per_s": len(items) / elapsed}, len(items))]
+    return [row({"items_per_s": len(items) / elapsed}, len(items))]
 
 
 def cpu(adapter: Adapter, p: Params) -> list[Row]:
     n, loop = int(p["jobs"]), int(p["loop"])
-    with _opened(adapter):
+    with opened(adapter):
         # The serial reference is timed here, next to the pool's run, rather than once in the parent: on a
         # shared machine the load changes between samples, and a stale reference skews the speedup (even
         # past the worker count). One job, times n: the jobs are identical.
@@ -117,34 +82,34 @@ def cpu(adapter: Adapter, p: Params) -> list[Row]:
         t0 = time.perf_counter()
         adapter.submit_all(_jobs.cpu_loop, [(loop,)] * n)
         elapsed = time.perf_counter() - t0
-    return [_row({"speedup": serial_s / elapsed, "elapsed_s": elapsed, "serial_s": serial_s}, n)]
+    return [row({"speedup": serial_s / elapsed, "elapsed_s": elapsed, "serial_s": serial_s}, n)]
 
 
 def startup(adapter: Adapter, p: Params) -> list[Row]:
     # The library is already imported (the adapter was built): only the pool's own cost is timed.
     t0 = time.perf_counter()
-    with _opened(adapter, warm=False):
+    with opened(adapter, warm=False):
         adapter.call(_jobs.noop)
     elapsed = time.perf_counter() - t0
-    return [_row({"ms": elapsed * 1e3}, 1)]
+    return [row({"ms": elapsed * 1e3}, 1)]
 
 
 def large(adapter: Adapter, p: Params) -> list[Row]:
     n, mb = int(p["jobs"]), int(p["mb"])
     payload = os.urandom(mb * 2**20)
-    with _opened(adapter):
+    with opened(adapter):
         t0 = time.perf_counter()
         out = adapter.submit_all(_jobs.length, [(payload,)] * n)
         elapsed = time.perf_counter() - t0
     if out != [len(payload)] * n:
         raise AssertionError("length returned wrong results")
-    return [_row({"mb_per_s": n * mb / elapsed}, n)]
+    return [row({"mb_per_s": n * mb / elapsed}, n)]
 
 
 def imap10m(adapter: Adapter, p: Params) -> list[Row]:
     n, chunksize = int(p["items"]), int(p["chunksize"])
-    before = _peak_rss_mb()
-    with _opened(adapter):
+    before = peak_rss_mb()
+    with opened(adapter):
         t0 = time.perf_counter()
         count = 0
         for _ in adapter.imap(_jobs.square, (i for i in range(n)), chunksize):
@@ -152,9 +117,9 @@ def imap10m(adapter: Adapter, p: Params) -> list[Row]:
         elapsed = time.perf_counter() - t0
     if count != n:
         raise AssertionError(f"imap yielded {count} of {n} results")
-    peak = _peak_rss_mb()
+    peak = peak_rss_mb()
     return [
-        _row({"peak_rss_mb": peak, "items_per_s": n / elapsed, "rss_growth_mb": peak - before}, n)
+        row({"peak_rss_mb": peak, "items_per_s": n / elapsed, "rss_growth_mb": peak - before}, n)
     ]
 
 
@@ -178,14 +143,14 @@ class _Counter:
 
 
 def events(adapter: Adapter, p: Params) -> list[Row]:
-    tp = _taskpool(adapter)
+    tp = taskpool_only(adapter)
     n = int(p["jobs"])
     args: list[tuple[Any, ...]] = [()] * n
     rows = []
-    with _opened(tp):
+    with opened(tp):
         t0 = time.perf_counter()
         tp.submit_all(_jobs.noop, args)
-        rows.append(_row({"us_per_job": (time.perf_counter() - t0) / n * 1e6}, n))
+        rows.append(row({"us_per_job": (time.perf_counter() - t0) / n * 1e6}, n))
         counter = _Counter(2 * n)
         tp.pool.on("job_started", counter)
         tp.pool.on("job_succeeded", counter)
@@ -194,54 +159,41 @@ def events(adapter: Adapter, p: Params) -> list[Row]:
         # Handlers may still be running when the last future resolves; their cost is what this measures.
         if not counter.wait(WAIT_S):
             raise AssertionError(f"handlers saw {counter.count} of {2 * n} events")
-        rows.append(_row({"us_per_job": (time.perf_counter() - t0) / n * 1e6}, n, "+events"))
+        rows.append(row({"us_per_job": (time.perf_counter() - t0) / n * 1e6}, n, "+events"))
     return rows
 
 
 def progress(adapter: Adapter, p: Params) -> list[Row]:
-    tp = _taskpool(adapter)
+    tp = taskpool_only(adapter)
     items = list(range(int(p["items"])))
     n = len(items)
     rows = []
-    with _opened(tp), open(os.devnull, "w") as devnull:
+    with opened(tp), open(os.devnull, "w") as devnull:
         # The first map of a function pays for sending it to the workers: pay it before either timing.
         tp.map(_jobs.square, items[:1000])
         t0 = time.perf_counter()
         tp.map(_jobs.square, items)
-        rows.append(_row({"us_per_item": (time.perf_counter() - t0) / n * 1e6}, n))
+        rows.append(row({"us_per_item": (time.perf_counter() - t0) / n * 1e6}, n))
         # The bar is drawn (disable=False: stderr is no terminal here) into devnull, so that the bar's own
         # bookkeeping is timed, not terminal I/O.
         t0 = time.perf_counter()
         tp.map_progress(_jobs.square, items, devnull)
         elapsed = time.perf_counter() - t0
-        rows.append(_row({"us_per_item": elapsed / n * 1e6}, n, "+progress"))
+        rows.append(row({"us_per_item": elapsed / n * 1e6}, n, "+progress"))
     return rows
-
-
-def crash(adapter: Adapter, p: Params) -> list[Row]:
-    n = int(p["crashes"])
-    samples = []
-    name = ""
-    with _opened(adapter):
-        for _ in range(n):
-            t0 = time.perf_counter()
-            name = adapter.crash_and_recover()
-            samples.append(time.perf_counter() - t0)
-            adapter.warm()
-    return [_row({"ms": statistics.median(samples) * 1e3}, n, note=f"fails with {name}")]
 
 
 def latency(adapter: Adapter, p: Params) -> list[Row]:
     n = int(p["calls"])
     samples = []
-    with _opened(adapter):
+    with opened(adapter):
         for _ in range(max(20, n // 20)):
             adapter.call(_jobs.noop)
         for _ in range(n):
             t0 = time.perf_counter()
             adapter.call(_jobs.noop)
             samples.append(time.perf_counter() - t0)
-    return [_row({"us": statistics.median(samples) * 1e6}, n)]
+    return [row({"us": statistics.median(samples) * 1e6}, n)]
 
 
 def _cli_command() -> list[str]:
@@ -271,8 +223,8 @@ def cli(adapter: Adapter, p: Params) -> list[Row]:
         if not out.exists() or out.stat().st_size == 0:
             raise AssertionError("taskpool run wrote no output")
     # RUSAGE_CHILDREN covers every waited-for descendant: the CLI process and the workers it reaped.
-    rss = _peak_rss_mb(resource.RUSAGE_CHILDREN)
-    return [_row({"wall_s": elapsed, "peak_rss_mb": rss, "items_per_s": stop / elapsed}, stop)]
+    rss = peak_rss_mb(resource.RUSAGE_CHILDREN)
+    return [row({"wall_s": elapsed, "peak_rss_mb": rss, "items_per_s": stop / elapsed}, stop)]
 
 
 SCENARIO_FUNCS: dict[str, Callable[[Adapter, Params], list[Row]]] = {
@@ -284,9 +236,12 @@ SCENARIO_FUNCS: dict[str, Callable[[Adapter, Params], list[Row]]] = {
     "imap10m": imap10m,
     "events": events,
     "progress": progress,
-    "crash": crash,
+    "crash": _faults.crash,
     "latency": latency,
     "cli": cli,
+    "numpy_args": _arrays.numpy_args,
+    "numpy_results": _arrays.numpy_results,
+    "stragglers": _faults.stragglers,
 }
 
 
@@ -306,7 +261,7 @@ def run(contender: str, scenario: str, params: Params) -> dict[str, Any]:
     return {
         "status": "ok",
         "rows": rows,
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
         "taskpool_file": taskpool_file,
     }
 

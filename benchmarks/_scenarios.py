@@ -46,6 +46,8 @@ class Scenario:
         timeout_s: the child's wall-clock limit in a full run; `quick_timeout_s` in a quick one.
         baseline: "mp" compares with `BASELINE`; "self" compares a contender's variants with its own plain
             row (variant ""); None reports no ratio.
+        requires: importable modules the scenario itself needs (numpy); without one, every contender is
+            skipped with a note.
     """
 
     name: str
@@ -57,6 +59,7 @@ class Scenario:
     timeout_s: float = 120.0
     quick_timeout_s: float = 30.0
     baseline: Literal["mp", "self"] | None = "mp"
+    requires: tuple[str, ...] = ()
 
     @property
     def primary(self) -> Metric:
@@ -70,6 +73,7 @@ class Scenario:
 
 
 _US_PER_JOB = Metric("us_per_job", "µs/job", higher_is_better=False)
+_MB_PER_S = Metric("mb_per_s", "MB/s", higher_is_better=True)
 
 _ALL = (
     Scenario(
@@ -116,7 +120,7 @@ _ALL = (
         "Large arguments (8 MB each)",
         "Submit jobs that each take an 8 MB bytes argument (random, so nothing compresses it) and "
         "return its length; throughput of argument data.",
-        (Metric("mb_per_s", "MB/s", higher_is_better=True),),
+        (_MB_PER_S,),
         full={"jobs": 50, "mb": 8},
         quick={"jobs": 10, "mb": 8},
     ),
@@ -154,15 +158,57 @@ _ALL = (
         baseline="self",
     ),
     Scenario(
+        "numpy_args",
+        "numpy arrays as arguments (64 MB each)",
+        "Submit jobs that each take a distinct 64 MB float64 array (random) and return its sum; "
+        "throughput of argument data. Every worker has imported numpy before the clock starts.",
+        (_MB_PER_S,),
+        full={"jobs": 16, "mb": 64},
+        quick={"jobs": 2, "mb": 1},
+        requires=("numpy",),
+    ),
+    Scenario(
+        "numpy_results",
+        "numpy arrays as results (64 MB each)",
+        "Submit jobs that each make a new 64 MB float64 array (np.full) and return it; throughput of "
+        "result data, the making included (the same for everyone).",
+        (_MB_PER_S,),
+        full={"jobs": 16, "mb": 64},
+        quick={"jobs": 2, "mb": 1},
+        requires=("numpy",),
+    ),
+    Scenario(
         "crash",
-        "Cost of a worker crash",
-        "From submitting a job that calls os._exit(1) until its future has failed AND a following "
-        "no-op job has completed (the pool is usable again); median over several crashes.",
-        (Metric("ms", "ms", higher_is_better=False),),
+        "Worker crash: recovery and replacement",
+        "ms: from submitting a job that calls os._exit(1) until its future has failed AND a following "
+        "job has completed (the pool is usable again). replace_ms: from the os._exit itself until a "
+        "worker that was not there before (the replacement) starts a job. Medians over several crashes.",
+        (
+            Metric("ms", "ms", higher_is_better=False),
+            Metric("replace_ms", "ms", higher_is_better=False),
+        ),
         full={"crashes": 3},
         quick={"crashes": 1},
         timeout_s=90.0,
         baseline=None,
+    ),
+    Scenario(
+        "stragglers",
+        "Stragglers: makespan",
+        "Submit N sleeping jobs of 20 ms each, 2 of which (picked by a seeded random draw) stall for "
+        "2 s on their first run, and wait for all. taskpool runs the batch again with backup copies of "
+        "slow jobs (options(backup_after=0.2)) when it has them; ratio against its plain run.",
+        (Metric("makespan_s", "s", higher_is_better=False),),
+        full={
+            "jobs": 200,
+            "job_ms": 20,
+            "stall_ms": 2000,
+            "stalls": 2,
+            "seed": 7,
+            "backup_ms": 200,
+        },
+        quick={"jobs": 20, "job_ms": 20, "stall_ms": 200, "stalls": 2, "seed": 7, "backup_ms": 50},
+        baseline="self",
     ),
     Scenario(
         "latency",

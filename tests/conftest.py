@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copyreg
 import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -22,20 +23,29 @@ START_METHODS = [
     m for m in ("fork", "forkserver", "spawn") if m in multiprocessing.get_all_start_methods()
 ]
 
+# What the command line of taskpool's worker template process holds.
+TEMPLATE_MARK = "taskpool._backends.process.template import main"
+
 # A pool's workers, scheduler and event threads must all be gone this soon after join() or terminate().
 SHUTDOWN_BOUND = 10.0
 
 
 def _our_children() -> list[psutil.Process]:
     # The forkserver process and the resource tracker are started once per interpreter by multiprocessing
-    # itself and live until it exits: not leaks of ours.
+    # itself and live until it exits: not leaks of ours. Nor is taskpool's worker template, shared by the
+    # pools of this process until it exits; the workers forked from it (its children, with its command
+    # line) are checked like any other.
+    me = os.getpid()
     children = []
     for child in psutil.Process().children(recursive=True):
         try:
             cmdline = " ".join(child.cmdline())
+            ppid = child.ppid()
         except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
             continue
         if "forkserver" in cmdline or "resource_tracker" in cmdline:
+            continue
+        if ppid == me and TEMPLATE_MARK in cmdline:
             continue
         children.append(child)
     return children

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ._compat import MapResult as MapResult
     from ._compat import Pool as Pool
     from ._core.aio import as_completed_async as as_completed_async
+    from ._core.backup import Median as Median
     from ._core.events import Event as Event
     from ._core.events import EventKind as EventKind
     from ._core.future import JobFuture as JobFuture
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from ._core.ledger import PoolState as PoolState
     from ._core.progress import as_completed as as_completed
     from ._core.retry import Retry as Retry
+    from ._errors import CheckpointError as CheckpointError
     from ._errors import DaskConnectionError as DaskConnectionError
     from ._errors import ForkedPoolError as ForkedPoolError
     from ._errors import InitializerError as InitializerError
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
     from ._pool.pool import TaskPool as TaskPool
     from ._pool.submitter import PoolView as PoolView
     from ._runtime.joblog import get_logger as get_logger
+    from ._runtime.seeding import job_rng as job_rng
+    from ._runtime.seeding import job_seed as job_seed
     from ._shared import SharedArray as SharedArray
     from ._shared import SharedBarrier as SharedBarrier
     from ._shared import SharedCounter as SharedCounter
@@ -54,6 +58,9 @@ if TYPE_CHECKING:
     from ._spawn import spawn as spawn
     from ._task import Task as Task
     from ._task import task as task
+    from ._timeline import Timeline as Timeline
+    from ._timeline import TimelineAttempt as TimelineAttempt
+    from ._timeline import TimelineWorker as TimelineWorker
 
 __version__ = "0.2.0"
 
@@ -62,6 +69,7 @@ _EXPORTS = {
     "AsyncResult": "._compat",
     "MapResult": "._compat",
     "Pool": "._compat",
+    "CheckpointError": "._errors",
     "DaskConnectionError": "._errors",
     "ForkedPoolError": "._errors",
     "InitializerError": "._errors",
@@ -78,6 +86,8 @@ _EXPORTS = {
     "JobFuture": "._core.future",
     "JobOptions": "._core.job",
     "get_logger": "._runtime.joblog",
+    "job_rng": "._runtime.seeding",
+    "job_seed": "._runtime.seeding",
     "IMapIterator": "._pool.imap",
     "PoolState": "._core.ledger",
     "PoolView": "._pool.submitter",
@@ -85,6 +95,7 @@ _EXPORTS = {
     "as_completed": "._core.progress",
     "as_completed_async": "._core.aio",
     "Retry": "._core.retry",
+    "Median": "._core.backup",
     "SharedArray": "._shared",
     "SharedBarrier": "._shared",
     "SharedCounter": "._shared",
@@ -101,6 +112,9 @@ _EXPORTS = {
     "spawn": "._spawn",
     "Task": "._task",
     "task": "._task",
+    "Timeline": "._timeline",
+    "TimelineAttempt": "._timeline",
+    "TimelineWorker": "._timeline",
 }
 
 
@@ -119,6 +133,7 @@ def __dir__() -> list[str]:
 
 __all__ = (
     "AsyncResult",
+    "CheckpointError",
     "DaskConnectionError",
     "Event",
     "EventKind",
@@ -129,6 +144,7 @@ __all__ = (
     "JobOptions",
     "JobTimeoutError",
     "MapResult",
+    "Median",
     "Pool",
     "PoolClosedError",
     "PoolState",
@@ -153,11 +169,16 @@ __all__ = (
     "Task",
     "TaskPool",
     "TaskpoolError",
+    "Timeline",
+    "TimelineAttempt",
+    "TimelineWorker",
     "WorkerCrashedError",
     "WorkerStartError",
     "as_completed",
     "as_completed_async",
     "get_logger",
+    "job_rng",
+    "job_seed",
     "spawn",
     "task",
 )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import signal as _signal
 
 __all__ = [
+    "CheckpointError",
     "DaskConnectionError",
     "ForkedPoolError",
     "InitializerError",
@@ -121,17 +122,27 @@ class WorkerCrashedError(TaskpoolError):
         exitcode: the process exit code as `multiprocessing` reports it (negative for a signal), or None.
         signal: the signal number that killed the worker, or None.
         job: the name of the job that was running, or None.
+        oom_killed: the kernel's out-of-memory killer killed it (its cgroup's ``oom_kill`` count rose as it
+            died by SIGKILL; Linux only).
     """
 
     def __init__(
-        self, pid: int | None, exitcode: int | None, job: str | None = None, detail: str = ""
+        self,
+        pid: int | None,
+        exitcode: int | None,
+        job: str | None = None,
+        detail: str = "",
+        oom_killed: bool = False,
     ) -> None:
         self.pid = pid
         self.exitcode = exitcode
         self.signal = -exitcode if exitcode is not None and exitcode < 0 else None
         self.job = job
         self.detail = detail
-        if self.signal is not None:
+        self.oom_killed = oom_killed
+        if oom_killed:
+            how = "was killed by the out-of-memory killer (SIGKILL): the job needs more memory than there is"
+        elif self.signal is not None:
             how = f"was killed by {_signal_name(self.signal)}"
             if self.signal == _signal.SIGKILL:
                 how += " (the kernel's OOM killer sends SIGKILL when memory runs out)"
@@ -152,27 +163,48 @@ class WorkerCrashedError(TaskpoolError):
 
     def __reduce__(
         self,
-    ) -> tuple[type[WorkerCrashedError], tuple[int | None, int | None, str | None, str]]:
-        return (type(self), (self.pid, self.exitcode, self.job, self.detail))
+    ) -> tuple[type[WorkerCrashedError], tuple[int | None, int | None, str | None, str, bool]]:
+        return (type(self), (self.pid, self.exitcode, self.job, self.detail, self.oom_killed))
 
 
 class JobTimeoutError(TaskpoolError, TimeoutError):
     """A job ran longer than its timeout; its worker was stopped and replaced.
 
     It is also a builtin `TimeoutError`.
+
+    Attributes:
+        timeout: the job's timeout in seconds.
+        job: the job's name, or None.
+        stack: where the worker was when it was stopped: the Python stack of each of its threads, as
+            `faulthandler` writes it (most recent call first), or None where it could not be taken (the
+            thread, inline and Dask backends; a job that replaced the worker's signal handler).
+        where: the innermost frames of the job's own thread, ``"fn (file.py:12) <- caller (file.py:30)"``, as
+            the message shows them, or None.
     """
 
-    def __init__(self, timeout: float, job: str | None = None) -> None:
+    def __init__(
+        self,
+        timeout: float,
+        job: str | None = None,
+        stack: str | None = None,
+        where: str | None = None,
+    ) -> None:
         self.timeout = timeout
         self.job = job
+        self.stack = stack
+        self.where = where
         what = f"job {job!r}" if job else "the job"
+        at = f", in {where}" if where else ""
         super().__init__(
-            f"{what} ran longer than its timeout of {timeout:g} s and was stopped. "
+            f"{what} ran longer than its timeout of {timeout:g} s and was stopped{at}. "
             "Give it a longer timeout (options(timeout=...)) if it needs longer"
+            + ("; .stack holds every thread's stack" if stack else "")
         )
 
-    def __reduce__(self) -> tuple[type[JobTimeoutError], tuple[float, str | None]]:
-        return (type(self), (self.timeout, self.job))
+    def __reduce__(
+        self,
+    ) -> tuple[type[JobTimeoutError], tuple[float, str | None, str | None, str | None]]:
+        return (type(self), (self.timeout, self.job, self.stack, self.where))
 
 
 class SerializationError(TaskpoolError):
@@ -275,6 +307,26 @@ class DaskConnectionError(TaskpoolError, ConnectionError):
         return (type(self), (self.address, self.reason, self.job))
 
 
+class CheckpointError(TaskpoolError):
+    """A map's checkpoint file cannot be used: it is not a checkpoint, it was written for another function,
+    it is damaged before its last record, another program holds it, or it cannot be written.
+
+    Raised before any job runs, except for a write that fails while the map runs.
+
+    Attributes:
+        path: the checkpoint file.
+        reason: what is wrong, and what to do.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"checkpoint {path}: {reason}")
+
+    def __reduce__(self) -> tuple[type[CheckpointError], tuple[str, str]]:
+        return (type(self), (self.path, self.reason))
+
+
 class RemoteTraceback(Exception):
     """The traceback text of an exception raised in a worker; set as that exception's ``__cause__``."""
 
@@ -299,6 +351,7 @@ for _cls in (
     WorkerStartError,
     DaskConnectionError,
     SharedStateGoneError,
+    CheckpointError,
     RemoteTraceback,
 ):
     _cls.__module__ = "taskpool"

@@ -30,6 +30,7 @@ from ._core.job import UNSET, JobOptions, Unset
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
+    from ._core.backup import Median
     from ._core.future import JobFuture
     from ._core.retry import Retry
     from ._pool.pool import TaskPool
@@ -140,6 +141,7 @@ class Task(Generic[P, R]):
         timeout: float | Unset | None = UNSET,
         retry: Retry | Unset | None = UNSET,
         name: str | Unset | None = UNSET,
+        backup_after: float | Median | Unset | None = UNSET,
     ) -> None:
         if isinstance(fn, Task):
             fn = fn.__wrapped__
@@ -148,7 +150,12 @@ class Task(Generic[P, R]):
         # Validated now, so a bad option fails at the decorator, not at the first submit.
         given: dict[str, Any] = {
             k: v
-            for k, v in (("timeout", timeout), ("retry", retry), ("name", name))
+            for k, v in (
+                ("timeout", timeout),
+                ("retry", retry),
+                ("name", name),
+                ("backup_after", backup_after),
+            )
             if v is not UNSET
         }
         JobOptions().merge(**given)
@@ -215,10 +222,17 @@ class Task(Generic[P, R]):
         timeout: float | Unset | None = UNSET,
         retry: Retry | Unset | None = UNSET,
         name: str | Unset | None = UNSET,
+        backup_after: float | Median | Unset | None = UNSET,
     ) -> Task[P, R]:
         """This task with other job options (the ones not given are kept); the task itself is unchanged."""
         given = dict(self._given)
-        for key, value in (("timeout", timeout), ("retry", retry), ("name", name)):
+        options = (
+            ("timeout", timeout),
+            ("retry", retry),
+            ("name", name),
+            ("backup_after", backup_after),
+        )
+        for key, value in options:
             if value is not UNSET:
                 given[key] = value
         return Task(self.__wrapped__, **given)
@@ -234,6 +248,7 @@ def task(
     timeout: float | None = ...,
     retry: Retry | None = ...,
     name: str | None = ...,
+    backup_after: float | Median | None = ...,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
@@ -244,6 +259,7 @@ def task(
     timeout: float | Unset | None = UNSET,
     retry: Retry | Unset | None = UNSET,
     name: str | Unset | None = UNSET,
+    backup_after: float | Median | Unset | None = UNSET,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Make a function poolable: ``@task`` or ``@task(timeout=30, retry=Retry(attempts=3), name="fetch")``.
 
@@ -256,17 +272,18 @@ def task(
         timeout: the per-job timeout in seconds (None: none, even if the pool has a default).
         retry: the `Retry` policy of its jobs (None: no retries, even if the pool has a default).
         name: the jobs' name in events, logs and errors (default: the function's qualified name).
+        backup_after: seconds, or a `Median` multiple, after which a running job gets a backup copy on
+            another worker (process backend; declares the function idempotent). None: no backups.
 
     Raises:
         TypeError, ValueError: an option is of the wrong type or out of range.
     """
     if fn is not None:
-        return Task(fn, timeout=timeout, retry=retry, name=name)
+        return Task(fn, timeout=timeout, retry=retry, name=name, backup_after=backup_after)
 
     def decorate(f: Callable[P, R]) -> Task[P, R]:
-        return Task(f, timeout=timeout, retry=retry, name=name)
+        return Task(f, timeout=timeout, retry=retry, name=name, backup_after=backup_after)
 
-    JobOptions().merge(
-        timeout=timeout, retry=retry, name=name
-    )  # fail at the decorator line, not later
+    # Fail at the decorator line, not later.
+    JobOptions().merge(timeout=timeout, retry=retry, name=name, backup_after=backup_after)
     return decorate

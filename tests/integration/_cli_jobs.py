@@ -6,6 +6,8 @@ Each runs in a worker of that subprocess's pool (a process, or a thread with ``-
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -71,6 +73,15 @@ NOT_CALLABLE = 3
 def chatty(x: int) -> int:
     """Prints ``job-print-X`` (to its stdout) and returns ``x``."""
     print(f"job-print-{x}")
+    return x
+
+
+def chatty_below_print(x: int) -> int:
+    """Writes ``job-fd-X`` to descriptor 1 and has a child process print ``job-child-X``; returns ``x``."""
+    os.write(1, f"job-fd-{x}\n".encode())
+    subprocess.run(
+        [sys.executable, "-c", f"print('job-child-{x}')"], stdout=sys.stdout, check=True, timeout=30
+    )
     return x
 
 

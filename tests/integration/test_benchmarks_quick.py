@@ -107,3 +107,38 @@ def test_quick_run_at_another_revision(tmp_path: Path) -> None:
     if twin["status"] == "ok" and mine["status"] == "ok":
         assert mine["vs"][commit] is not None
         assert f"Working tree against `HEAD` ({commit})" in (tmp_path / "latest.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+def test_quick_run_of_the_array_crash_and_straggler_scenarios(tmp_path: Path) -> None:
+    only = "mp.Pool-fork,PPE-fork,taskpool-fork,numpy_args,numpy_results,crash,stragglers"
+    proc = _run_quick(tmp_path, "--no-charts", only=only)
+    assert proc.returncode == 0, proc.stderr
+    sections = json.loads((tmp_path / "latest.json").read_text())["scenarios"]
+
+    has_numpy = importlib.util.find_spec("numpy") is not None
+    for name in ("numpy_args", "numpy_results"):
+        entry = sections[name]["results"]["mp.Pool-fork"]
+        if has_numpy:
+            assert entry["status"] == "ok", entry["reason"]
+            assert entry["metrics"]["mb_per_s"]["median"] > 0
+        else:
+            assert entry["status"] == "skipped"
+            assert "numpy" in entry["reason"]
+
+    crash = sections["crash"]
+    assert "mp.Pool-fork" in crash["not_applicable"]
+    entry = crash["results"]["PPE-fork"]
+    assert entry["status"] == "ok", entry["reason"]
+    # The executor is rebuilt after the crash: its new worker runs a job only after the failure is seen.
+    assert entry["metrics"]["replace_ms"]["median"] > 0
+
+    stragglers = sections["stragglers"]["results"]
+    assert stragglers["mp.Pool-fork"]["status"] == "ok", stragglers["mp.Pool-fork"]["reason"]
+    # 20 jobs of 20 ms on 2 workers, two of which stall for 200 ms: no pool can finish sooner.
+    assert stragglers["mp.Pool-fork"]["median"] >= 0.2
+    plain = stragglers["taskpool-fork"]
+    if plain["status"] == "ok":
+        # Either the run with backup copies is there, or the plain row says why it is not.
+        assert "taskpool-fork +backup" in stragglers or "+backup not run" in plain["reason"]

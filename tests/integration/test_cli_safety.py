@@ -116,6 +116,18 @@ def test_what_jobs_print_goes_to_stderr_so_stdout_carries_records_only(backend: 
     ]
 
 
+def test_what_jobs_write_below_print_goes_to_stderr_too() -> None:
+    # Descriptor 1 of a worker, and of the processes its jobs start, is a pipe to the command, which writes
+    # what comes through it to stderr.
+    result = taskpool("run", f"{JOBS}:chatty_below_print", "--range", "0", "4")
+    assert result.returncode == 0, result.stderr
+    assert [r["result"] for r in records(result.stdout)] == list(range(4))
+    for kind in ("fd", "child"):
+        assert sorted(line for line in result.stderr.splitlines() if f"-{kind}-" in line) == [
+            f"job-{kind}-{i}" for i in range(4)
+        ]
+
+
 def test_a_run_always_ends_with_one_summary_line_on_stderr(tmp_path: Path) -> None:
     to_stdout = taskpool("run", f"{JOBS}:square", "--range", "0", "5")
     assert to_stdout.returncode == 0
@@ -143,6 +155,14 @@ def test_records_name_their_input_line_or_range_value(tmp_path: Path) -> None:
         (1, 8, 64),
         (2, 9, 81),
     ]
+
+
+def test_an_output_that_is_not_a_regular_file_is_not_locked() -> None:
+    """Two runs may write to /dev/null at once: a device is not a file one run could overwrite."""
+    with open(os.devnull, "ab") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = taskpool("run", f"{JOBS}:square", "--range", "0", "5", "-o", os.devnull)
+    assert result.returncode == 0, result.stderr
 
 
 # -- a full disk -----------------------------------------------------------------------------------------

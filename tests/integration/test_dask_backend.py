@@ -42,11 +42,11 @@ from taskpool._core.reports import ReportKind  # noqa: E402
 
 from .. import jobs as common_jobs  # noqa: E402
 from . import _dask_jobs as jobs  # noqa: E402
+from ._sink import Sink  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from taskpool._core.reports import Report
 
 # Seconds one blocking call may take; generous for a slow 2-core CI machine.
 TIMEOUT = 30.0
@@ -69,44 +69,6 @@ pytestmark = [
     # unclosed after a kill: that is Dask reporting what the test does on purpose.
     pytest.mark.filterwarnings("ignore::ResourceWarning"),
 ]
-
-
-class Sink:
-    """Collects reports (Dask's threads call it) and lets the test wait for terminal ones."""
-
-    def __init__(self) -> None:
-        self.reports: list[Report] = []
-        self._cond = threading.Condition()
-
-    def __call__(self, reports: list[Report]) -> None:
-        with self._cond:
-            self.reports.extend(reports)
-            self._cond.notify_all()
-
-    def wait(self, count: int, timeout: float = TIMEOUT) -> list[Report]:
-        """Wait for ``count`` terminal reports; return all reports so far."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while sum(r[0] in TERMINAL for r in self.reports) < count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"only {self.reports!r} after {timeout} s")
-                self._cond.wait(left)
-            return list(self.reports)
-
-    def outcome(self, job: Job, timeout: float = TIMEOUT) -> Report:
-        """The single terminal report of ``job``."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                found = [r for r in self.reports if r[1] is job and r[0] in TERMINAL]
-                if found:
-                    assert len(found) == 1, found
-                    return found[0]
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"no outcome for {job!r} in {self.reports!r}")
-                self._cond.wait(left)
 
 
 _ids = iter(range(1, 1_000_000))

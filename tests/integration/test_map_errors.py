@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from taskpool import TaskPool, WorkerCrashedError
+from taskpool import InitializerError, TaskPool, WorkerCrashedError
 from tests import jobs
 
 TIMEOUT = 30.0
@@ -67,3 +67,22 @@ def test_a_failed_map_cancels_the_items_of_that_call_that_have_not_started() -> 
         gate.set()
     # Item 1 may have started while map was raising; nothing after it ran.
     assert set(started) <= {0, 1}
+
+
+def test_a_broken_pools_error_names_each_jobs_own_positions_once() -> None:
+    """Every job of a broken pool fails with the error that broke it: each gets its own copy, so one job's
+    positions are not written into another's, nor into what later submissions raise."""
+    from tests._failure_jobs import initializer_raises
+
+    pool = TaskPool(2, initializer=initializer_raises)
+    try:
+        results = pool.imap(jobs.square, range(4), chunksize=1)
+        with pytest.raises(InitializerError) as info:
+            list(results)
+        assert str(info.value).count("[the job held") == 1, str(info.value)
+        assert info.value.positions == range(0, 1)
+        with pytest.raises(InitializerError) as later:
+            pool.submit(jobs.square, 1).result(timeout=TIMEOUT)
+        assert "the job held" not in str(later.value)
+    finally:
+        pool.terminate()

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from taskpool._cli._input import Budget, Item, Reader, json_lines, range_items
-from taskpool._cli._resume import IndexSet
+from taskpool._core.indexset import IndexSet
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from taskpool._cli._resume import IndexSet, parse_record, read_previous
+from taskpool._cli._resume import parse_record, read_previous
 from taskpool._cli._status import SHOWN_FAILURES, UsageError
+from taskpool._core.indexset import IndexSet
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -10,6 +10,7 @@ import pytest
 
 import taskpool
 from taskpool import (
+    CheckpointError,
     DaskConnectionError,
     ForkedPoolError,
     InitializerError,
@@ -24,6 +25,11 @@ from taskpool import (
 )
 
 ERRORS: list[Any] = [
+    pytest.param(
+        CheckpointError("run.ckpt", "not a checkpoint"),
+        {"path": "run.ckpt", "reason": "not a checkpoint"},
+        id="CheckpointError",
+    ),
     pytest.param(TaskpoolError("plain"), {}, id="TaskpoolError"),
     pytest.param(PoolClosedError("terminated"), {"state": "terminated"}, id="PoolClosedError"),
     pytest.param(
@@ -54,6 +60,16 @@ ERRORS: list[Any] = [
     ),
     pytest.param(
         JobTimeoutError(2.5, "fetch"), {"timeout": 2.5, "job": "fetch"}, id="JobTimeoutError"
+    ),
+    pytest.param(
+        JobTimeoutError(2.5, "fetch", "Current thread 0x1:\n  File ...\n", "wait (f.py:3)"),
+        {"timeout": 2.5, "stack": "Current thread 0x1:\n  File ...\n", "where": "wait (f.py:3)"},
+        id="JobTimeoutError-stack",
+    ),
+    pytest.param(
+        WorkerCrashedError(77, -signal.SIGKILL, "load", oom_killed=True),
+        {"pid": 77, "signal": signal.SIGKILL, "oom_killed": True},
+        id="WorkerCrashedError-oom",
     ),
     pytest.param(
         SerializationError("result", "unpickle", "parent", "load", "RuntimeError: no"),
@@ -148,6 +164,14 @@ def test_messages_say_what_happened_and_what_to_do() -> None:
         WorkerCrashedError(7, -200)
     )  # a number with no name still reads well
     assert "options(timeout=...)" in str(JobTimeoutError(1.0))
+    stuck = str(
+        JobTimeoutError(1.0, "f", "Current thread ...", "wait (jobs.py:3) <- f (jobs.py:9)")
+    )
+    assert "stopped, in wait (jobs.py:3) <- f (jobs.py:9)." in stuck
+    assert ".stack" in stuck
+    oom = str(WorkerCrashedError(7, -signal.SIGKILL, "load", oom_killed=True))
+    assert "killed by the out-of-memory killer" in oom
+    assert "OOM killer sends" not in oom  # no guess where the kernel said so
     assert "could not pickle the arguments of job 'f' in the parent" in str(
         SerializationError("arguments", "pickle", "parent", "f")
     )

@@ -7,11 +7,13 @@ from hypothesis import strategies as st
 
 from taskpool._backends.process.batching import (
     MAX_INFLIGHT,
+    MAX_KINDS,
     MIN_INFLIGHT,
     PIPELINE_BELOW,
     QUEUED_WORK,
     START_INFLIGHT,
     Batching,
+    Batchings,
     inflight_limit,
     share,
     workers_to_start,
@@ -120,3 +122,26 @@ def test_workers_start_only_for_jobs_that_would_wait(size: int, data: st.DataObj
     assert n <= max(0, pending - idle)
     if pending - idle >= size - running:
         assert n == size - running
+
+
+def test_each_kind_of_job_has_its_own_policy() -> None:
+    batchings = Batchings()
+    tiny, slow = (1, 0), (2, 0)
+    assert batchings.of(tiny).limit == START_INFLIGHT
+    batchings.observe(tiny, [1e-6] * 20)
+    assert batchings.of(tiny).limit == MAX_INFLIGHT
+    # A function not timed yet is not given the tiny jobs' limit.
+    assert batchings.of(slow).limit == START_INFLIGHT
+    batchings.observe(slow, [1.0])
+    assert batchings.of(slow).limit == MIN_INFLIGHT
+    assert batchings.of(tiny).limit == MAX_INFLIGHT
+    # Reading the policy of an unseen kind records nothing.
+    assert batchings.of((3, 1)).average is None
+
+
+def test_the_policies_kept_are_bounded() -> None:
+    batchings = Batchings()
+    for key in range(MAX_KINDS + 10):
+        batchings.observe((key, 0), [1e-6])
+    assert batchings.of((0, 0)).average is None  # the oldest were forgotten
+    assert batchings.of((MAX_KINDS + 9, 0)).limit == MAX_INFLIGHT

@@ -171,7 +171,7 @@ def test_a_reader_with_nothing_to_read_returns_no_frame(pipe: tuple[int, int]) -
 
 def test_blocking_frames_round_trip(pipe: tuple[int, int]) -> None:
     r, w = pipe
-    batch = [protocol.ready_message(7), protocol.output_message("stdout", "hi\n")]
+    batch = [protocol.ready_message(7), protocol.log_message(0, b"record")]
     write_frame(w, batch)
     assert read_frame(r) == batch
     os.close(w)
@@ -189,12 +189,13 @@ def test_messages_carry_plain_ints_and_their_documented_fields() -> None:
         protocol.started_message(2),
         protocol.result_message(2, True, b"value", None, 0.5),
         protocol.log_message(2, b"record"),
-        protocol.output_message("stderr", "line\n"),
         protocol.forget_message((1, 4)),
+        protocol.skipped_message(2),
+        protocol.over_memory_message(2_100_000_000),
         protocol.release_message((5, 6)),
     ]
     assert [m[0] for m in built] == list(Op)
-    assert [len(m) for m in built] == [3, 7, 1, 2, 2, 2, 6, 3, 3, 2, 2]
+    assert [len(m) for m in built] == [3, 8, 1, 2, 2, 2, 6, 3, 2, 2, 2, 2]
     for message in built:
         assert type(message[0]) is int  # an Op member would pickle as a reference to its class
         assert b"Op" not in pickle.dumps(message, protocol=5)

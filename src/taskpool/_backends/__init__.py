@@ -35,6 +35,9 @@ def make_backend(
     max_tasks_per_worker: int | None,
     capture_output: bool,
     address: Any = None,
+    preload: tuple[str, ...] = (),
+    thread_limit: int | None = None,
+    max_memory_per_worker: int | None = None,
 ) -> Backend:
     """Build the backend named ``name``.
 
@@ -51,6 +54,20 @@ def make_backend(
             )
         if name != "process":
             raise ValueError(f"start_method applies to the process backend, not to {name!r}")
+    if preload and name != "process":
+        raise ValueError(
+            f"preload applies to the process backend, not to {name!r}: its jobs run where modules "
+            "are imported already; import them before you make the pool"
+        )
+    if max_memory_per_worker is not None and name != "process":
+        why = (
+            "give the Dask workers a memory_limit instead (dask worker --memory-limit)"
+            if name == "dask"
+            else "its workers share this process's memory"
+        )
+        raise ValueError(
+            f"max_memory_per_worker applies to the process backend, not to {name!r}: {why}"
+        )
     if name == "process":
         _refuse_inside_a_worker()
         from .process.backend import ProcessBackend
@@ -62,6 +79,9 @@ def make_backend(
             initargs=initargs,
             max_tasks_per_worker=max_tasks_per_worker,
             capture_output=capture_output,
+            preload=preload,
+            thread_limit=thread_limit,
+            max_memory_per_worker=max_memory_per_worker,
         )
     if name == "thread":
         from .thread import ThreadBackend

@@ -28,6 +28,7 @@ class InlineBackend(SameProcessSharing):
     workers = 1
     supports_timeout = False
     supports_stop = False
+    supports_backup = True  # accepted and ignored: no other worker to run a copy
     start_method: str | None = None
     shared_state_unavailable: str | None = None
 
@@ -55,6 +56,9 @@ class InlineBackend(SameProcessSharing):
 
     def stop(self, job: Job) -> bool:
         return False
+
+    def withdraw(self, upto: int) -> None:
+        """Nothing to do: a job here runs as it is submitted."""
 
     def want_started(self, enabled: bool) -> None:
         self._want_started = enabled

@@ -33,6 +33,7 @@ class ThreadBackend(SameProcessSharing):
     name = "thread"
     supports_timeout = False
     supports_stop = False
+    supports_backup = False  # a loser could not be stopped, only ignored
     start_method: str | None = None
     shared_state_unavailable: str | None = None
 
@@ -61,7 +62,10 @@ class ThreadBackend(SameProcessSharing):
 
     def submit(self, job: Job) -> None:
         self._queue.put(job)
-        if self._idle <= 0 and len(self._threads) < self.workers:
+        # Start a thread while more jobs wait than threads are idle. An idle thread counts as idle until it
+        # has taken a job from the queue, so a burst that arrives before it wakes would otherwise all be left
+        # to that one thread.
+        if self._idle < self._queue.qsize() and len(self._threads) < self.workers:
             with self._lock:
                 if len(self._threads) < self.workers:
                     wid = len(self._threads) + 1
@@ -73,6 +77,9 @@ class ThreadBackend(SameProcessSharing):
 
     def stop(self, job: Job) -> bool:
         return False
+
+    def withdraw(self, upto: int) -> None:
+        """Nothing to do: a job thread takes a job only to begin it, so a job not begun is still pending and the pool's `cancel` ends it."""
 
     def want_started(self, enabled: bool) -> None:
         self._want_started = enabled

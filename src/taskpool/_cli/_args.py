@@ -170,6 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout then applies to the whole chunk, and a crash or timeout fails or reruns it whole",
     )
     run.add_argument(
+        "--seed",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="reproducible randomness: each input gets its own seed from N and its index (what "
+        "taskpool.job_seed() returns), and random (and numpy's legacy generator) is seeded from it",
+    )
+    run.add_argument(
         "--unordered",
         action="store_true",
         help="write each line as soon as its job finishes, in any order (default: input order)",
@@ -190,6 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite",
         action="store_true",
         help="replace an existing non-empty OUTPUT (without it, or --resume, the run refuses to start)",
+    )
+    run.add_argument(
+        "--timeline",
+        metavar="PAGE.html",
+        help="draw the run: which worker ran which input when, failures, retries, crashes, timeouts and "
+        "how busy each worker was, as PAGE.html (self-contained) and PAGE.png beside it (needs "
+        "matplotlib); existing files are replaced only with --overwrite",
     )
     run.add_argument(
         "--read-ahead",

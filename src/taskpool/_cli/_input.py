@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import queue
     from collections.abc import Iterator
 
-    from ._resume import IndexSet
+    from .._core.indexset import IndexSet
 
 __all__ = [
     "Budget",

@@ -146,8 +146,13 @@ def open_output(
 
 
 def _lock(fd: int, path: str) -> None:
-    """Hold an exclusive lock on OUTPUT until it is closed; refuse if another process holds one."""
+    """Hold an exclusive lock on OUTPUT until it is closed; refuse if another process holds one.
+
+    Only a regular file: two runs writing to /dev/null, a terminal or a pipe overwrite nothing of each other's.
+    """
     if fcntl is None:  # pragma: no cover - not on Windows
+        return
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
         return
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

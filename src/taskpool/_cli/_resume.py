@@ -10,36 +10,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._core.indexset import IndexSet
 from ._status import SHOWN_FAILURES, UsageError
 
-__all__ = ["IndexSet", "Previous", "parse_record", "read_previous"]
-
-
-class IndexSet:
-    """A set of indices (>= 0), compact when they are mostly consecutive from 0 (output of an earlier run)."""
-
-    def __init__(self) -> None:
-        self.floor = 0  # every index below it is in the set
-        self.above: set[int] = set()
-
-    def add(self, index: int) -> None:
-        """Add ``index`` (>= 0), in any order; adding one twice changes nothing."""
-        if index < self.floor:
-            return
-        self.above.add(index)
-        while self.floor in self.above:
-            self.above.remove(self.floor)
-            self.floor += 1
-
-    def __contains__(self, index: int) -> bool:
-        return index < self.floor or index in self.above
-
-    def __len__(self) -> int:
-        return self.floor + len(self.above)
-
-    def count_below(self, stop: int) -> int:
-        """How many indices of the set are below ``stop`` (the inputs of a range of ``stop`` it covers)."""
-        return min(self.floor, max(stop, 0)) + sum(1 for i in self.above if i < stop)
+__all__ = ["Previous", "parse_record", "read_previous"]
 
 
 @dataclass(slots=True)

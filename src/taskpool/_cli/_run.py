@@ -32,12 +32,14 @@ import time
 from collections import deque
 from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 
+from .._core.indexset import IndexSet
 from .._core.screen import LinesPastBars
+from .._runtime.seeding import MAP
 from ._input import Budget, Chunk, Reader, json_lines, open_input, range_items
 from ._output import Output, OutputError, open_output
 from ._records import error_line, exception_record, ok_line
 from ._resolve import resolve
-from ._resume import IndexSet, Previous, read_previous
+from ._resume import Previous, read_previous
 from ._status import (
     EXIT_BROKEN_PIPE,
     EXIT_FAILED,
@@ -49,6 +51,7 @@ from ._status import (
     UsageError,
 )
 from ._summary import Tally, print_summary
+from ._timeline import TimelineFiles, check_timeline, write_timeline
 from ._worker import Envelope, ResultNotJSONError, call_chunk, call_one
 
 if TYPE_CHECKING:
@@ -96,6 +99,7 @@ class _Run:
         self.ordered = not args.unordered
         self.chunksize: int = args.chunksize
         self.attempts: int = args.retries + 1
+        self.seed: int | None = args.seed
         self.tally = Tally()
         self.events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         # ordered mode: the chunks not yet written, in input order
@@ -108,7 +112,7 @@ class _Run:
             kwargs["start_method"] = args.start_method
         if args.address is not None:
             kwargs["address"] = args.address
-        self.pool = TaskPool(args.workers, **kwargs)
+        self.pool = TaskPool(args.workers, timeline=args.timeline is not None, **kwargs)
         try:
             retry = None
             if args.retries:
@@ -178,15 +182,23 @@ class _Run:
         if not calls:  # every input of the chunk was malformed: nothing to run
             self._finish_chunk(chunk, [])
             return
+        seeds = None
+        if self.seed is not None:
+            # By the input's index, as item `index` of a first map call on TaskPool(seed=N) would get.
+            seeds = [
+                (self.seed, MAP, 0, index)
+                for index, c in zip(chunk.indices, chunk.calls, strict=True)
+                if isinstance(c, tuple)
+            ]
         future: JobFuture[Any]
         # Named after the function and the input, so that a crash or timeout message says which one failed.
         if self.chunksize == 1:
             args, kwargs = calls[0]
             view = self.view.options(name=f"{self.name}[{chunk.indices[0]}]")
-            future = view.submit(call_one, self.fn, args, kwargs)
+            future = view.submit(call_one, self.fn, args, kwargs, seeds[0] if seeds else None)
         else:
             view = self.view.options(name=f"{self.name}[{chunk.indices[0]}..{chunk.indices[-1]}]")
-            future = view.submit(call_chunk, self.fn, calls, self.attempts)
+            future = view.submit(call_chunk, self.fn, calls, self.attempts, seeds)
         events = self.events
         future.add_done_callback(lambda f: events.put(("done", (chunk, f))))
 
@@ -277,6 +289,7 @@ def run_command(args: argparse.Namespace) -> int:
     """
     began = time.perf_counter()
     _check(args)
+    picture = check_timeline(args, sys.stderr)
     fn = resolve(args.function)
     stream: IO[bytes] | None = None
     if args.range is None:
@@ -284,7 +297,7 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         out = open_output(args.output, resume=args.resume, overwrite=args.overwrite, source=stream)
         try:
-            return _run(args, fn, stream, out, began)
+            return _run(args, fn, stream, out, began, picture)
         finally:
             out.close()
     finally:
@@ -298,8 +311,10 @@ def _run(
     stream: IO[bytes] | None,
     out: Output,
     began: float,
+    picture: TimelineFiles | None,
 ) -> int:
-    """Run every input into ``out`` (checked and locked), then print the summary (main thread)."""
+    """Run every input into ``out`` (checked and locked), draw the run if asked, then print the summary
+    (main thread)."""
     previous = read_previous(args.output) if args.resume else Previous(IndexSet())
     stderr = sys.stderr
     if previous.torn and stderr is not None:
@@ -360,6 +375,10 @@ def _run(
         if old_sigterm is not None:
             signal.signal(signal.SIGTERM, old_sigterm)
     assert run is not None
+    unwritten = write_timeline(run.pool, picture) if picture is not None else None
+    if unwritten is not None:
+        stopped = f"{stopped}; {unwritten}" if stopped else unwritten
+        status = status or EXIT_USAGE
     print_summary(
         run.tally, previous, time.perf_counter() - began, out.name, stderr, stopped=stopped
     )

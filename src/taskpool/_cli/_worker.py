@@ -19,6 +19,8 @@ from .._runtime.attempt import JobKind, call, format_traceback
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from .._runtime.seeding import SeedKey
+
 __all__ = [
     "Call",
     "Envelope",
@@ -71,25 +73,38 @@ def error_record(exc: BaseException, tb: str | None) -> dict[str, Any]:
     return {"type": type(exc).__name__, "message": str(exc), "traceback": tb}
 
 
-def call_one(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+def call_one(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    seed: SeedKey | None = None,
+) -> str:
     """Run ``fn(*args, **kwargs)`` and return its result as JSON text (runs in a worker).
 
-    Its exceptions propagate, so the pool's `Retry` sees them.
+    ``seed``: the input's `SeedKey` (``--seed``). Its exceptions propagate, so the pool's `Retry` sees them.
     """
-    return encode(call(fn, JobKind.CALL, args, kwargs))
+    return encode(call(fn, JobKind.CALL, args, kwargs, seed))
 
 
-def call_chunk(fn: Callable[..., Any], calls: list[Call], attempts: int) -> list[Envelope]:
+def call_chunk(
+    fn: Callable[..., Any],
+    calls: list[Call],
+    attempts: int,
+    seeds: list[SeedKey] | None = None,
+) -> list[Envelope]:
     """Run ``fn`` on each call of a chunk, each in isolation (runs in a worker).
 
     A call that raises is tried again here, up to ``attempts`` times in all, since the pool's retry would
     rerun the whole chunk; a result JSON cannot encode is not retried (it would fail the same way).
+    ``seeds``: each call's `SeedKey` (``--seed``); a retry runs with the same.
     """
     out: list[Envelope] = []
-    for args, kwargs in calls:
+    own_frames = _OWN_FRAMES if seeds is None else _OWN_FRAMES + 1  # and the seeded call's
+    for n, (args, kwargs) in enumerate(calls):
+        seed = None if seeds is None else seeds[n]
         for attempt in range(1, attempts + 1):
             try:
-                out.append((True, encode(call(fn, JobKind.CALL, args, kwargs))))
+                out.append((True, encode(call(fn, JobKind.CALL, args, kwargs, seed))))
                 break
             except ResultNotJSONError as exc:
                 out.append((False, error_record(exc, None)))
@@ -97,5 +112,5 @@ def call_chunk(fn: Callable[..., Any], calls: list[Call], attempts: int) -> list
             except Exception as exc:
                 if attempt == attempts:
                     # From the user's function down: taskpool's frames above it are no help to them.
-                    out.append((False, error_record(exc, format_traceback(exc, skip=_OWN_FRAMES))))
+                    out.append((False, error_record(exc, format_traceback(exc, skip=own_frames))))
     return out

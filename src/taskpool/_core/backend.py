@@ -31,6 +31,9 @@ class Backend(Protocol):
     supports_timeout: bool
     #: Whether a running job can be stopped on request.
     supports_stop: bool
+    #: Whether ``backup_after`` is taken: the backend runs backup copies of a job that runs long (process), or
+    #: has nothing to back up with and ignores it (inline, which runs one job at a time in the caller).
+    supports_backup: bool
     #: The multiprocessing start method of the backend's worker processes, or None when it starts none here.
     start_method: str | None
     #: Why `pool.shared` (a Manager process on this machine) cannot serve this backend's jobs, or None if it can.
@@ -62,6 +65,13 @@ class Backend(Protocol):
 
     def stop(self, job: Job) -> bool:
         """Stop ``job`` if it is running (report STOPPED). Returns whether a stop was started."""
+
+    def withdraw(self, upto: int) -> None:
+        """Skip the jobs up to id ``upto`` that were handed over but have not begun (report SKIPPED each).
+
+        The pool calls it after cancelling every future it could (those of jobs still waiting); a backend
+        whose workers hold jobs ahead of the one they run, with futures already running, skips those.
+        """
 
     def want_started(self, enabled: bool) -> None:
         """Whether to report STARTED for every job (someone listens for ``job_started``)."""

@@ -1,8 +1,8 @@
 """Parent-side events: the `Event` record and the handler registry.
 
 Handlers run on the pool's event thread (see `taskpool._core.event_thread`), one at a time, in the order things
-happened: for one job ``job_submitted`` < ``job_started`` < ``job_succeeded``/``job_failed``. Handlers are added
-and removed from any thread.
+happened: for one job ``job_submitted`` < ``job_started`` (< ``job_backup_started``) < ``job_succeeded`` /
+``job_failed``. Handlers are added and removed from any thread.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ EventKind = Literal[
     "job_failed",
     "job_retrying",
     "job_cancelled",
+    "job_backup_started",
     "worker_started",
     "worker_exited",
 ]
@@ -47,6 +48,11 @@ class Event(NamedTuple):
         exception: the job's exception (``job_failed``, ``job_retrying``).
         exitcode: the worker's exit code (``worker_exited``).
         delay: seconds until the next attempt (``job_retrying``).
+        reason: why the worker ended (``worker_exited``, process backend): ``"memory limit: 2.1 GB > 2.0
+            GB"``, ``"max_tasks_per_worker: ..."``, ``"killed: job 'f' ran past its timeout of 2 s"``,
+            ``"killed by the out-of-memory killer"``, ``"killed by SIGSEGV"``, ``"exited with code 3"``...
+        stack: where a job stopped while it ran was (``job_cancelled``, process backend): its worker's
+            thread stacks, as `JobTimeoutError.stack` holds them for a timeout.
     """
 
     kind: EventKind
@@ -60,6 +66,8 @@ class Event(NamedTuple):
     exception: BaseException | None = None
     exitcode: int | None = None
     delay: float | None = None
+    reason: str | None = None
+    stack: str | None = None
 
 
 Handler = Callable[[Event], object]

@@ -11,7 +11,6 @@ worker yet.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures as cf
 import logging
 import multiprocessing
@@ -260,6 +259,8 @@ class JobFuture(cf.Future[R], Generic[R]):
         Cancelling the awaiting task stops the job (`stop`): not only cancels it if it has not started, as
         `asyncio.wrap_future` alone would, but kills a running one's worker where the backend can.
         """
+        import asyncio  # here, not at import: a pool that is never awaited does not pay for asyncio
+
         waiter = asyncio.wrap_future(self)
         try:
             return (yield from waiter.__await__())

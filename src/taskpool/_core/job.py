@@ -14,6 +14,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from .._runtime.attempt import JobKind
+from .backup import Median, check_backup_after
+
+if TYPE_CHECKING:
+    from .._runtime.seeding import SeedKey
 
 if TYPE_CHECKING:
     from .future import JobFuture
@@ -55,18 +59,29 @@ class JobOptions:
         timeout: seconds a job may run before it fails with `JobTimeoutError` (None: no limit).
         retry: the `Retry` policy (None: no retries).
         name: the job's name in events, logs and errors (default: the function's qualified name).
+        backup_after: seconds (or a `Median` multiple of its function's median duration) after which a
+            running job gets a backup copy on another worker; the first outcome wins (None: no backups).
+            Setting it declares the job idempotent: it may run twice.
     """
 
     # A plain slotted class rather than a dataclass: worker processes import this module, and dataclasses
     # (with inspect) would add several milliseconds to every worker's start.
-    __slots__ = ("name", "retry", "timeout")
+    __slots__ = ("backup_after", "name", "retry", "timed", "timeout")
 
     timeout: float | None
     retry: Retry | None
     name: str | None
+    backup_after: float | Median | None
+    #: Whether the job has a clock that runs from its start (a timeout or a backup delay): a backend must
+    #: learn when it starts.
+    timed: bool
 
     def __init__(
-        self, timeout: float | None = None, retry: Retry | None = None, name: str | None = None
+        self,
+        timeout: float | None = None,
+        retry: Retry | None = None,
+        name: str | None = None,
+        backup_after: float | Median | None = None,
     ) -> None:
         if retry is not None:
             from .retry import Retry
@@ -78,6 +93,8 @@ class JobOptions:
         object.__setattr__(self, "timeout", check_timeout(timeout))
         object.__setattr__(self, "retry", retry)
         object.__setattr__(self, "name", name)
+        object.__setattr__(self, "backup_after", check_backup_after(backup_after))
+        object.__setattr__(self, "timed", self.timeout is not None or self.backup_after is not None)
 
     def __setattr__(self, attr: str, value: object) -> None:
         raise AttributeError(f"JobOptions are immutable; use merge({attr}=...) for a changed copy")
@@ -85,27 +102,33 @@ class JobOptions:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, JobOptions):
             return NotImplemented
-        return (self.timeout, self.retry, self.name) == (other.timeout, other.retry, other.name)
+        return self._fields() == other._fields()
 
     def __hash__(self) -> int:
-        return hash((self.timeout, self.retry, self.name))
+        return hash(self._fields())
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.timeout, self.retry, self.name, self.backup_after)
 
     def __repr__(self) -> str:
-        return f"JobOptions(timeout={self.timeout!r}, retry={self.retry!r}, name={self.name!r})"
+        backup = "" if self.backup_after is None else f", backup_after={self.backup_after!r}"
+        return f"JobOptions(timeout={self.timeout!r}, retry={self.retry!r}, name={self.name!r}{backup})"
 
     def merge(
         self,
         timeout: float | Unset | None = UNSET,
         retry: Retry | Unset | None = UNSET,
         name: str | Unset | None = UNSET,
+        backup_after: float | Median | Unset | None = UNSET,
     ) -> JobOptions:
         """Return these options with the given fields replaced (fields not given are kept)."""
-        if timeout is UNSET and retry is UNSET and name is UNSET:
+        if timeout is UNSET and retry is UNSET and name is UNSET and backup_after is UNSET:
             return self
         return JobOptions(
             self.timeout if timeout is UNSET else timeout,
             self.retry if retry is UNSET else retry,
             self.name if name is UNSET else name,
+            self.backup_after if backup_after is UNSET else backup_after,
         )
 
 
@@ -135,6 +158,7 @@ class Job:
         "name",
         "options",
         "payload",
+        "seed",
         "size",
         "started",
     )
@@ -175,6 +199,9 @@ class Job:
         self.payload: Any = None
         # For a chunk of the map family: the position in the input of the chunk's first item.
         self.first: int | None = None
+        # The job's `SeedKey` when its pool has a seed: every attempt (and any copy) of the job sends the
+        # same, so a retry draws the same numbers.
+        self.seed: SeedKey | None = None
 
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.name!r} attempt {self.attempt}>"

@@ -49,7 +49,7 @@ def run_attempt(job: Job, worker: int, sink: Sink, want_started: bool) -> None:
     token = thread_job.set((job.id, job.name))
     report: Report
     try:
-        value = call(job.fn, job.kind, args, job.kwargs)
+        value = call(job.fn, job.kind, args, job.kwargs, job.seed)
     except BaseException as exc:
         report = (ReportKind.FAILED, job, worker, None, None, exc)
     else:

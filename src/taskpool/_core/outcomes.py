@@ -13,6 +13,7 @@ code that raises anything, `BaseException` included, is logged with the job's id
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import sys
 import time
@@ -24,7 +25,7 @@ from .._runtime.attempt import ITEM_INDEX
 from .events import Event, EventKind, Handlers
 from .future import force_cancel
 from .ledger import Ledger, PoolState
-from .reports import Report, ReportKind
+from .reports import Report, ReportKind, WorkerExit
 from .screen import past_bars
 
 if TYPE_CHECKING:
@@ -86,7 +87,11 @@ class Outcomes:
                     self._emit("job_started", job, worker=worker, pid=pid)
             elif kind == ReportKind.STOPPED or kind == ReportKind.SKIPPED:
                 assert job is not None
-                self._cancelled(job, worker, pid)
+                self._cancelled(job, worker, pid, value if isinstance(value, str) else None)
+            elif kind == ReportKind.BACKUP_STARTED:
+                assert job is not None
+                if "job_backup_started" in by_kind:
+                    self._emit("job_backup_started", job, worker=worker, pid=pid)
             elif kind == ReportKind.LOG:
                 self._log(value)
             elif kind == ReportKind.OUTPUT:
@@ -98,9 +103,14 @@ class Outcomes:
                     )
             elif kind == ReportKind.WORKER_DOWN:
                 if "worker_exited" in by_kind:
-                    exitcode = value if isinstance(value, int) else None
+                    exitcode, reason = value if isinstance(value, WorkerExit) else (value, None)
                     event = Event(
-                        "worker_exited", time.time(), worker=worker, pid=pid, exitcode=exitcode
+                        "worker_exited",
+                        time.time(),
+                        worker=worker,
+                        pid=pid,
+                        exitcode=exitcode if isinstance(exitcode, int) else None,
+                        reason=reason,
                     )
                     self._handlers.emit(event)
             elif kind == ReportKind.BROKEN:
@@ -174,7 +184,7 @@ class Outcomes:
                 return
         future.attempts = job.attempt
         if job.first is not None:
-            _locate(error, job.first, job.size)
+            error = _locate(error, job.first, job.size)
         if "job_failed" in self._handlers.by_kind:
             self._emit("job_failed", job, worker=worker, pid=pid, exception=error)
         if job.error_callback is not None:
@@ -192,10 +202,12 @@ class Outcomes:
             log.exception("the retry policy of job %s (%r) raised; the job fails", job.id, job.name)
             return None
 
-    def _cancelled(self, job: Job, worker: int | str | None, pid: int | None) -> None:
+    def _cancelled(
+        self, job: Job, worker: int | str | None, pid: int | None, stack: str | None = None
+    ) -> None:
         force_cancel(job.future)
         if "job_cancelled" in self._handlers.by_kind:
-            self._emit("job_cancelled", job, worker=worker, pid=pid)
+            self._emit("job_cancelled", job, worker=worker, pid=pid, stack=stack)
         self._ledger.finish(job)
 
     def _resubmit(self, job: Job) -> None:
@@ -223,6 +235,7 @@ class Outcomes:
         result: Any = None,
         exception: BaseException | None = None,
         delay: float | None = None,
+        stack: str | None = None,
     ) -> None:
         event = Event(
             kind,
@@ -236,6 +249,8 @@ class Outcomes:
             exception,
             None,
             delay,
+            None,
+            stack,
         )
         self._handlers.emit(event)
 
@@ -270,15 +285,19 @@ class Outcomes:
             pass
 
 
-def _locate(error: BaseException, first: int, size: int) -> None:
+def _locate(error: BaseException, first: int, size: int) -> BaseException:
     """Say which input of a map-family call failed: on ``error``'s attributes and in its text.
 
     A job's own exception keeps its type and args; it gains ``taskpool_position`` and, from Python 3.11, a
     note. taskpool's own errors (a crash, a timeout, a part that does not pickle) cover the whole chunk: they get
-    ``positions`` and the positions in their message.
+    ``positions`` and the positions in their message, on a copy, since one such error may fail many jobs (the
+    error that broke the pool fails every job, and later submissions raise it too). Returns the error to
+    report.
     """
     index = error.__dict__.pop(ITEM_INDEX, None)
     if isinstance(error, TaskpoolError) or not isinstance(index, int):
+        if isinstance(error, TaskpoolError):
+            error = _copy_error(error)
         positions = range(first, first + size)
         where = f"input item {first}" if size == 1 else f"input items {first}..{first + size - 1}"
         with contextlib.suppress(Exception):
@@ -286,7 +305,7 @@ def _locate(error: BaseException, first: int, size: int) -> None:
         text = f"the job held the map's {where}"
         if isinstance(error, TaskpoolError) and error.args and isinstance(error.args[0], str):
             error.args = (f"{error.args[0]} [{text}]", *error.args[1:])
-            return
+            return error
     else:
         position = first + index
         with contextlib.suppress(Exception):
@@ -295,3 +314,15 @@ def _locate(error: BaseException, first: int, size: int) -> None:
     add_note = getattr(error, "add_note", None)  # Python 3.11+
     if add_note is not None:
         add_note(f"taskpool: {text}")
+    return error
+
+
+def _copy_error(error: TaskpoolError) -> TaskpoolError:
+    """A copy of one of taskpool's errors (they all pickle, so they all copy), with its cause kept."""
+    try:
+        twin = copy.copy(error)
+    except Exception:
+        return error
+    twin.__cause__ = error.__cause__
+    twin.__suppress_context__ = error.__suppress_context__
+    return twin

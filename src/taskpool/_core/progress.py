@@ -83,6 +83,12 @@ class TrackedBar:
             if not future.cancelled():
                 self._bar.update(getattr(future, "_items", 1))
 
+    def advance(self, items: int) -> None:
+        """Count ``items`` done without a future (a checkpoint's recorded results; caller's thread)."""
+        with self._lock:
+            if not self._closed:
+                self._bar.update(items)
+
     def close(self) -> None:
         """Count the finished futures the callbacks have not reached yet, and close (caller's thread)."""
         with self._lock:

@@ -12,12 +12,14 @@ field           meaning
 ``worker``      the worker's id within the backend (a Dask worker's address), where known
 ``pid``         the worker's process id, where known
 ``value``       ``SUCCEEDED``: the result; ``LOG``: the `logging.LogRecord`; ``OUTPUT``: ``(stream, text)``;
-                ``WORKER_DOWN``: the exit code; otherwise None
+                ``WORKER_DOWN``: the exit code, or a `WorkerExit` (exit code and why);
+                ``STOPPED``: the worker's stacks when the job was stopped running, or None; otherwise None
 ``error``       ``FAILED``: the job's exception; ``BROKEN``: why the backend cannot run jobs; otherwise None
 ==============  ===========================================================================================
 
 ``SKIPPED`` reports a job whose future was cancelled before it was sent to a worker; ``STOPPED`` one stopped on
-request. Each job the backend takes gets exactly one of ``SUCCEEDED``/``FAILED``/``STOPPED``/``SKIPPED`` per
+request. ``BACKUP_STARTED`` says a backup copy of the job's running attempt began on ``worker`` (see
+`taskpool._core.backup`); it is not a new attempt, and the attempt still gets one outcome. Each job the backend takes gets exactly one of ``SUCCEEDED``/``FAILED``/``STOPPED``/``SKIPPED`` per
 attempt, unless the backend is terminated. ``BROKEN`` says the backend cannot run jobs any more (an
 initializer that fails): the pool fails every pending job with it.
 
@@ -33,12 +35,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 if TYPE_CHECKING:
     from .job import Job
 
-__all__ = ["Report", "ReportKind", "Sink"]
+__all__ = ["Report", "ReportKind", "Sink", "WorkerExit"]
 
 
 class ReportKind(enum.IntEnum):
@@ -54,6 +56,7 @@ class ReportKind(enum.IntEnum):
     LOG = 7
     OUTPUT = 8
     BROKEN = 9
+    BACKUP_STARTED = 10
 
 
 #: ``(kind, job, worker, pid, value, error)``; see the module docstring for what each field holds.
@@ -61,3 +64,11 @@ Report: TypeAlias = tuple[
     ReportKind, "Job | None", "int | str | None", "int | None", object, "BaseException | None"
 ]
 Sink: TypeAlias = Callable[[list[Report]], None]
+
+
+class WorkerExit(NamedTuple):
+    """The value of a ``WORKER_DOWN`` report from a backend that knows why its worker ended."""
+
+    exitcode: int | None
+    #: Why, in words (``"memory limit: 2.1 GB > 2.0 GB"``, ``"killed by the out-of-memory killer"``).
+    reason: str | None

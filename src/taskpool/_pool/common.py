@@ -11,7 +11,9 @@ from typing import Any
 __all__ = [
     "MAP_CHUNKS_PER_WORKER",
     "check_chunksize",
+    "check_preload",
     "check_whole",
+    "choose_chunksize",
     "split_chunks",
     "unexpected_arguments",
 ]
@@ -47,10 +49,14 @@ def check_chunksize(chunksize: int | None) -> None:
 def split_chunks(items: list[Any], chunksize: int | None, chunks_wanted: int) -> list[list[Any]]:
     """Cut ``items`` into chunks of ``chunksize`` (chosen to make about ``chunks_wanted`` when None)."""
     if chunksize is None:
-        chunksize, extra = divmod(len(items), chunks_wanted)
-        if extra or not chunksize:
-            chunksize += 1
+        chunksize = choose_chunksize(len(items), chunks_wanted)
     return [items[i : i + chunksize] for i in range(0, len(items), chunksize)]
+
+
+def choose_chunksize(length: int, chunks_wanted: int) -> int:
+    """The chunk size that cuts ``length`` items into about ``chunks_wanted`` chunks (at least 1)."""
+    chunksize, extra = divmod(length, chunks_wanted)
+    return chunksize + 1 if extra or not chunksize else chunksize
 
 
 def check_whole(name: str, value: object, minimum: int, optional: bool) -> None:
@@ -77,3 +83,21 @@ def unexpected_arguments(unexpected: Mapping[str, object]) -> str:
     return (
         f"TaskPool() got unexpected keyword arguments: {names}; see help(TaskPool) for the options"
     )
+
+
+def check_preload(preload: Any) -> tuple[str, ...]:
+    """``TaskPool(preload=...)`` as a tuple of module names.
+
+    Raises:
+        TypeError: it is not a list of strings.
+        ValueError: a name is not a dotted module name.
+    """
+    if isinstance(preload, (str, bytes)) or not hasattr(preload, "__iter__"):
+        raise TypeError(f"preload must be a list of module names, not {preload!r}")
+    names = tuple(preload)
+    for name in names:
+        if not isinstance(name, str) or not all(part.isidentifier() for part in name.split(".")):
+            raise ValueError(
+                f"preload: {name!r} is not a module name such as 'numpy' or 'mypkg.models'"
+            )
+    return names

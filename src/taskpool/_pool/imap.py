@@ -22,13 +22,31 @@ from .common import check_chunksize
 if TYPE_CHECKING:
     from .pool import TaskPool
 
-__all__ = ["IMAP_WINDOW_PER_WORKER", "IMapIterator"]
+__all__ = ["IMAP_WINDOW_PER_WORKER", "IMapIterator", "check_map", "contiguous_chunks"]
 
 R = TypeVar("R")
 
 # imap keeps at most this many jobs per worker in flight: enough to keep workers busy with tiny jobs, few
 # enough that the input is read lazily and memory stays flat.
 IMAP_WINDOW_PER_WORKER = 256
+
+
+def check_map(pool: TaskPool, fn: Callable[..., Any], chunksize: int | None) -> None:
+    """Refuse a map-family call that cannot run, before anything is read or submitted."""
+    check_chunksize(chunksize)
+    if not callable(fn):
+        raise TypeError(f"the job's function must be callable, not {fn!r}")
+    if pool.state is not PoolState.RUNNING:
+        raise pool._ledger.closed_error()
+
+
+def contiguous_chunks(iterable: Iterable[Any], chunksize: int) -> Iterator[tuple[int, list[Any]]]:
+    """``(index of the first item, items)`` for each chunk of ``chunksize`` items of the input, in order."""
+    items = iter(iterable)
+    first = 0
+    while chunk := list(itertools.islice(items, chunksize)):
+        yield first, chunk
+        first += len(chunk)
 
 
 class IMapIterator(Generic[R]):
@@ -50,16 +68,14 @@ class IMapIterator(Generic[R]):
         opts: JobOptions | None = None,
         locate: bool = True,
         fill: bool = True,
+        chunks: Iterator[tuple[int, list[Any]]] | None = None,
     ) -> None:
-        check_chunksize(chunksize)
-        if not callable(fn):
-            raise TypeError(f"the job's function must be callable, not {fn!r}")
-        if pool.state is not PoolState.RUNNING:
-            raise pool._ledger.closed_error()
+        check_map(pool, fn, chunksize)
         self._pool = pool
         self._fn = fn
-        self._input = iter(iterable)
-        self._chunksize = chunksize
+        # (index of the first item, items): contiguous chunks of the input, or what `chunks` gives.
+        self._chunks = contiguous_chunks(iterable, chunksize) if chunks is None else chunks
+        self._call = pool._map_call()  # where the jobs' seeds come from
         self._kind = kind
         self._ordered = ordered
         self._opts = opts  # None: the pool's own
@@ -71,7 +87,6 @@ class IMapIterator(Generic[R]):
             self._done = queue.SimpleQueue()
         self._input_error: BaseException | None = None
         self._exhausted = False
-        self._taken = 0  # input items submitted so far: the position of the next chunk's first item
         self._locate = locate  # errors say which input failed (not for the stdlib drop-in: its errors are exact)
         self._current: Iterator[R] = iter(())
         self._bar: Any = None
@@ -93,12 +108,12 @@ class IMapIterator(Generic[R]):
             if lazy and self._futures and not self._pool._ledger.has_room():
                 return
             try:
-                chunk = list(itertools.islice(self._input, self._chunksize))
-            except Exception as exc:  # the input's own error: raised after the results before it
-                self._input_error = exc
+                first, chunk = next(self._chunks)
+            except StopIteration:
                 self._exhausted = True
                 return
-            if not chunk:
+            except Exception as exc:  # the input's own error: raised after the results before it
+                self._input_error = exc
                 self._exhausted = True
                 return
             future = self._pool._submit(
@@ -108,9 +123,10 @@ class IMapIterator(Generic[R]):
                 self._opts,
                 self._kind,
                 size=len(chunk),
-                first=self._taken if self._locate else None,
+                first=first if self._locate else None,
+                seed_at=(self._call, first),
             )
-            self._taken += len(chunk)
+            self._submitted(first, future)
             if self._bar is not None:
                 self._bar.add(
                     future
@@ -118,6 +134,9 @@ class IMapIterator(Generic[R]):
             if self._done is not None:
                 future.add_done_callback(self._done.put)
             self._futures.append(future)
+
+    def _submitted(self, first: int, future: JobFuture[list[R]]) -> None:
+        """The chunk at position ``first`` of the input was submitted (the consuming thread); for subclasses."""
 
     def __iter__(self) -> Iterator[R]:
         # A generator, so that a for loop takes the items of each chunk at C speed (`yield from` a list

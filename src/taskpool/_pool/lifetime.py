@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .._core.event_thread import EventThread
     from .._core.outcomes import Outcomes
     from .._shared import SharedState
+    from .._timeline import Recorder
     from .pool import TaskPool
 
 __all__ = ["Lifecycle", "forget_pool", "track_pool"]
@@ -95,6 +96,7 @@ class Lifecycle:
     _backend: Backend
     _events: EventThread
     _outcomes: Outcomes
+    _recorder: Recorder | None
     _shared: SharedState | None
     _joined: bool
 
@@ -133,6 +135,8 @@ class Lifecycle:
         # Ahead of whatever backlog the event thread has: every unfinished future is cancelled within
         # moments, and handlers see nothing after this (see Outcomes.halt).
         self._outcomes.halt()
+        if self._recorder is not None:
+            self._recorder.halt()  # what was running is drawn as stopped here
         self._events.call_urgent(self._outcomes.cancel_all)
         self._backend.shutdown(wait=False)
         self._shutdown(wait=False)
@@ -164,11 +168,22 @@ class Lifecycle:
             cancel_futures: first cancel every job that has not started.
         """
         if cancel_futures:
-            for job in list(self._ledger.outstanding.values()):
-                job.future.cancel()
+            self._cancel_not_begun()
         self.close()
         if wait:
             self.join()
+
+    def _cancel_not_begun(self) -> None:
+        """Cancel every job that has not begun, those handed to a worker included (the caller's thread).
+
+        Futures of jobs still waiting are cancelled here; the backend then makes its workers skip the jobs
+        they hold ahead of the one they run, whose futures are already running. Running jobs run on.
+        """
+        outstanding = list(self._ledger.outstanding.values())
+        for job in outstanding:
+            job.future.cancel()
+        if outstanding:
+            self._backend.withdraw(max(job.id for job in outstanding))
 
     async def __aenter__(self: L) -> L:
         return self.__enter__()
@@ -185,6 +200,8 @@ class Lifecycle:
         if exc_type is not None and not issubclass(exc_type, Exception):
             self.terminate()  # cancelled, Ctrl-C or SystemExit: out now
             return
+        if exc_type is not None:
+            self._cancel_not_begun()
         self.close()
         await asyncio.to_thread(self.join)
 
@@ -201,6 +218,10 @@ class Lifecycle:
         if exc_type is not None and not issubclass(exc_type, Exception):
             self.terminate()  # Ctrl-C or SystemExit: the user wants out now, not after the jobs finish
             return
+        if exc_type is not None:
+            # The block failed: its results will not be read, so what has not begun is not worth running.
+            # Running jobs finish (a job is never cut short unasked), then the exception goes on.
+            self._cancel_not_begun()
         self.close()
         self.join()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import functools
+import itertools
 import logging
 import threading
 import time
@@ -30,9 +31,11 @@ from .._core.ledger import Ledger, PoolState
 from .._core.outcomes import Outcomes
 from .._core.reports import ReportKind
 from .._errors import TaskpoolError
-from .common import check_whole, unexpected_arguments
+from .._runtime.seeding import MAP, SUBMIT
+from .common import check_preload, check_whole, unexpected_arguments
 from .cpus import usable_cpus
 from .lifetime import Lifecycle, track_pool
+from .sizes import parse_size
 from .submitter import Submitter
 
 if TYPE_CHECKING:
@@ -40,12 +43,27 @@ if TYPE_CHECKING:
     from .._core.future import JobFuture
     from .._core.retry import Retry
     from .._shared import SharedState
+    from .._timeline import Recorder, Timeline
 
 __all__ = ["TaskPool"]
 
 T = TypeVar("T")
 
 log = logging.getLogger("taskpool")
+
+
+def _thread_limit(limit_threads: bool | int, workers: int) -> int | None:
+    """The native threads each worker may run, from ``TaskPool(limit_threads=...)``: None for no cap.
+
+    Raises:
+        TypeError, ValueError: it is neither a bool nor a whole number of at least 1.
+    """
+    if limit_threads is True:
+        return max(1, usable_cpus() // workers)
+    if limit_threads is False:
+        return None
+    check_whole("limit_threads", limit_threads, 1, optional=False)
+    return limit_threads
 
 
 def _stop_future(ledger: Ledger, backend: Backend, future: JobFuture[Any]) -> bool:
@@ -71,12 +89,31 @@ class TaskPool(Submitter, Lifecycle):
         initializer: called as ``initializer(*initargs)`` in each worker before it takes jobs.
         initargs: the initializer's arguments.
         max_tasks_per_worker: replace a worker after it has run this many jobs (None: never).
+        max_memory_per_worker: replace a worker after a job that leaves its private memory (unique set size)
+            past this many bytes, an int or a string like ``"512MB"``, ``"2GiB"`` or ``"1.5G"`` (process
+            backend; None: never). The job's outcome counts; the worker's next jobs run on a fresh one.
         timeout: the default per-job timeout in seconds (None: no limit).
         retry: the default `Retry` policy (None: no retries).
         max_pending: the most jobs submitted but not finished; `submit` blocks the caller while that many
             are pending, so a producer cannot outrun the workers and exhaust memory (None: no bound).
-        capture_output: forward what workers print to the parent line by line (process backend).
+        capture_output: make each worker's stdout and stderr (file descriptors 1 and 2, so C code and
+            child processes too) pipes to the parent, which prints what comes through them line by line
+            (process backend). False: workers write where this process does.
+        preload: names of modules every worker has imported before it takes a job (process backend). Under
+            the default start method they are imported once, in the template process that workers are
+            forked from, so each worker starts with them for free. A module that fails to import is an
+            error here, before any job runs.
+        limit_threads: cap the thread pools of BLAS, OpenMP and numexpr in each worker (process backend):
+            ``True`` (the default) to the worker's share of the CPUs (CPUs // workers, at least 1), an int
+            to that many threads, ``False`` to leave them alone. Variables such as ``OMP_NUM_THREADS``
+            that the environment sets already are kept.
         address: the Dask scheduler address, or a ``distributed.Client`` (dask backend).
+        seed: a whole number >= 0 that makes jobs' randomness reproducible: each job gets its own seed
+            (`taskpool.job_seed`, `taskpool.job_rng`), derived from this one and the job's position, and
+            the global ``random`` module (and numpy's legacy global generator, where numpy is imported) is
+            seeded from it before each job. None (the default): jobs get no seed.
+        timeline: record which worker runs which job when, for `timeline` (costs a little per job; off
+            by default).
 
     Used as a context manager, the pool is closed and joined on exit (jobs finish; nothing is cut short),
     or terminated if the block is left by KeyboardInterrupt.
@@ -91,11 +128,16 @@ class TaskPool(Submitter, Lifecycle):
         initializer: Callable[..., object] | None = None,
         initargs: Iterable[Any] = (),
         max_tasks_per_worker: int | None = None,
+        max_memory_per_worker: int | str | None = None,
         timeout: float | None = None,
         retry: Retry | None = None,
         max_pending: int | None = None,
         capture_output: bool = True,
         address: Any = None,
+        preload: Iterable[str] = (),
+        limit_threads: bool | int = True,
+        seed: int | None = None,
+        timeline: bool = False,
         **unexpected: NoReturn,
     ) -> None:
         if unexpected:
@@ -107,6 +149,14 @@ class TaskPool(Submitter, Lifecycle):
             raise TypeError(f"initializer must be callable, not {initializer!r}")
         check_whole("max_tasks_per_worker", max_tasks_per_worker, 1, optional=True)
         check_whole("max_pending", max_pending, 1, optional=True)
+        preload = check_preload(preload)
+        thread_limit = _thread_limit(limit_threads, workers)
+        memory_limit = parse_size("max_memory_per_worker", max_memory_per_worker)
+        check_whole("seed", seed, 0, optional=True)
+        self.seed = seed
+        # What a job's seed counts from: single submissions, and calls of the map family.
+        self._submissions = itertools.count()
+        self._map_calls = itertools.count()
         self._core = self
         self._opts = JobOptions(timeout=check_timeout(timeout), retry=retry)
         self._backend: Backend = make_backend(
@@ -118,6 +168,9 @@ class TaskPool(Submitter, Lifecycle):
             max_tasks_per_worker=max_tasks_per_worker,
             capture_output=capture_output,
             address=address,
+            preload=preload,
+            thread_limit=thread_limit,
+            max_memory_per_worker=memory_limit,
         )
         self._check_options(self._opts)
         self.workers = self._backend.workers
@@ -128,6 +181,14 @@ class TaskPool(Submitter, Lifecycle):
         self._joined = False
         # Bound once, with no reference to the pool: every future gets the same one.
         self._stopper = functools.partial(_stop_future, self._ledger, self._backend)
+        self._recorder: Recorder | None = None
+        if timeline:
+            # Before the backend starts, so that the record has every worker's start.
+            from .._timeline import KINDS, Recorder
+
+            self._recorder = Recorder()
+            for kind in KINDS:
+                self.on(kind, self._recorder.record)
         self._events = EventThread()
         self._outcomes = Outcomes(
             self._ledger, self._handlers, self._backend.submit, self._events.call_later
@@ -162,6 +223,11 @@ class TaskPool(Submitter, Lifecycle):
                 f"the {self._backend.name} backend cannot enforce a timeout (a running job cannot be stopped "
                 "there); use the process backend for jobs that need one"
             )
+        if opts.backup_after is not None and not self._backend.supports_backup:
+            raise ValueError(
+                f"the {self._backend.name} backend cannot run backup copies of a job (backup_after=); use "
+                "the process backend for jobs that need them"
+            )
 
     def _submit(
         self,
@@ -175,16 +241,19 @@ class TaskPool(Submitter, Lifecycle):
         error_callback: Callable[[BaseException], object] | None = None,
         size: int = 1,
         first: int | None = None,
+        seed_at: tuple[int, int] | None = None,
     ) -> JobFuture[Any]:
         """Submit one job (a caller thread): what every front end's submission comes down to.
 
-        ``opts`` None means the pool's own options. This is the hot path of every submit: keep it lean.
+        ``opts`` None means the pool's own options. ``seed_at``, for a chunk of a map-family call: the call's
+        number (`_map_call`) and the index of the chunk's first item, where the job's seed comes from (a job
+        without it is numbered as a single submission). This is the hot path of every submit: keep it lean.
         """
         if not callable(fn):
             raise TypeError(f"the job's function must be callable, not {fn!r}")
         if opts is None:
             opts = self._opts
-        elif opts is not self._opts and opts.timeout is not None:
+        elif opts is not self._opts and opts.timed:
             self._check_options(opts)
         job = self._ledger.admit(fn, args, kwargs, opts, kind, callback, error_callback, size)
         future = job.future
@@ -192,6 +261,11 @@ class TaskPool(Submitter, Lifecycle):
             future._items = size
         if first is not None:
             job.first = first
+        if self.seed is not None:
+            if seed_at is None:
+                job.seed = (self.seed, SUBMIT, next(self._submissions), 0)
+            else:
+                job.seed = (self.seed, MAP, *seed_at)
         if opts.retry is not None:
             job.started = time.monotonic()  # what stop_after_delay counts from
         future._stopper = self._stopper
@@ -207,6 +281,10 @@ class TaskPool(Submitter, Lifecycle):
         ) as exc:  # it cannot be sent (it does not pickle): that job fails, nothing else
             self._events.put([(ReportKind.FAILED, job, None, None, None, exc)])
         return future
+
+    def _map_call(self) -> int:
+        """The number of a new call of the map family (0 for the first): where its jobs' seeds come from."""
+        return next(self._map_calls)
 
     def _wait(self, future: JobFuture[T]) -> T:
         """Wait for a future the pool made for a blocking call; Ctrl-C terminates the pool."""
@@ -243,6 +321,29 @@ class TaskPool(Submitter, Lifecycle):
             if kind == "job_started" and "job_started" not in self._handlers.by_kind:
                 self._backend.want_started(False)
         return removed
+
+    def timeline(self) -> Timeline:
+        """The timeline of the run so far: which worker ran which job when, and how each attempt ended.
+
+        A snapshot, taken from any thread at any time (while jobs run, or after `join`); save it with
+        ``save_html(path)`` (a self-contained page) or ``save_png(path)`` (needs matplotlib).
+
+        Raises:
+            RuntimeError: the pool was made without ``timeline=True``, so it recorded nothing.
+        """
+        if self._recorder is None:
+            raise RuntimeError(
+                "this pool records no timeline: make it with TaskPool(..., timeline=True)"
+            )
+        from .._timeline import Timeline
+
+        return Timeline._from_marks(
+            self._recorder.marks(),
+            backend=self._backend.name,
+            size=self.workers,
+            origin=self._recorder.origin,
+            halted=self._recorder.halted,
+        )
 
     # -- shared state ----------------------------------------------------------------------------------
     @property

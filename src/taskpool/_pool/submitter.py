@@ -6,18 +6,20 @@ carries; `TaskPool.options` makes a `PoolView` with other options over the same 
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from .._core.job import UNSET, JobKind, JobOptions, Unset
-from .._core.ledger import PoolState
-from .common import MAP_CHUNKS_PER_WORKER, check_chunksize, split_chunks
-from .imap import IMapIterator
+from .checkpointed import CheckpointedIterator
+from .common import MAP_CHUNKS_PER_WORKER, check_chunksize, choose_chunksize, split_chunks
+from .imap import IMapIterator, check_map
 
 if TYPE_CHECKING:
     # Only for type checkers: annotations are strings at run time, so typing_extensions is not needed there.
     from typing_extensions import TypeVarTuple, Unpack
 
+    from .._core.backup import Median
     from .._core.future import JobFuture
     from .._core.retry import Retry
     from .pool import TaskPool
@@ -95,6 +97,8 @@ class Submitter:
         iterable: Iterable[T],
         chunksize: int | None = None,
         progress: bool | str | Mapping[str, Any] = False,
+        *,
+        checkpoint: str | os.PathLike[str] | None = None,
     ) -> list[R]:
         """Apply ``fn`` to every item and return the results in input order, like `Pool.map`.
 
@@ -105,8 +109,17 @@ class Submitter:
         Args:
             progress: True or a description draws a tqdm progress bar on stderr when it is a terminal; a
                 mapping is passed to tqdm as keyword arguments (``{"disable": False}`` draws it always).
+            checkpoint: a file where results are recorded as they arrive; the same call made again (after
+                the program was killed, say) skips the items recorded there and returns their recorded
+                results with the new ones. See the reproducibility guide.
+
+        Raises:
+            CheckpointError: ``checkpoint`` is not a checkpoint of this function, or is damaged (before any
+                job runs).
         """
-        return _map(self._core, fn, iterable, chunksize, progress, JobKind.CHUNK, self._opts)
+        return _map(
+            self._core, fn, iterable, chunksize, progress, JobKind.CHUNK, self._opts, checkpoint
+        )
 
     def starmap(
         self,
@@ -114,12 +127,16 @@ class Submitter:
         iterable: Iterable[tuple[Unpack[Ts]]],
         chunksize: int | None = None,
         progress: bool | str | Mapping[str, Any] = False,
+        *,
+        checkpoint: str | os.PathLike[str] | None = None,
     ) -> list[R]:
         """Like `map`, but each item is unpacked as the arguments: ``fn(*item)``, like `Pool.starmap`.
 
         Type checkers check each item (a tuple) against ``fn``'s parameters (PEP 646).
         """
-        return _map(self._core, fn, iterable, chunksize, progress, JobKind.STARCHUNK, self._opts)
+        return _map(
+            self._core, fn, iterable, chunksize, progress, JobKind.STARCHUNK, self._opts, checkpoint
+        )
 
     def imap(
         self,
@@ -127,15 +144,16 @@ class Submitter:
         iterable: Iterable[T],
         chunksize: int = 1,
         progress: bool | str | Mapping[str, Any] = False,
+        *,
+        checkpoint: str | os.PathLike[str] | None = None,
     ) -> IMapIterator[R]:
         """Apply ``fn`` lazily: results in input order, the input read only as fast as results are taken.
 
         At most a bounded number of jobs is in flight, so an endless or huge input runs in constant memory.
-        An exception from a job or from the input iterable is raised when its turn comes.
+        An exception from a job or from the input iterable is raised when its turn comes. ``checkpoint``:
+        as for `map` (the file is closed when the iteration ends or is left).
         """
-        return IMapIterator(
-            self._core, fn, iterable, chunksize, JobKind.CHUNK, True, progress, self._opts
-        )
+        return self._imap(fn, iterable, chunksize, True, progress, checkpoint)
 
     def imap_unordered(
         self,
@@ -143,10 +161,38 @@ class Submitter:
         iterable: Iterable[T],
         chunksize: int = 1,
         progress: bool | str | Mapping[str, Any] = False,
+        *,
+        checkpoint: str | os.PathLike[str] | None = None,
     ) -> IMapIterator[R]:
-        """Like `imap`, but results come as they are ready, in any order."""
-        return IMapIterator(
-            self._core, fn, iterable, chunksize, JobKind.CHUNK, False, progress, self._opts
+        """Like `imap`, but results come as they are ready, in any order.
+
+        With ``checkpoint`` (see `map`), the recorded results come as the input reaches them.
+        """
+        return self._imap(fn, iterable, chunksize, False, progress, checkpoint)
+
+    def _imap(
+        self,
+        fn: Callable[..., R],
+        iterable: Iterable[Any],
+        chunksize: int,
+        ordered: bool,
+        progress: bool | str | Mapping[str, Any],
+        checkpoint: str | os.PathLike[str] | None,
+    ) -> IMapIterator[R]:
+        if checkpoint is None:
+            return IMapIterator(
+                self._core, fn, iterable, chunksize, JobKind.CHUNK, ordered, progress, self._opts
+            )
+        return CheckpointedIterator(
+            self._core,
+            fn,
+            iterable,
+            chunksize,
+            JobKind.CHUNK,
+            ordered,
+            progress,
+            self._opts,
+            checkpoint,
         )
 
     def amap(
@@ -180,15 +226,21 @@ class Submitter:
         timeout: float | Unset | None = UNSET,
         retry: Retry | Unset | None = UNSET,
         name: str | Unset | None = UNSET,
+        backup_after: float | Median | Unset | None = UNSET,
     ) -> PoolView:
         """A view of the pool whose jobs get these options; the pool itself is unchanged.
 
         ``pool.options(timeout=2.0, retry=Retry(attempts=3)).submit(fn, x)``
 
+        ``backup_after`` (seconds, or ``taskpool.Median(3.0)``: three times the median duration of the
+        function's finished jobs) gives a job that runs longer a backup copy on another worker; the first
+        outcome wins and the other copy is stopped. It declares the jobs idempotent: they may run twice.
+
         Raises:
-            ValueError: the backend cannot enforce a timeout, or a value is out of range.
+            ValueError: the backend cannot enforce a timeout or run backups, or a value is out of range.
+            TypeError: a value is of the wrong type.
         """
-        opts = self._opts.merge(timeout=timeout, retry=retry, name=name)
+        opts = self._opts.merge(timeout=timeout, retry=retry, name=name, backup_after=backup_after)
         self._core._check_options(opts)
         return PoolView(self._core, opts)
 
@@ -213,16 +265,17 @@ def _map_futures(
     opts: JobOptions,
 ) -> list[JobFuture[list[Any]]]:
     core._ledger.refuse_wait("map()")
-    check_chunksize(chunksize)
-    if not callable(fn):
-        raise TypeError(f"the job's function must be callable, not {fn!r}")
-    if core.state is not PoolState.RUNNING:
-        raise core._ledger.closed_error()
+    check_map(core, fn, chunksize)
     chunks = split_chunks(list(iterable), chunksize, core.workers * MAP_CHUNKS_PER_WORKER)
+    call = core._map_call()
     futures = []
     first = 0
     for chunk in chunks:
-        futures.append(core._submit(fn, (chunk,), {}, opts, kind, size=len(chunk), first=first))
+        futures.append(
+            core._submit(
+                fn, (chunk,), {}, opts, kind, size=len(chunk), first=first, seed_at=(call, first)
+            )
+        )
         first += len(chunk)
     return futures
 
@@ -235,7 +288,22 @@ def _map(
     progress: bool | str | Mapping[str, Any],
     kind: JobKind,
     opts: JobOptions,
+    checkpoint: str | os.PathLike[str] | None = None,
 ) -> list[Any]:
+    if checkpoint is not None:
+        # The input is read whole first, as map does, then run as an ordered imap that records.
+        core._ledger.refuse_wait("map()")
+        check_chunksize(chunksize)
+        items = list(iterable)
+        if chunksize is None:
+            chunksize = choose_chunksize(len(items), core.workers * MAP_CHUNKS_PER_WORKER)
+        ordered: CheckpointedIterator[Any] = CheckpointedIterator(
+            core, fn, items, chunksize, kind, True, progress, opts, checkpoint
+        )
+        try:
+            return list(ordered)
+        finally:
+            ordered.close()  # a failure: the jobs not started are cancelled
     futures = _map_futures(core, fn, iterable, chunksize, kind, opts)
     bar = None
     if progress:

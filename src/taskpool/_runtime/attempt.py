@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._errors import RemoteTraceback, SerializationError
+from .seeding import SeedKey, leave, seeded_enter
 from .serialize import Payload, dumps, dumps_payload, loads
 
 __all__ = [
@@ -54,13 +55,22 @@ class JobKind(enum.IntEnum):
 ITEM_INDEX = "_taskpool_item_index"
 
 
-def call(fn: Callable[..., Any], kind: int, args: Any, kwargs: dict[str, Any]) -> Any:
+def call(
+    fn: Callable[..., Any],
+    kind: int,
+    args: Any,
+    kwargs: dict[str, Any],
+    seed: SeedKey | None = None,
+) -> Any:
     """Run one attempt's function: ``args`` are the call's arguments, or the chunk (a list) for the chunk kinds.
 
     An exception raised by one item of a chunk is tagged with the item's index in the chunk (`ITEM_INDEX`), so
     the parent can say which input failed; success pays nothing for it (the index is read from the iterator
-    only when something was raised).
+    only when something was raised). With ``seed`` (a job of a pool made with ``seed=``), each item runs with
+    its own seed current (see `taskpool._runtime.seeding`).
     """
+    if seed is not None:
+        return _call_seeded(fn, kind, args, kwargs, seed)
     if kind == JobKind.CALL:
         return fn(*args, **kwargs)
     items = iter(args)
@@ -72,6 +82,30 @@ def call(fn: Callable[..., Any], kind: int, args: Any, kwargs: dict[str, Any]) -
         with contextlib.suppress(Exception):  # an exception without a __dict__ stays untagged
             setattr(exc, ITEM_INDEX, len(args) - operator.length_hint(items) - 1)
         raise
+
+
+def _call_seeded(
+    fn: Callable[..., Any], kind: int, args: Any, kwargs: dict[str, Any], seed: SeedKey
+) -> Any:
+    if kind == JobKind.CALL:
+        token = seeded_enter(seed, 0)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            leave(token)
+    out = []
+    star = kind == JobKind.STARCHUNK
+    for offset, item in enumerate(args):
+        token = seeded_enter(seed, offset)
+        try:
+            out.append(fn(*item) if star else fn(item))
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                setattr(exc, ITEM_INDEX, offset)
+            raise
+        finally:
+            leave(token)
+    return out
 
 
 # -- which job runs here ------------------------------------------------------------------------------------

@@ -2,9 +2,11 @@
 
 Printed text is cut into whole lines (`LineSplitter`), so that lines from two workers never interleave in the
 parent; log records are made picklable the way `logging.handlers.QueueHandler` prepares them
-(`prepare_record`). The process backend's workers and Dask workers both use these.
+(`prepare_record`). The process backend (its workers' records, and the lines its scheduler reads from their
+stdout and stderr pipes) and Dask workers use these.
 
-Runs in the process that runs the job, in whichever thread prints or logs. Imports the standard library and
+Runs in the process that runs the job, in whichever thread prints or logs; `LineSplitter` also in the process
+backend's scheduler thread. Imports the standard library and
 `taskpool._errors` only.
 """
 
@@ -30,6 +32,11 @@ class LineSplitter:
         cut = text.rfind("\n") + 1
         self._partial = text[cut:]
         return text[:cut]
+
+    @property
+    def pending(self) -> bool:
+        """Whether an unfinished line is kept."""
+        return bool(self._partial)
 
     def rest(self) -> str:
         """Return the unfinished last line (at the end of a job or on flush) and forget it."""

@@ -101,6 +101,16 @@ class Attempts:
             del self._by_job[attempt.job.id]
         return attempt
 
+    def settle_cancelled(self, upto: int) -> list[Attempt]:
+        """Take out the attempts of jobs up to id ``upto`` whose future was cancelled and that have not begun."""
+        with self._lock:
+            keys = [
+                key
+                for key, a in self._live.items()
+                if a.worker is None and a.job.id <= upto and a.job.future.cancelled()
+            ]
+            return [a for a in map(self._pop, keys) if a is not None]
+
     def begin(self, key: str, worker: str, pid: int, want_started: bool) -> Attempt | None:
         """Note that attempt ``key`` began on ``worker``, and arm its deadline.
 

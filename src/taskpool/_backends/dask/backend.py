@@ -54,6 +54,7 @@ class DaskBackend:
     name = "dask"
     supports_timeout = True
     supports_stop = True
+    supports_backup = False
     start_method: str | None = None
     shared_state_unavailable: str | None = (
         "pool.shared is not available on the dask backend: a Manager process on this machine is out of "
@@ -162,6 +163,19 @@ class DaskBackend:
         self._halt([attempt])
         return True
 
+    def withdraw(self, upto: int) -> None:
+        """Cancel the Dask tasks of jobs up to id ``upto`` that were cancelled before they began (caller thread).
+
+        A job's future stays pending until its outcome on this backend, so the pool's `cancel` already ended
+        the futures; this spares the cluster the work, and reports each job skipped.
+        """
+        attempts = self._attempts.settle_cancelled(upto)
+        if attempts:
+            self._reporter.emit(
+                [(ReportKind.SKIPPED, a.job, None, None, None, None) for a in attempts]
+            )
+            self._halt(attempts)
+
     def shutdown(self, wait: bool) -> None:
         """Close the client, and the cluster if this backend started it (caller thread; bounded in time).
 
@@ -206,6 +220,7 @@ class DaskBackend:
                 job.id,
                 self._announce,
                 logging.getLogger().getEffectiveLevel(),
+                job.seed,
                 key=key,
                 pure=False,
             )

@@ -39,6 +39,8 @@ from .protocol import Envelope, Status, started_event, started_topic
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ..._runtime.seeding import SeedKey
+
 __all__ = ["InitializerPlugin", "run"]
 
 # distributed is an optional dependency of taskpool, and its annotations are partial: it is handled as Any.
@@ -203,6 +205,7 @@ def run(
     job_id: int,
     announce: bool,
     level: int,
+    seed: SeedKey | None = None,
 ) -> Envelope:
     """Run one attempt of a job (in a Dask worker's task thread) and return its envelope.
 
@@ -216,6 +219,7 @@ def run(
         job_id: the job's id, for log records.
         announce: whether to say on the pool's topic that the attempt began.
         level: the parent's root logging level: records below it are not collected.
+        seed: the job's `SeedKey` (None when the pool has no seed).
     """
     worker = distributed.get_worker()
     address, pid = worker.address, os.getpid()
@@ -232,7 +236,7 @@ def run(
         try:
             fn = loads_checked(fn_data, "function", "worker", name)
             args, kwargs = loads_checked(args_data, "arguments", "worker", name)
-            value = call(fn, kind, args if kind == JobKind.CALL else args[0], kwargs)
+            value = call(fn, kind, args if kind == JobKind.CALL else args[0], kwargs, seed)
             status, data, tb = Status.OK, encode_value(value, name, split=False), ""
         except BaseException as exc:
             status = Status.ERROR

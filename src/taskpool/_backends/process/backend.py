@@ -28,14 +28,14 @@ from ..._runtime import sharing, shm
 from ..._runtime.attempt import JobKind
 from ..._runtime.serialize import dumps_split, has_large_buffer
 from ..._runtime.sharing import Registry
-from . import segments
+from . import segments, templates
 from .functions import FunctionCache
-from .inbox import QuitRequest, StopRequest
+from .inbox import QuitRequest, StopRequest, WithdrawRequest
 from .lender import SegmentPool
 from .protocol import wrap
 from .scheduler import QUIT_GRACE, Scheduler
 from .segments import shm_supported
-from .startup import refuse_while_main_is_imported
+from .startup import check_importable, refuse_while_main_is_imported
 
 if TYPE_CHECKING:
     from ..._core.backlog import Backlog
@@ -129,6 +129,7 @@ class ProcessBackend:
     name = "process"
     supports_timeout = True
     supports_stop = True
+    supports_backup = True
     shared_state_unavailable: str | None = None
 
     def __init__(
@@ -140,10 +141,23 @@ class ProcessBackend:
         initargs: tuple[Any, ...] = (),
         max_tasks_per_worker: int | None = None,
         capture_output: bool = True,
+        preload: tuple[str, ...] = (),
+        thread_limit: int | None = None,
+        max_memory_per_worker: int | None = None,
     ) -> None:
         refuse_while_main_is_imported()
         self.workers = workers
         self.start_method: str | None = start_method or default_start_method()
+        # forkserver's safety at fork's speed: workers are forked from a template process (see `templates`).
+        template = self.start_method == "forkserver" and templates.available()
+        if template:
+            # Started now, while the pool finishes its own start; with preload, waited for, so that a module
+            # that fails to import is an error here, before any job runs.
+            started = templates.acquire(preload)
+            if preload:
+                started.wait_ready(templates.READY_TIMEOUT)
+        else:
+            check_importable(preload)
         self._functions = FunctionCache()
         #: The objects `share` and `shared_array` put in shared memory, freed when the pool ends.
         self._registry = Registry()
@@ -157,6 +171,10 @@ class ProcessBackend:
             max_tasks=max_tasks_per_worker,
             capture_output=capture_output,
             dropped_functions=self._functions.dropped,
+            preload=preload,
+            thread_limit=thread_limit,
+            template=template,
+            memory_limit=max_memory_per_worker,
             segments=self._segments,
             shared_fd=self._registry.fd,
         )
@@ -219,6 +237,16 @@ class ProcessBackend:
         self._inbox.append(StopRequest(job))
         self._wakeup.wake()
         return True
+
+    def withdraw(self, upto: int) -> None:
+        """Cancel the jobs up to id ``upto`` that workers were handed and have not begun (caller thread).
+
+        Workers hold a few jobs ahead of the one they run, so that a short job never waits for the next
+        one's round trip; their futures are already running. Each worker skips those instead of running
+        them, and their futures end cancelled.
+        """
+        self._inbox.append(WithdrawRequest(upto))
+        self._wakeup.wake()
 
     def want_started(self, enabled: bool) -> None:
         self._scheduler.want_started = enabled

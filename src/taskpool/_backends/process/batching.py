@@ -7,15 +7,22 @@ durations workers measure; `share` splits what is pending over the workers with 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..._core.job import Job
 
 __all__ = [
     "MAX_INFLIGHT",
+    "MAX_KINDS",
     "MIN_INFLIGHT",
     "PIPELINE_BELOW",
     "QUEUED_WORK",
     "START_INFLIGHT",
     "Batching",
+    "Batchings",
     "inflight_limit",
+    "kind_of",
     "share",
     "workers_to_start",
 ]
@@ -34,6 +41,8 @@ PIPELINE_BELOW = 0.05
 # sooner; less: one odd job moves it less.
 NEWEST_WEIGHT = 0.2
 _OLD_WEIGHT = 1.0 - NEWEST_WEIGHT
+# How many kinds of jobs (function and job kind) keep a policy of their own; past it, the oldest is forgotten.
+MAX_KINDS = 256
 # Durations are floored here before dividing: a job measured at 0 s must not make the limit infinite.
 _SHORTEST = 1e-7
 
@@ -94,3 +103,41 @@ class Batching:
         if max_tasks is not None:
             room = min(room, max_tasks - assigned)
         return room
+
+
+def kind_of(job: Job) -> tuple[int, int]:
+    """What a job's duration is measured with: its function (the key it travels under) and its job kind.
+
+    A map chunk and a lone call of one function take different times; two functions, unrelated times.
+    """
+    payload = job.payload  # None only for a job no backend pickled (made by hand)
+    return (payload[0][0] if payload is not None else -1, job.kind)
+
+
+class Batchings:
+    """One `Batching` per kind of job (`kind_of`): the durations of one function say nothing of another's.
+
+    Were they averaged together, a burst of long jobs that follows a map of tiny ones would be shared out by
+    the tiny jobs' limit (up to MAX_INFLIGHT each), and a worker that meets a stalled job would sit on a
+    hundred jobs while the others idle. A kind not seen yet starts at START_INFLIGHT.
+    """
+
+    __slots__ = ("_by_kind", "_fresh")
+
+    def __init__(self) -> None:
+        self._by_kind: dict[tuple[int, int], Batching] = {}
+        # The policy of kinds with no duration yet: never observed, so always at START_INFLIGHT.
+        self._fresh = Batching()
+
+    def of(self, kind: tuple[int, int]) -> Batching:
+        """The policy of ``kind`` (read-only use: a kind not seen yet shares the fresh policy)."""
+        return self._by_kind.get(kind, self._fresh)
+
+    def observe(self, kind: tuple[int, int], durations: Iterable[float]) -> None:
+        """Take durations of jobs of ``kind`` that ended, in the order they ended."""
+        policy = self._by_kind.get(kind)
+        if policy is None:
+            if len(self._by_kind) >= MAX_KINDS:
+                del self._by_kind[next(iter(self._by_kind))]
+            policy = self._by_kind[kind] = Batching()
+        policy.observe(durations)

@@ -1,9 +1,9 @@
 """`ReadGate`: the scheduler stops reading results while the pool's event thread lags behind.
 
 When the backlog of reports the event thread has not handled passes its bound (see
-`taskpool._core.backlog`), the scheduler takes the workers' results pipes out of its selector: a worker that
-keeps writing then blocks on its full pipe, so a job that logs or prints faster than the parent's handlers take
-is slowed down, and nothing is dropped. Once the backlog is back under half its bound, the event thread wakes the
+`taskpool._core.backlog`), the scheduler takes the workers' results pipes, and their stdout and stderr pipes,
+out of its selector: a worker that keeps writing then blocks on its full pipe, so a job that logs or prints
+faster than the parent's handlers take is slowed down, and nothing is dropped. Once the backlog is back under half its bound, the event thread wakes the
 scheduler and the pipes are read again. A worker's death is still seen at once (its pidfd or sentinel stays in
 the selector), and what it wrote is read then, gate or not.
 
@@ -16,7 +16,7 @@ import selectors
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from .handle import RESULTS, Worker
+from .handle import CAPTURE, RESULTS, Worker
 
 if TYPE_CHECKING:
     from ..._core.backlog import Backlog
@@ -30,7 +30,8 @@ class ReadGate:
     def __init__(self, selector: selectors.BaseSelector, wake: Callable[[], object]) -> None:
         self._selector = selector
         self._wake = wake
-        self._closed: set[Worker] = set()
+        # The pipes it took out of the selector, by worker: (descriptor, selector tag).
+        self._closed: dict[Worker, list[tuple[int, int]]] = {}
         self._armed = False  # a wake-up is registered with the backlog for when it drains
 
     def update(self, backlog: Backlog | None, workers: Iterable[Worker]) -> None:
@@ -58,21 +59,29 @@ class ReadGate:
 
     def release(self, w: Worker) -> bool:
         """``w`` has ended: whether its results pipe was left unread by the gate (read it now, gate or not)."""
-        if w in self._closed:
-            self._closed.discard(w)
-            return True
-        return False
+        closed = self._closed.pop(w, ())
+        return any(tag == RESULTS for _fd, tag in closed)
 
     def _close(self, workers: Iterable[Worker]) -> None:
-        selector_map = self._selector.get_map()
+        selector = self._selector
+        selector_map = selector.get_map()
         for w in workers:
-            if w.reader.fd in selector_map:
-                self._selector.unregister(w.reader.fd)
-                self._closed.add(w)
+            fds = [(w.reader.fd, RESULTS)]
+            if w.capture is not None:
+                fds.extend((fd, CAPTURE) for fd in w.capture.live)
+            closed = [(fd, tag) for fd, tag in fds if fd in selector_map]
+            for fd, _tag in closed:
+                selector.unregister(fd)
+            if closed:
+                self._closed[w] = closed
 
     def _reopen(self, workers: Iterable[Worker]) -> None:
         alive = set(workers)
-        for w in self._closed:
-            if w in alive:
-                self._selector.register(w.reader.fd, selectors.EVENT_READ, (RESULTS, w))
+        for w, closed in self._closed.items():
+            if w not in alive:
+                continue
+            live = w.capture.live if w.capture is not None else ()
+            for fd, tag in closed:
+                if tag == RESULTS or fd in live:  # a stdout pipe may have reached its end meanwhile
+                    self._selector.register(fd, selectors.EVENT_READ, (tag, w))
         self._closed.clear()

@@ -1,6 +1,6 @@
 """What caller threads hand the process backend's scheduler thread: requests, and the pipe that wakes it.
 
-The scheduler's inbox is a deque of `Job`s and the two requests below, in the order they were made (a stop
+The scheduler's inbox is a deque of `Job`s and the requests below, in the order they were made (a stop
 that follows a submit finds the job). Caller threads append to it and call `Wakeup.wake`; the scheduler
 thread pops from it and calls `Wakeup.drain`. Append and popleft on a deque are atomic, and the ``pending``
 flag of `Wakeup` is only a hint that saves writes, so no lock is needed.
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ..._core.job import Job
 
-__all__ = ["QuitRequest", "StopRequest", "Wakeup"]
+__all__ = ["QuitRequest", "StopRequest", "Wakeup", "WithdrawRequest"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -24,6 +24,14 @@ class StopRequest:
     """Stop ``job`` (a caller's `ProcessBackend.stop`)."""
 
     job: Job
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WithdrawRequest:
+    """Drop the cancelled jobs still queued, and skip those up to id ``upto`` that workers hold and have not
+    begun (a caller's `ProcessBackend.withdraw`)."""
+
+    upto: int
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

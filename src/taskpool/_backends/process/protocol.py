@@ -25,6 +25,7 @@ import pickle
 import sys
 from typing import Any, Final, TypeAlias
 
+from ..._runtime.seeding import SeedKey
 from ..._runtime.serialize import OUT_OF_BAND_MIN, Payload
 from .frames import FrameReader as FrameReader
 from .frames import FrameWriter as FrameWriter
@@ -35,18 +36,20 @@ from .frames import write_frame as write_frame
 from .landing import read_frame as read_frame
 
 __all__ = [
+    "FLAG_BEGUN",
     "FLAG_STARTED",
     "FLAG_SYNC",
     "OP_DEFINE",
     "OP_FORGET",
     "OP_INIT_FAILED",
     "OP_LOG",
-    "OP_OUTPUT",
+    "OP_OVER_MEMORY",
     "OP_QUIT",
     "OP_READY",
     "OP_RELEASE",
     "OP_RESULT",
     "OP_RUN",
+    "OP_SKIPPED",
     "OP_STARTED",
     "QUIT",
     "DefineMessage",
@@ -57,12 +60,13 @@ __all__ = [
     "Lend",
     "LogMessage",
     "Op",
-    "OutputMessage",
+    "OverMemoryMessage",
     "QuitMessage",
     "ReadyMessage",
     "ReleaseMessage",
     "ResultMessage",
     "RunMessage",
+    "SkippedMessage",
     "StartedMessage",
     "decode",
     "define_message",
@@ -71,12 +75,13 @@ __all__ = [
     "forget_message",
     "init_failed_message",
     "log_message",
-    "output_message",
+    "over_memory_message",
     "read_frame",
     "ready_message",
     "release_message",
     "result_message",
     "run_message",
+    "skipped_message",
     "started_message",
     "wrap",
     "write_frame",
@@ -94,9 +99,11 @@ class Op(enum.IntEnum):
     STARTED = 5
     RESULT = 6
     LOG = 7
-    OUTPUT = 8
+    # 8 was OUTPUT: what workers print now travels in pipes of its own (see `capture`).
     FORGET = 9
-    RELEASE = 10
+    SKIPPED = 10
+    OVER_MEMORY = 11
+    RELEASE = 12
 
 
 # Plain ints, what travels and what readers compare with: bound once, as they are used per message.
@@ -108,8 +115,9 @@ OP_INIT_FAILED: Final = int(Op.INIT_FAILED)
 OP_STARTED: Final = int(Op.STARTED)
 OP_RESULT: Final = int(Op.RESULT)
 OP_LOG: Final = int(Op.LOG)
-OP_OUTPUT: Final = int(Op.OUTPUT)
 OP_FORGET: Final = int(Op.FORGET)
+OP_SKIPPED: Final = int(Op.SKIPPED)
+OP_OVER_MEMORY: Final = int(Op.OVER_MEMORY)
 OP_RELEASE: Final = int(Op.RELEASE)
 
 # Job flags. FLAG_SYNC: the worker reports the start of the job and flushes results on both sides of it, so
@@ -118,16 +126,20 @@ FLAG_SYNC: Final = 1
 # FLAG_STARTED: the worker reports the start of the job (someone listens for job_started), without flushing
 # at once: the report goes out with the next batch, or within the worker's flush interval.
 FLAG_STARTED: Final = 2
+# FLAG_BEGUN: the job began before, in this or another worker (a retry): withdrawing the jobs not begun, when
+# the pool is left by an exception, does not skip it.
+FLAG_BEGUN: Final = 4
 
 # -- parent → worker ----------------------------------------------------------------------------------------
 
 #: ``(OP_DEFINE, key, fn_bytes)``: remember the pickled function ``fn_bytes`` under ``key``; jobs name it by
 #: key from then on, so a function travels once per worker.
 DefineMessage: TypeAlias = tuple[int, int, bytes]
-#: ``(OP_RUN, job_id, key, kind, payload, flags, name)``: run one job: the function defined under ``key``,
-#: as its `JobKind` ``kind`` says, on ``payload`` (the pickled ``(args, kwargs)``, or the pickled chunk of a
-#: map); ``flags`` is a sum of ``FLAG_*``; ``name`` is the job's name, for errors and log records.
-RunMessage: TypeAlias = tuple[int, int, int, int, Payload, int, "str | None"]
+#: ``(OP_RUN, job_id, key, kind, payload, flags, name, seed)``: run one job: the function defined under
+#: ``key``, as its `JobKind` ``kind`` says, on ``payload`` (the pickled ``(args, kwargs)``, or the pickled
+#: chunk of a map); ``flags`` is a sum of ``FLAG_*``; ``name`` is the job's name, for errors and log records;
+#: ``seed`` its `SeedKey` (None when the pool has no seed).
+RunMessage: TypeAlias = tuple[int, int, int, int, Payload, int, "str | None", "SeedKey | None"]
 #: ``(OP_FORGET, keys)``: drop the functions defined under ``keys`` (jobs sent before this still run).
 ForgetMessage: TypeAlias = tuple[int, tuple[int, ...]]
 #: ``(OP_QUIT,)``: finish the jobs received before this and exit.
@@ -142,6 +154,8 @@ ReadyMessage: TypeAlias = tuple[int, int]
 InitFailedMessage: TypeAlias = tuple[int, str]
 #: ``(OP_STARTED, job_id)``: a job flagged ``FLAG_SYNC`` or ``FLAG_STARTED`` is starting now.
 StartedMessage: TypeAlias = tuple[int, int]
+#: ``(OP_SKIPPED, job_id)``: a job was withdrawn before it began (see `Workers.withdraw`); it never ran.
+SkippedMessage: TypeAlias = tuple[int, int]
 #: ``(OP_RESULT, job_id, ok, payload, tb, duration)``: a job ended. ``ok``: it returned, and ``payload`` is
 #: the pickled value; otherwise ``payload`` is the pickled exception and ``tb`` its traceback text (None when
 #: ``ok``). ``duration``: the seconds it ran, for the batching policy.
@@ -149,8 +163,9 @@ ResultMessage: TypeAlias = tuple[int, int, bool, Payload, "str | None", float]
 #: ``(OP_LOG, job_id, record_bytes)``: a pickled `logging.LogRecord`, logged while job ``job_id`` ran (0
 #: between jobs).
 LogMessage: TypeAlias = tuple[int, int, bytes]
-#: ``(OP_OUTPUT, stream, text)``: whole lines the worker printed; ``stream`` is "stdout" or "stderr".
-OutputMessage: TypeAlias = tuple[int, str, str]
+#: ``(OP_OVER_MEMORY, used)``: after its last job the worker's private memory, ``used`` bytes, is past its
+#: ``max_memory_per_worker``; it runs none of the jobs it still holds and exits.
+OverMemoryMessage: TypeAlias = tuple[int, int]
 
 # -- both ways ----------------------------------------------------------------------------------------------
 
@@ -171,9 +186,15 @@ def forget_message(keys: tuple[int, ...]) -> ForgetMessage:
 
 
 def run_message(
-    job_id: int, key: int, kind: int, payload: Payload, flags: int, name: str | None
+    job_id: int,
+    key: int,
+    kind: int,
+    payload: Payload,
+    flags: int,
+    name: str | None,
+    seed: SeedKey | None = None,
 ) -> RunMessage:
-    return (OP_RUN, job_id, key, kind, payload, flags, name)
+    return (OP_RUN, job_id, key, kind, payload, flags, name, seed)
 
 
 def ready_message(pid: int) -> ReadyMessage:
@@ -188,6 +209,10 @@ def started_message(job_id: int) -> StartedMessage:
     return (OP_STARTED, job_id)
 
 
+def skipped_message(job_id: int) -> SkippedMessage:
+    return (OP_SKIPPED, job_id)
+
+
 def result_message(
     job_id: int, ok: bool, payload: Payload, tb: str | None, duration: float
 ) -> ResultMessage:
@@ -198,8 +223,8 @@ def log_message(job_id: int, record_bytes: bytes) -> LogMessage:
     return (OP_LOG, job_id, record_bytes)
 
 
-def output_message(stream: str, text: str) -> OutputMessage:
-    return (OP_OUTPUT, stream, text)
+def over_memory_message(used: int) -> OverMemoryMessage:
+    return (OP_OVER_MEMORY, used)
 
 
 def release_message(tokens: tuple[int, ...]) -> ReleaseMessage:

@@ -3,10 +3,12 @@
 Threads and processes::
 
     caller threads            scheduler thread (exactly one)                        worker processes
-    submit() -> inbox -> wake pipe -> selector.select([wake, results pipes, sentinels,
-                                                        writable jobs pipes], timeout=next deadline)
+    submit() -> inbox -> wake pipe -> selector.select([wake, results pipes, stdout and stderr pipes,
+                                                        sentinels, writable jobs pipes],
+                                                       timeout=next deadline)
                                       dispatch: batches of jobs per worker     -> jobs pipe -> run in order
-                                      read outcomes, logs, prints              <- results pipe
+                                      read outcomes, logs                      <- results pipe
+                                      read prints (descriptors 1 and 2)        <- stdout, stderr pipes
                                       deaths, deadlines, retirement -> respawn
                                       reports -> sink (the pool's event thread)
 
@@ -16,13 +18,18 @@ append and popleft are atomic), call `Wakeup.wake`, and set ``Scheduler.want_sta
 thread touches worker state (`Workers`, the pending queue, the deadlines). It never blocks on a worker: its
 end of every jobs pipe is non-blocking, and results are reassembled from non-blocking reads.
 
-The inbox holds jobs and two control requests, in the order they were made: `StopRequest` and `QuitRequest`.
+The inbox holds jobs and control requests, in the order they were made: `StopRequest`, `WithdrawRequest` and
+`QuitRequest`.
 A quit moves the scheduler from `Phase.RUNNING` to `Phase.DRAINING` (let workers finish and exit) or
 `Phase.KILLING` (end them now); either way it ends within `QUIT_GRACE` seconds.
 
 Deadlines: a job with a timeout is sent flagged FLAG_SYNC; the worker reports its start, the scheduler puts
 ``start + timeout`` in a `TimerHeap` and sleeps in ``select`` no longer than the nearest deadline. A job past
 its deadline has its worker killed; the job fails with `JobTimeoutError` and the worker is replaced.
+
+Backups (``backup_after``): a job that runs past its backup delay gets a copy on another worker, ahead of the
+pending queue, and the first outcome wins; `taskpool._backends.process.backups` keeps the races and decides
+each round's reports about them before they go to the event thread.
 
 No lock is held while user code runs anywhere in the parent: the scheduler runs none (unpickling aside), and
 outcomes go to the event thread through the sink.
@@ -44,12 +51,13 @@ from ..._core.job import Job, job_name
 from ..._core.reports import Report, ReportKind, Sink
 from ..._core.timers import TimerHeap
 from ..._errors import RemoteTraceback, TaskpoolError
-from .batching import Batching, share, workers_to_start
+from .backups import Backups
+from .batching import Batchings, kind_of, share, workers_to_start
 from .functions import drain
 from .gate import ReadGate
-from .handle import RESULTS, SENTINEL, Worker
+from .handle import CAPTURE, RESULTS, SENTINEL, Worker
 from .inbound import Inbound
-from .inbox import QuitRequest, StopRequest, Wakeup
+from .inbox import QuitRequest, StopRequest, Wakeup, WithdrawRequest
 from .lender import SegmentPool
 from .lifecycle import Workers
 from .protocol import (
@@ -104,11 +112,15 @@ class Scheduler(Inbound):
         max_tasks: int | None,
         capture_output: bool,
         dropped_functions: deque[int],
+        preload: tuple[str, ...] = (),
+        thread_limit: int | None = None,
+        template: bool = False,
+        memory_limit: int | None = None,
         segments: SegmentPool | None = None,
         shared_fd: Callable[[int], int | None] | None = None,
     ) -> None:
         # Shared with caller threads (see the module docstring).
-        self.inbox: deque[Job | StopRequest | QuitRequest] = deque()
+        self.inbox: deque[Job | StopRequest | QuitRequest | WithdrawRequest] = deque()
         self.wakeup = Wakeup()
         self.want_started = False
         self.sink: Sink = lambda reports: None
@@ -125,7 +137,16 @@ class Scheduler(Inbound):
         self._selector = selectors.DefaultSelector()
         self._gate = ReadGate(self._selector, self.wakeup.wake)
         self._workers = Workers(
-            ctx, self._selector, initializer, initargs, capture_output, segments
+            ctx,
+            self._selector,
+            initializer,
+            initargs,
+            capture_output,
+            preload=preload,
+            thread_limit=thread_limit,
+            template=template,
+            memory_limit=memory_limit,
+            segments=segments,
         )
         self._initializer_name = job_name(initializer) if initializer is not None else None
         self._backoff = SpawnBackoff()
@@ -133,7 +154,8 @@ class Scheduler(Inbound):
         self._pending: deque[Job] = deque()
         # (worker id, job id, attempt) of each job with a timeout, due at its deadline.
         self._deadlines: TimerHeap[tuple[int, int, int]] = TimerHeap()
-        self._batching = Batching()
+        self._batching = Batchings()
+        self._backups = Backups(size)
         self._broken: BaseException | None = None
         self._phase = RUNNING
         self._quit_deadline = 0.0
@@ -156,6 +178,8 @@ class Scheduler(Inbound):
                         continue  # its sentinel came first this round: _on_exit closed this fd already
                     if tag == RESULTS:
                         self._read(w, reports)
+                    elif tag == CAPTURE:
+                        self._read_output(w, reports)
                     elif tag == SENTINEL:
                         self._on_exit(w, reports)
                     else:
@@ -168,6 +192,11 @@ class Scheduler(Inbound):
                 if self._deadlines:
                     for wid, job_id, attempt in self._deadlines.pop_due(time.monotonic()):
                         self._workers.expire(wid, job_id, attempt)
+                backups = self._backups
+                if backups.due:
+                    backups.expire(time.monotonic(), self._workers, self._phase is RUNNING)
+                if backups.races:
+                    reports = backups.settle(reports, self._workers)
                 if self._phase is RUNNING and self._broken is None:
                     self._dispatch(reports)
                 if reports:
@@ -190,10 +219,16 @@ class Scheduler(Inbound):
     def _select_timeout(self) -> float | None:
         now = time.monotonic()
         # A worker failed to start and jobs wait: wake up to try again.
-        spawn_wait = self._backoff.not_before - now if self._pending else 0.0
-        if not self._deadlines and self._phase is RUNNING and spawn_wait <= 0:
+        waiting = self._pending or self._backups.waiting
+        spawn_wait = self._backoff.not_before - now if waiting else 0.0
+        if (
+            not self._deadlines
+            and not self._backups.due
+            and self._phase is RUNNING
+            and spawn_wait <= 0
+        ):
             return None
-        wait = self._deadlines.wait_time(now)
+        wait = _earliest(self._deadlines.wait_time(now), self._backups.wait_time(now))
         if spawn_wait > 0:
             wait = spawn_wait if wait is None else min(wait, spawn_wait)
         if self._phase is not RUNNING:
@@ -214,18 +249,34 @@ class Scheduler(Inbound):
                 self._stop_job(item.job, reports)
             elif type(item) is QuitRequest:
                 self._begin_quit(item.wait)
+            elif type(item) is WithdrawRequest:
+                self._withdraw(item.upto, reports)
+
+    def _withdraw(self, upto: int, reports: list[Report]) -> None:
+        """Report every cancelled job still queued as skipped now, not when a worker would have had room
+        for it; make workers skip the jobs up to ``upto`` they hold and have not begun."""
+        self._workers.withdraw(upto)
+        pending = self._pending
+        kept = [job for job in pending if job.attempt != 1 or not job.future.cancelled()]
+        if len(kept) != len(pending):
+            for job in pending:
+                if job.attempt == 1 and job.future.cancelled():
+                    _skip(job, reports)
+            pending.clear()
+            pending.extend(kept)
 
     # -- jobs out -----------------------------------------------------------------------------------------
     def _dispatch(self, reports: list[Report]) -> None:
-        pending = self._pending
+        pending, backups = self._pending, self._backups
         _skip_cancelled_head(pending, reports)
-        if not pending:
+        if not pending and not backups.waiting:
             return
         workers = self._workers
         open_workers = [w for w in workers if not w.quitting and w.kill_reason is None]
         if len(open_workers) < self._size:
             idle = sum(1 for w in open_workers if not w.inflight)
-            for _ in range(workers_to_start(self._size, len(open_workers), idle, len(pending))):
+            wanted = len(pending) + len(backups.waiting)
+            for _ in range(workers_to_start(self._size, len(open_workers), idle, wanted)):
                 w, error = self._backoff.attempt(workers.spawn, time.monotonic())
                 if error is not None:
                     self._break(error, reports)
@@ -236,10 +287,18 @@ class Scheduler(Inbound):
         open_workers.sort(key=lambda w: len(w.inflight))
         flags = FLAG_STARTED if self.want_started else 0
         batching, max_tasks = self._batching, self._max_tasks
+        if backups.waiting:
+            # Backup copies go first: each is a job that has kept a worker too long already.
+            backups.dispatch(
+                open_workers, batching, workers.send, flags, max_tasks, self._shared_fd
+            )
+            open_workers.sort(key=lambda w: len(w.inflight))
+        # The queue's head says how long the next jobs may take (a run of one function, mostly).
+        policy = batching.of(kind_of(pending[0])) if pending else None
         for i, w in enumerate(open_workers):
-            if not pending:
+            if policy is None or not pending:
                 break
-            room = batching.room(len(w.inflight), w.assigned, max_tasks)
+            room = policy.room(len(w.inflight), w.assigned, max_tasks)
             count = share(len(pending), len(open_workers) - i, room)
             if count <= 0:
                 continue
@@ -257,6 +316,7 @@ class Scheduler(Inbound):
         self._broken = error
         reports.append((ReportKind.BROKEN, None, None, None, None, error))
         self._pending.clear()
+        self._backups.clear()
         self._workers.abandon_all()
 
     def _stop_job(self, job: Job, reports: list[Report]) -> None:
@@ -271,11 +331,16 @@ class Scheduler(Inbound):
         """A worker's process ended: settle every job it held, then forget it."""
         if self._gate.release(w) or w.reader.fd in self._selector.get_map():
             self._read(w, reports)  # outcomes it wrote before it died still count
+        self._read_output(w, reports)  # what it printed before the outcomes its ring kept
         # Then those its ring kept, of the jobs it still holds: an outcome the pipe brought too counts once.
         left = [message for message in read_outcomes(w.ring) if message[1] in w.inflight]
         self._handle(w, left, reports)
+        # What it printed last (a faulthandler dump of its crash), before the crash is reported. Read once:
+        # a process its job started may hold the pipe open, and nobody waits for that.
+        self._read_output(w, reports, final=True)
         phase, workers = self._phase, self._workers
         exitcode, requeue = workers.settle(w, reports, crashes_count=phase is not KILLING)
+        requeue = self._backups.worker_gone(w.wid, requeue, phase is RUNNING)
         if requeue and ((phase is RUNNING and self._broken is None) or phase is DRAINING):
             # Draining too: jobs a dying worker held must still run, so the drain goes on with a new worker.
             self._pending.extendleft(reversed(requeue))
@@ -296,10 +361,12 @@ class Scheduler(Inbound):
         self._phase = DRAINING if wait else KILLING
         self._quit_deadline = time.monotonic() + (QUIT_GRACE if wait else _KILL_GRACE)
         if wait:
+            self._backups.drop_waiting()  # retired workers take no copies
             for w in self._workers:
                 self._workers.retire(w)
         else:
             self._pending.clear()
+            self._backups.clear()
             self._workers.terminate_all()
 
     def _quitting_done(self) -> bool:
@@ -307,6 +374,10 @@ class Scheduler(Inbound):
             self._workers.kill_all()  # the grace period is over
             return True
         return not self._workers
+
+
+def _earliest(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
 
 
 def _skip_cancelled_head(pending: deque[Job], reports: list[Report]) -> None:
@@ -320,7 +391,12 @@ def _skip_cancelled_head(pending: deque[Job], reports: list[Report]) -> None:
         if job.attempt != 1 or not future.cancelled():
             return
         pending.popleft()
-        # RuntimeError: notified already, nothing left to tell its waiters.
-        with contextlib.suppress(RuntimeError):
-            future.set_running_or_notify_cancel()
-        reports.append((SKIPPED, job, None, None, None, None))
+        _skip(job, reports)
+
+
+def _skip(job: Job, reports: list[Report]) -> None:
+    """Report skipped a cancelled job that no worker was handed."""
+    # RuntimeError: notified already, nothing left to tell its waiters.
+    with contextlib.suppress(RuntimeError):
+        job.future.set_running_or_notify_cancel()
+    reports.append((SKIPPED, job, None, None, None, None))

@@ -15,19 +15,28 @@
   with an `InitializerError` naming the initializer where there is one (it is what ran), else a
   `WorkerStartError`, instead of respawning them forever.
 
-Runs in the scheduler thread, except `refuse_while_main_is_imported`, which runs in the thread that makes a
-pool (in the parent, or in a worker importing the main module).
+- A worker past ``max_memory_per_worker`` before its first job (after its ``preload`` modules and initializer):
+  every worker would be replaced after each job, so the pool breaks at once with a `WorkerStartError` that
+  says how much a fresh worker uses (`memory_floor_error`).
+- A ``preload`` module that does not exist: under forkserver the template reports it (see `templates`);
+  under fork and spawn `check_importable` finds a missing top-level module in the pool's constructor, and a
+  worker that fails to import one fails as an initializer does.
+
+Runs in the scheduler thread, except `refuse_while_main_is_imported` and `check_importable`, which run in the
+thread that makes a pool (in the parent, or in a worker importing the main module).
 """
 
 from __future__ import annotations
 
 import errno
+import importlib.util
 import multiprocessing
 import os
 from collections.abc import Callable
 from typing import TypeVar
 
 from ..._errors import InitializerError, TaskpoolError, WorkerStartError
+from .memory import format_size
 
 __all__ = [
     "MAIN_GUARD_EXIT",
@@ -35,7 +44,9 @@ __all__ = [
     "STARTUP_FAILURES",
     "SpawnBackoff",
     "StartupFailures",
+    "check_importable",
     "main_guard_error",
+    "memory_floor_error",
     "refuse_while_main_is_imported",
     "spawn_error",
 ]
@@ -67,6 +78,15 @@ def main_guard_error() -> WorkerStartError:
     return WorkerStartError(_GUARD)
 
 
+def memory_floor_error(used: int, limit: int) -> WorkerStartError:
+    """The error of a worker that was past ``limit`` bytes of private memory (``used``) before its first job."""
+    return WorkerStartError(
+        f"a fresh worker uses {format_size(used)} of private memory before its first job (after its preload "
+        f"modules and initializer), more than max_memory_per_worker={format_size(limit)}, so every worker "
+        "would be replaced after each job; give a limit well above what a worker needs to start"
+    )
+
+
 def refuse_while_main_is_imported() -> None:
     """Refuse a process pool made while this process imports the main module to start as a worker.
 
@@ -80,6 +100,21 @@ def refuse_while_main_is_imported() -> None:
         # One of our workers: end quietly; the parent says what went wrong, once.
         os._exit(MAIN_GUARD_EXIT)
     raise TaskpoolError(_GUARD)
+
+
+def check_importable(preload: tuple[str, ...]) -> None:
+    """Refuse a ``preload`` module whose top-level package cannot be found (imports nothing).
+
+    Raises:
+        ModuleNotFoundError: naming the module, before any worker starts.
+    """
+    for name in preload:
+        top = name.partition(".")[0]
+        if importlib.util.find_spec(top) is None:
+            raise ModuleNotFoundError(
+                f"preload: no module named {top!r} (from {name!r}); check the name and that it is installed",
+                name=top,
+            )
 
 
 def spawn_error(exc: BaseException, failures: int) -> WorkerStartError:

@@ -13,18 +13,26 @@ is written to the pipe; so when the process dies, every job that finished has it
 ring, and the jobs after the running one never started. An outcome the ring does not take (a large one, or
 a full ring) is written to the pipe before the next job starts.
 
-Threads a job starts may log and print: the `Outbox` lock serializes writes to the results pipe within this
-process. No lock is shared with other processes, so a killed worker cannot leave one held.
+Two more duties, each in a module of its own: on the parent's request before a kill, `faulthandler` writes
+every thread's stack to the worker's stack pipe and the worker ends (`stacks`); with a memory limit, the
+worker checks its private memory after each job and exits past it, its queued jobs unstarted (`memory`).
+
+Threads a job starts may log: the `Outbox` lock serializes writes to the results pipe within this process.
+What the worker prints, at the Python or the descriptor level, goes to its stdout and stderr pipes (see
+`stdio`), which the parent reads apart from the results pipe. No lock is shared with other processes, so a
+killed worker cannot leave one held.
+
+A job can be recalled without killing its worker (`recall`): the parent uses it for a backup copy that lost
+its race.
 """
 
 from __future__ import annotations
 
-import io
+import importlib
 import logging
 import os
 import select
 import signal
-import sys
 import threading
 import time
 from collections import deque
@@ -34,11 +42,15 @@ from typing import TYPE_CHECKING, Any
 from ..._errors import SerializationError
 from ..._runtime import sharing
 from ..._runtime.attempt import call, encode_error, encode_value, format_traceback, process_job
-from ..._runtime.output import LineSplitter, prepare_record
+from ..._runtime.output import prepare_record
+from ..._runtime.seeding import SeedKey
 from ..._runtime.serialize import loads_checked
+from ..._runtime.threadlimit import limit_threads
 from .lender import SegmentPool
 from .lineage import lead_own_group, watch_lifeline
+from .memory import MemoryCheck
 from .protocol import (
+    FLAG_BEGUN,
     FLAG_STARTED,
     FLAG_SYNC,
     OP_DEFINE,
@@ -52,21 +64,26 @@ from .protocol import (
     RunMessage,
     init_failed_message,
     log_message,
-    output_message,
+    over_memory_message,
     read_frame,
     ready_message,
     release_message,
     result_message,
+    skipped_message,
     started_message,
     wrap,
     write_frame,
 )
+from .recall import accept_recalls, check_recall, in_job
 from .ring import OutcomeRing
 from .segments import Link, receiving
+from .stacks import dump_stacks_on_signal
+from .stdio import StdioFlusher, redirect
 
 if TYPE_CHECKING:
     import socket
     from multiprocessing.connection import Connection
+
 
 # How long messages (outcomes of finished jobs, start reports, log records, printed lines) may wait to be
 # batched with later ones while the main thread is busy. Longer: fewer writes for tiny jobs; shorter: results
@@ -162,37 +179,6 @@ class Outbox:
         self.arm()
 
 
-class LineForwarder(io.TextIOBase):
-    """Replaces sys.stdout/sys.stderr in a worker: sends whole lines to the parent, which prints them."""
-
-    def __init__(self, outbox: Outbox, stream: str) -> None:
-        super().__init__()
-        self._outbox = outbox
-        self._stream = stream
-        self._lines = LineSplitter()
-        self._lock = threading.Lock()
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return "utf-8"
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, s: str) -> int:
-        with self._lock:
-            lines = self._lines.feed(s)
-        if lines:
-            self._outbox.add_from_any_thread(output_message(self._stream, lines))
-        return len(s)
-
-    def flush(self) -> None:
-        with self._lock:
-            text = self._lines.rest()
-        if text:
-            self._outbox.add_from_any_thread(output_message(self._stream, text))
-
-
 class RecordForwarder(logging.Handler):
     """Sends log records made in the worker to the parent, whole, tagged with the running job."""
 
@@ -210,7 +196,13 @@ class RecordForwarder(logging.Handler):
 
 
 def _run_job(
-    functions: dict[int, Any], key: int, kind: int, payload: Any, name: str | None
+    functions: dict[int, Any],
+    key: int,
+    kind: int,
+    payload: Any,
+    name: str | None,
+    seed: SeedKey | None,
+    recallable: bool = False,
 ) -> tuple[bool, Any, str | None]:
     """Run one job: ``(ok, pickled value or exception, traceback text)``, not yet wrapped for the trip (the
     outbox decides between the ring and the pipe). Its arguments and value live in this frame only, so they
@@ -221,7 +213,18 @@ def _run_job(
             # Unpickled once per worker, before any job had it: name the job that needs it now.
             raise SerializationError(fn.part, fn.stage, fn.where, name, fn.reason)
         args = loads_checked(payload, "arguments", "worker", name)
-        value = call(fn, kind, args, {}) if kind else fn(*args[0], **args[1])
+        # A recall lands between these two stores, or is ignored: raised in the `finally`, it is still caught
+        # below, and never escapes into the worker's own loop.
+        in_job[0] = True
+        try:
+            if recallable:
+                check_recall()  # recalled between its start report and now
+            if seed is not None:
+                value = call(fn, kind, args if kind else args[0], {} if kind else args[1], seed)
+            else:
+                value = call(fn, kind, args, {}) if kind else fn(*args[0], **args[1])
+        finally:
+            in_job[0] = False
         return True, encode_value(value, name), None
     except BaseException as exc:
         error, tb = encode_error(exc, name)
@@ -233,24 +236,45 @@ def worker_main(
     results: Connection,
     slot: Any,
     ring: Any,
+    withdrawn: Any,
+    recall: Any,
     initializer: Callable[..., object] | None,
     initargs: tuple[Any, ...],
     log_level: int,
-    capture_output: bool,
+    stdio: tuple[Connection, Connection] | None,
     lifeline: Connection | None = None,
+    preload: tuple[str, ...] = (),
+    thread_limit: int | None = None,
+    stack_pipe: Connection | None = None,
+    memory_limit: int | None = None,
     shm_socket: socket.socket | None = None,
 ) -> None:
     """Entry point of a worker process (runs in the worker, main thread).
 
+    ``withdrawn`` is the pool's shared withdrawal mark: a job whose id is at most its value, and that has not
+    begun before (no FLAG_BEGUN), is skipped and reported so, not run (see `Workers.withdraw`).
     ``lifeline`` is the read end of the pool's process's lifeline (see `lineage`): this worker and whatever
-    its jobs start end when it does. ``shm_socket`` is this worker's end of the socket that descriptors of
-    shared memory travel on (see `segments`), or None: large data goes through the pipes.
+    its jobs start end when it does. ``thread_limit`` caps native thread pools (see `threadlimit`), before
+    the ``preload`` modules are imported (a template imported them already: then it costs nothing) and
+    before the initializer runs. ``stack_pipe`` is where it writes its stacks when the parent asks before
+    a kill (see `stacks`). With ``memory_limit``, it exits after a job that leaves its private memory past
+    that many bytes (see `memory`), and the pool replaces it; past it before its first job, it says so
+    instead of ready, and the pool breaks (a replacement would be past it too).
+    ``stdio`` are the write ends of the pipes the parent reads this worker's stdout and stderr from (see
+    `stdio`), or None: the worker writes where the parent's process does. ``shm_socket`` is this worker's
+    end of the socket that descriptors of shared memory travel on (see `segments`), or None: large data
+    goes through the pipes.
     """
     # Ctrl-C in a terminal goes to the foreground process group, which this worker leaves just below; it is
     # ignored all the same (a job's own processes inherit that), since the parent decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    accept_recalls(slot, recall)
     lead_own_group()
     watch_lifeline(lifeline)
+    if thread_limit is not None:
+        limit_threads(thread_limit)
+    if stack_pipe is not None:
+        dump_stacks_on_signal(stack_pipe.fileno())  # the Connection stays open: this frame holds it
     jobs_fd, results_fd = jobs.fileno(), results.fileno()
     link = Link(shm_socket, SegmentPool(), 0, True) if shm_socket is not None else None
     if link is not None:
@@ -266,17 +290,38 @@ def worker_main(
         root.removeHandler(handler)
     root.addHandler(RecordForwarder(outbox))
     root.setLevel(log_level)
-    if capture_output:
-        sys.stdout = LineForwarder(outbox, "stdout")
-        sys.stderr = LineForwarder(outbox, "stderr")
+    flush_stdio: StdioFlusher | None = None
+    if stdio is not None:
+        own = [jobs_fd, results_fd, *(c.fileno() for c in (lifeline, stack_pipe, shm_socket) if c)]
+        flush_stdio = redirect(*stdio, keep=own)
 
-    if initializer is not None:
+    if preload or initializer is not None:
+        what = ""
         try:
-            initializer(*initargs)
+            for module in preload:
+                what = f"preload module {module!r}: "
+                importlib.import_module(module)
+            what = ""
+            if initializer is not None:
+                initializer(*initargs)
         except BaseException as exc:
-            outbox.add(init_failed_message(f"{type(exc).__name__}: {exc}\n{format_traceback(exc)}"))
+            if flush_stdio is not None:
+                flush_stdio()
+            text = f"{what}{type(exc).__name__}: {exc}\n{format_traceback(exc)}"
+            outbox.add(init_failed_message(text))
             outbox.flush()
             return
+    memory = MemoryCheck(memory_limit) if memory_limit is not None else None
+    if memory is not None:
+        used = memory.over()
+        if (
+            used is not None
+        ):  # before any job: every replacement would be past it too, after each job
+            outbox.add(over_memory_message(used))
+            outbox.flush()
+            return
+    if flush_stdio is not None:
+        flush_stdio()
     outbox.add(ready_message(os.getpid()))
     outbox.flush()
 
@@ -299,7 +344,12 @@ def worker_main(
         code = op[0]
         if code == OP_RUN:
             run: RunMessage = op
-            _, job_id, key, kind, payload, flags, name = run
+            _, job_id, key, kind, payload, flags, name, seed = run
+            if job_id <= withdrawn.value and not flags & FLAG_BEGUN:
+                outbox.add(skipped_message(job_id))
+                outbox.arm()
+                del op, run, payload
+                continue
             if flags & FLAG_SYNC:
                 outbox.add(started_message(job_id))
                 outbox.flush()
@@ -309,11 +359,14 @@ def worker_main(
             process_job[0], process_job[1] = job_id, name
             slot.value = job_id
             t0 = perf()
-            ok, out, tb = _run_job(functions, key, kind, payload, name)
+            # Only a job with a clock (FLAG_SYNC) can be recalled: a backup copy, or the job it backs up.
+            ok, out, tb = _run_job(
+                functions, key, kind, payload, name, seed, bool(flags & FLAG_SYNC)
+            )
             duration = perf() - t0
-            if capture_output:
-                sys.stdout.flush()
-                sys.stderr.flush()
+            if flush_stdio is not None:
+                # What the job wrote reaches its pipe before its outcome is sent (see `stdio`).
+                flush_stdio()
             if not outbox.add_result(job_id, ok, out, tb, duration):
                 outbox.flush()
             # Only now, its outcome safe in the ring or the pipe, has the job finished: dying before this
@@ -323,6 +376,13 @@ def worker_main(
             # Hold nothing of a finished job (its arguments may be its result): they are freed, and their
             # finalizers run, now rather than when the next job comes.
             del op, run, payload, out
+            if memory is not None:
+                used = memory.over()
+                if used is not None:
+                    # The jobs it still holds never started: the pool runs them on a fresh worker.
+                    outbox.add(over_memory_message(used))
+                    outbox.flush()
+                    return
             if not local and poller.poll(0):
                 try:
                     local.extend(read_frame(jobs_fd, land))

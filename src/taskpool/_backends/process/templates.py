@@ -1,0 +1,341 @@
+"""The pool's side of the worker template (see `template`): start it, share it, fork workers from it, end it.
+
+Runs in the pool's process: `acquire` in the thread that makes a pool (it starts a template without waiting
+for it) and in the scheduler thread (before each worker starts); `Template.fork` and `TemplateProcess.start`
+in scheduler threads, one at a time per template (its lock); the fork hook in the child of any fork of this
+process; the exit hook at interpreter exit.
+
+**Sharing.** One template per ``preload`` list, shared by every pool of this process that asks for the same
+list, and kept until the process exits, so that a later pool starts its workers as fast as the first pool's
+replacements: a fork, plus the worker's own start. Its environment is this process's when it started (as
+multiprocessing's forkserver's is); each worker still gets this process's sys.path, working directory and main
+module when it starts, through multiprocessing's preparation data.
+
+**Lifetime.** The template ends when this process closes its end of the control socket (the exit hook, or
+the process's death) and, however this process ends, at the end of file of its lifeline (`lineage`). A fork
+of this process forgets the templates (a fork hook): they belong to the parent, and the child starts its own.
+A template found dead (killed by someone) is replaced at the next `acquire`; the worker start that found it
+fails with ``EAGAIN``, which the scheduler retries (`startup.SpawnBackoff`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from multiprocessing import reduction, resource_tracker, spawn, util
+from multiprocessing.connection import wait
+from multiprocessing.context import ForkServerProcess, set_spawning_popen
+from multiprocessing.popen_forkserver import Popen as ForkServerPopen
+from typing import Any
+
+from ..._errors import RemoteTraceback
+from .lineage import lifeline
+from .template import READY, read_status, recv_exactly, recv_status
+
+__all__ = ["READY_TIMEOUT", "Template", "TemplateProcess", "acquire", "available"]
+
+#: How long starting a worker waits for a new template to import its modules before it gives up (the
+#: scheduler then retries). Long enough for a slow machine; a template that takes longer is stuck.
+READY_TIMEOUT = 60.0
+# How long the exit hook waits for a template to exit on end of file before it kills it.
+_EXIT_GRACE = 1.0
+_COMMAND = (
+    "import sys; sys.path[:] = {path!r}; "
+    "from taskpool._backends.process.template import main; "
+    "main({control}, {lifeline}, {preload!r}, {path!r}, {pdeathsig!r}, {exports!r})"
+)
+
+_lock = threading.Lock()
+_templates: dict[tuple[str, ...], Template] = {}
+_hooks_registered = False
+
+
+def available() -> bool:
+    """Whether this platform can pass file descriptors to a template (Unix sockets with SCM_RIGHTS)."""
+    return bool(reduction.HAVE_SEND_HANDLE) and hasattr(socket, "AF_UNIX")
+
+
+def acquire(preload: tuple[str, ...]) -> Template:
+    """The running template for ``preload``, started now (not waited for) if there is none or it died."""
+    global _hooks_registered
+    with _lock:
+        if not _hooks_registered:
+            import atexit
+
+            atexit.register(_close_all)
+            if hasattr(os, "register_at_fork"):
+                os.register_at_fork(after_in_child=_forget_all)
+            _hooks_registered = True
+        template = _templates.get(preload)
+        if template is None or not template.alive():
+            if template is not None:
+                template.close(0.0)
+            template = _templates[preload] = Template(preload)
+        return template
+
+
+class Template:
+    """A template process started by this process, and the socket that asks it for workers."""
+
+    def __init__(self, preload: tuple[str, ...]) -> None:
+        self.preload = preload
+        # Held while a fork request is sent, and while the first readiness is awaited.
+        self._lock = threading.Lock()
+        self._ready = False
+        #: Why the template cannot serve (it died, or a preload module failed), once known.
+        self.failure: BaseException | None = None
+        self._exitcode: int | None = None
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            watched = lifeline().fileno()
+            command = _COMMAND.format(
+                path=list(sys.path),
+                control=theirs.fileno(),
+                lifeline=watched,
+                preload=list(preload),
+                # Linux ties the signal to the starting thread's end: ask only where that is the process's.
+                pdeathsig=threading.current_thread() is threading.main_thread(),
+                exports=_used_exports(),
+            )
+            exe = spawn.get_executable()
+            args = [exe, *util._args_from_interpreter_flags(), "-c", command]  # type: ignore[attr-defined]
+            start: Any = util.spawnv_passfds  # what multiprocessing starts its own helpers with
+            self.pid: int = start(exe, args, [theirs.fileno(), watched])
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self._sock = ours
+
+    def alive(self) -> bool:
+        """Whether the template may still serve (it may die at any moment all the same)."""
+        if self.failure is not None or self._exitcode is not None:
+            return False
+        with contextlib.suppress(ChildProcessError):
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid == 0:
+                return True
+            self._exitcode = os.waitstatus_to_exitcode(status)
+        return False
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        """Wait until the template has imported its modules (any thread).
+
+        Raises:
+            ImportError: a preload module failed to import there (its traceback as the cause).
+            OSError: the template ended, or did not become ready within ``timeout`` (``EAGAIN``: try again).
+        """
+        if not self._lock.acquire(timeout=timeout):
+            raise OSError(errno.EAGAIN, "the worker template is busy")
+        try:
+            self._wait_ready(timeout)
+        finally:
+            self._lock.release()
+
+    def _wait_ready(self, timeout: float) -> None:
+        if self._ready:
+            return
+        if self.failure is not None:
+            raise self.failure
+        sock = self._sock
+        sock.settimeout(timeout)
+        try:
+            word = recv_status(sock)
+            if word != READY:
+                text = recv_exactly(sock, word).decode("utf-8", "replace")
+                first, _, detail = text.partition("\n")
+                error = ImportError(f"{first} (in the worker template, before any worker started)")
+                error.__cause__ = RemoteTraceback(detail)
+                self.failure = error
+                raise error
+        except (OSError, EOFError) as exc:
+            self.failure = OSError(
+                errno.EAGAIN,
+                f"the worker template process ended or hung before it was ready ({exc!r})",
+            )
+            raise self.failure from exc
+        finally:
+            if self.failure is None:
+                sock.settimeout(None)
+        self._ready = True
+
+    def fork(self, fds: list[int]) -> tuple[int, int]:
+        """Ask the template for a worker that inherits ``fds``: ``(status_r, data_w)`` (scheduler thread).
+
+        The caller writes the worker's pickled preparation data and process object to ``data_w`` and reads
+        its pid, then its exit code, from ``status_r`` (see `template`).
+
+        Raises:
+            OSError: the template is gone (``EAGAIN``: a new one starts on the next attempt).
+            ImportError: a preload module failed to import in the template.
+        """
+        # Workers share this process's resource tracker, as under forkserver.
+        tracker: int = resource_tracker.getfd()  # type: ignore[assignment]
+        with self._lock:
+            self._wait_ready(READY_TIMEOUT)
+            data_r, data_w = os.pipe()
+            status_r, status_w = os.pipe()
+            try:
+                reduction.sendfds(self._sock, [data_r, status_w, tracker, *fds])
+            except BaseException as exc:
+                util.close_fds(status_r, data_w)  # type: ignore[attr-defined]
+                if isinstance(exc, OSError):
+                    raise self._gone(exc) from exc
+                raise
+            finally:
+                util.close_fds(data_r, status_w)  # type: ignore[attr-defined]
+        return status_r, data_w
+
+    def read_pid(self, status_r: int) -> int:
+        """The pid of the worker just forked, from its status pipe."""
+        try:
+            return read_status(status_r)
+        except (OSError, EOFError) as exc:
+            raise self._gone(exc) from exc
+
+    def _gone(self, exc: BaseException) -> OSError:
+        self.failure = OSError(errno.EAGAIN, f"the worker template process ended ({exc!r})")
+        return self.failure
+
+    def close(self, grace: float) -> None:
+        """End the template: close the control socket, then wait ``grace`` seconds before killing it."""
+        with contextlib.suppress(OSError):
+            self._sock.close()
+        if self._exitcode is not None:
+            return
+        deadline = time.monotonic() + grace
+        pause = 0.001
+        while True:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid:
+                self._exitcode = os.waitstatus_to_exitcode(status)
+                return
+            if time.monotonic() >= deadline:
+                with contextlib.suppress(OSError):
+                    os.kill(self.pid, signal.SIGKILL)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(self.pid, 0)
+                return
+            time.sleep(pause)  # bounded by grace; the template exits at once on end of file
+            pause = min(pause * 2, 0.05)
+
+    def forget(self) -> None:
+        """In a forked child: the template is the parent's; drop this copy of the socket."""
+        with contextlib.suppress(OSError):
+            self._sock.close()
+
+
+def _used_exports() -> list[str]:
+    """The public names of ``taskpool`` this process has used (the lazy exports it resolved), if the main
+    module holds any of taskpool's objects: then each worker's re-import of the main module imports them
+    again, and the template had better import them once. Otherwise none, to keep the template light."""
+    package = sys.modules.get("taskpool")
+    main = sys.modules.get("__main__")
+    if package is None or main is None:
+        return []
+    if not any(_is_taskpools(value) for value in vars(main).values()):
+        return []
+    names: tuple[str, ...] = getattr(package, "__all__", ())
+    return [name for name in names if name in vars(package)]
+
+
+def _is_taskpools(value: object) -> bool:
+    name = getattr(value, "__name__", "") if isinstance(value, type(sys)) else ""
+    module = getattr(value, "__module__", None)
+    return name.startswith("taskpool") or (
+        isinstance(module, str) and module.startswith("taskpool")
+    )
+
+
+def _close_all() -> None:
+    """The exit hook: end every template (pools were terminated before, by their own exit hook)."""
+    with _lock:
+        templates = list(_templates.values())
+        _templates.clear()
+    for template in templates:
+        template.close(_EXIT_GRACE)
+
+
+def _forget_all() -> None:
+    """The fork hook, in the child: the templates are the parent's."""
+    global _lock
+    _lock = threading.Lock()  # the parent's may have been held by another thread at the fork
+    for template in _templates.values():
+        template.forget()
+    _templates.clear()
+
+
+class _TemplatePopen(ForkServerPopen):
+    """Starts a process by a fork of a template, the way multiprocessing's forkserver Popen does it from
+    its server: the same pickled preparation data and process object, so the child runs the same code."""
+
+    _fds: list[int]  # what duplicate_for_child collected while the process object was pickled
+    #: The template ended before it wrote how the worker ended: the worker may live on, and nothing tells
+    #: when it ends (the caller kills it, with its group, before it forgets it).
+    template_lost = False
+
+    def __init__(self, process_obj: Any, template: Template) -> None:
+        self._template = template
+        super().__init__(process_obj)
+
+    def _launch(self, process_obj: Any) -> None:
+        prep_data = spawn.get_preparation_data(process_obj._name)
+        buf = io.BytesIO()
+        set_spawning_popen(self)  # the pickled descriptors land in self._fds (duplicate_for_child)
+        try:
+            reduction.dump(prep_data, buf)
+            reduction.dump(process_obj, buf)
+        finally:
+            set_spawning_popen(None)
+        status_r, data_w = self._template.fork(self._fds)
+        # The worker's parent sentinel (multiprocessing.parent_process()): open while this Popen lives.
+        parent_w = os.dup(data_w)
+        self.sentinel = status_r
+        self.finalizer = util.Finalize(self, util.close_fds, (parent_w, status_r))  # type: ignore[attr-defined]
+        with open(data_w, "wb", closefd=True) as f:
+            f.write(buf.getbuffer())
+        self.pid = self._template.read_pid(status_r)
+
+    def poll(self, flag: int = os.WNOHANG) -> int | None:
+        """The worker's exit code from its status pipe, as forkserver's Popen reads it (255 if the template
+        ended first, as there, with `template_lost` set)."""
+        if self.returncode is None:
+            if not wait([self.sentinel], 0 if flag == os.WNOHANG else None):
+                return None
+            try:
+                self.returncode = read_status(self.sentinel)
+            except (OSError, EOFError):
+                self.template_lost = True
+                self.returncode = 255
+        code: int | None = self.returncode
+        return code
+
+
+class TemplateProcess(ForkServerProcess):
+    """A worker process forked from ``template``: otherwise a forkserver process in every way."""
+
+    def __init__(self, template: Template, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._template = template
+
+    @property
+    def template_lost(self) -> bool:
+        """Whether its template ended before it could say how this worker ended (see `_TemplatePopen`)."""
+        return bool(getattr(getattr(self, "_popen", None), "template_lost", False))
+
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:
+        # Taken off the object before it is pickled for the child, which has no use for it.
+        template = process_obj.__dict__.pop("_template")
+        return _TemplatePopen(process_obj, template)

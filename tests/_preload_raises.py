@@ -1,0 +1,5 @@
+"""A preload module that fails to import, for the tests of ``TaskPool(preload=...)``."""
+
+from __future__ import annotations
+
+BROKEN = 1 / 0
