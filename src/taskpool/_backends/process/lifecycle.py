@@ -1,8 +1,8 @@
 """The worker processes of the process backend, as the scheduler sees them: start, kill, reap, settle.
 
 Runs in the scheduler thread only, like everything that touches worker state (see `scheduler`). `Workers` is
-the set of `Worker`s (see `handle`): it starts a worker (its pipes registered with the scheduler's selector),
-kills and reaps them, and when one has ended settles the jobs it held.
+the set of `Worker`s (see `handle`): it starts a worker (`launch`), registers its pipes with the scheduler's
+selector, kills and reaps workers, and when one has ended settles the jobs it held.
 
 Why a worker's death costs exactly one job: a worker runs its jobs in the order received and writes the id of
 the running job to a shared slot (0 between jobs), and the outcome of each job it finishes to its results pipe
@@ -18,10 +18,8 @@ group, and what is left of the group when a worker has ended, however it ended, 
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import itertools
-import logging
 import selectors
 import signal
 from collections.abc import Callable, Iterator
@@ -29,27 +27,20 @@ from typing import TYPE_CHECKING, Any
 
 from ..._core.reports import Report, ReportKind, WorkerExit
 from ..._errors import JobTimeoutError, WorkerCrashedError
-from .capture import Capture
 from .handle import CAPTURE, JOBS, RESULTS, SENTINEL, KillReason, Worker
+from .launch import Recipe, launch
 from .lender import SegmentPool
-from .lineage import lifeline, reap, signal_worker, watch_death
+from .lineage import reap, signal_worker
 from .memory import format_size, oom_events_paths, oom_killed, oom_kills
 from .protocol import (
     QUIT,
-    FrameReader,
-    FrameWriter,
-    enlarge_pipe,
     forget_message,
     release_message,
 )
-from .ring import new_ring
-from .segments import Link, sending, socket_pair
+from .segments import sending
 from .stacks import where_stuck
-from .templates import TemplateProcess, acquire
-from .worker import worker_main
 
 if TYPE_CHECKING:
-    from multiprocessing.connection import Connection
     from multiprocessing.context import BaseContext
 
     from ..._core.job import Job
@@ -73,27 +64,30 @@ class Workers:
         memory_limit: int | None = None,
         segments: SegmentPool | None = None,
     ) -> None:
-        self._ctx = ctx
         #: The segments large arguments travel in, lent to every worker; None: they go through the pipes.
         self.segments = segments
         self._selector = selector
-        self._initializer = initializer
-        self._initargs = initargs
-        self._capture_output = capture_output
-        self._preload = preload
-        self._thread_limit = thread_limit
-        #: Fork workers from a template (`templates`) rather than through the context's start method.
-        self._template = template
         #: ``max_memory_per_worker`` in bytes, or None.
         self.memory_limit = memory_limit
-        # The files that count the OOM kills of the workers' cgroup, found once (none off Linux).
-        self._oom_paths = oom_events_paths()
-        self._start_method = ctx.get_start_method()
         self._wids = itertools.count(1)
         # Shared by every worker of the backend, which reads it before each job: jobs up to this id that have
         # not begun are skipped (`withdraw`). Written by a caller thread; a plain shared integer suffices,
         # since a worker that reads it a moment late only runs a job that it had been handed anyway.
         self._withdrawn = ctx.RawValue(ctypes.c_longlong, 0)
+        self._spec = Recipe(
+            ctx,
+            initializer,
+            initargs,
+            capture_output,
+            preload,
+            thread_limit,
+            template,
+            memory_limit,
+            segments,
+            self._withdrawn,
+            oom_events_paths(),  # found once
+            ctx.get_start_method(),
+        )
         #: The live workers by id; the scheduler reads it, only this class adds and removes.
         self.by_id: dict[int, Worker] = {}
 
@@ -113,97 +107,16 @@ class Workers:
             self._withdrawn.value = upto
 
     def spawn(self) -> Worker:
-        """Start a worker process and watch its results pipe and its sentinel.
+        """Start a worker process (see `launch`) and watch its results pipe and its sentinel.
 
         Raises:
             Exception: the process could not start (the initializer or its arguments do not pickle, no fork).
         """
-        ctx = self._ctx
         wid = next(self._wids)
-        pipes: list[Connection] = []
-        try:
-            # jobs, results, stacks, and with capture_output the worker's stdout and stderr: (read end,
-            # write end) each
-            for _ in range(5 if self._capture_output else 3):
-                pipes.extend(ctx.Pipe(duplex=False))
-        except BaseException:
-            _close(*pipes)  # the failure may pass (no file descriptors for now): leak nothing
-            raise
-        jobs_r, jobs_w, results_r, results_w, stack_r, stack_w, *stdio = pipes
-        enlarge_pipe(jobs_w.fileno())
-        enlarge_pipe(results_w.fileno())
-        enlarge_pipe(
-            stack_w.fileno()
-        )  # a dump of many threads is written whole, without waiting for us
-        try:
-            pair = socket_pair() if self.segments is not None else None
-        except BaseException:
-            _close(*pipes)
-            raise
-        slot = ctx.RawValue(ctypes.c_longlong, 0)
-        recall = ctx.RawValue(ctypes.c_longlong, 0)
-        ring = new_ring(ctx)
-        options: dict[str, Any] = {
-            "target": worker_main,
-            "args": (
-                jobs_r,
-                results_w,
-                slot,
-                ring,
-                self._withdrawn,
-                recall,
-                self._initializer,
-                self._initargs,
-                logging.getLogger().getEffectiveLevel(),
-                (stdio[1], stdio[3]) if stdio else None,
-                lifeline(),
-                self._preload,
-                self._thread_limit,
-                stack_w,
-                self.memory_limit,
-                pair[1] if pair is not None else None,
-            ),
-            "name": f"taskpool-worker-{wid}",
-            "daemon": True,
-        }
-        try:
-            if self._template:
-                process: Any = TemplateProcess(acquire(self._preload), **options)
-            else:
-                process = ctx.Process(**options)  # type: ignore[attr-defined]
-            process.start()
-        except BaseException:
-            _close(*pipes)
-            if pair is not None:
-                pair[0].close()
-                pair[1].close()
-            raise
-        death_fd = watch_death(process, self._start_method)
-        # The worker's ends: the parent keeps none, so that only the worker (and what its jobs start) holds them.
-        _close(jobs_r, results_w, stack_w, *stdio[1::2])
-        link = None
-        if pair is not None and self.segments is not None:
-            pair[1].close()
-            link = Link(pair[0], self.segments, wid, False)
-        w = Worker(
-            wid,
-            process,
-            FrameReader(results_r.fileno(), link.land if link is not None else None),
-            FrameWriter(jobs_w.fileno(), link.lend if link is not None else None),
-            slot,
-            ring,
-            recall,
-            results_r,
-            jobs_w,
-            death_fd,
-            stack_r,
-            oom_kills(self._oom_paths),
-            Capture(stdio[0], stdio[2]) if stdio else None,
-            link,
-        )
+        w = launch(self._spec, wid)
         self.by_id[wid] = w
         self._selector.register(w.reader.fd, selectors.EVENT_READ, (RESULTS, w))
-        self._selector.register(death_fd, selectors.EVENT_READ, (SENTINEL, w))
+        self._selector.register(w.death_fd, selectors.EVENT_READ, (SENTINEL, w))
         if w.capture is not None:
             for fd in w.capture.live:
                 self._selector.register(fd, selectors.EVENT_READ, (CAPTURE, w))
@@ -361,7 +274,7 @@ class Workers:
         running = w.slot.value
         reason = w.kill_reason
         wid, pid = w.wid, w.pid
-        oom = not w.killed and oom_killed(exitcode, w.oom_kills, oom_kills(self._oom_paths))
+        oom = not w.killed and oom_killed(exitcode, w.oom_kills, oom_kills(self._spec.oom_paths))
         requeue: list[Job] = []
         for job_id, job in w.inflight.items():
             if job_id in w.discard:
@@ -418,9 +331,3 @@ def _crash_reason(exitcode: int | None, oom: bool) -> str:
         except ValueError:
             return f"killed by signal {-exitcode}"
     return f"exited with code {exitcode}"
-
-
-def _close(*conns: Connection) -> None:
-    for conn in conns:
-        with contextlib.suppress(OSError):
-            conn.close()
