@@ -119,6 +119,7 @@ _PARENT = textwrap.dedent(
         pids = {f.result(timeout=20)[:2] for f in futures}
         print(" ".join(str(pid) for pair in sorted(pids) for pid in pair), flush=True)
         if sys.argv[1] == "exit":
+            sys.stdin.readline()  # the test has found the processes: now end
             return
         threading.Event().wait(600)  # until the test kills this process
 
@@ -142,6 +143,7 @@ def test_the_template_and_its_workers_end_with_the_process_that_started_them(
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
     proc = subprocess.Popen(
         [sys.executable, str(script), end, where],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
         env=env,
@@ -154,8 +156,12 @@ def test_the_template_and_its_workers_end_with_the_process_that_started_them(
         started = [psutil.Process(pid) for pid in set(pids)]
         template = psutil.Process(pids[1])
         assert template.ppid() == proc.pid
+        assert proc.stdin is not None
         if end == "kill":
             os.kill(proc.pid, signal.SIGKILL)
+        else:
+            proc.stdin.write("\n")
+            proc.stdin.flush()
         assert proc.wait(TIMEOUT) in (0, -signal.SIGKILL)
         wait_gone(started, GONE_BOUND)
     finally:
@@ -165,8 +171,9 @@ def test_the_template_and_its_workers_end_with_the_process_that_started_them(
         for p in started:
             if alive(p):
                 p.kill()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                stream.close()
 
 
 def test_a_program_that_ends_before_its_template_is_ready_ends_quietly(tmp_path: Path) -> None:
