@@ -58,13 +58,19 @@ def test_jobs_cancelled_behind_running_jobs_are_each_reported_once(start_method:
         release = pool.shared.event()
         running = [pool.submit(fj.wait_then_return, release, i) for i in range(2)]
         queued = [pool.submit(jobs.square, i) for i in range(JOBS)]
-        assert all(f.cancel() for f in queued)
+        # A worker may have been handed one job to hold behind its running one before the cancel came: that
+        # job is running already, and runs.
+        cancelled = [f for f in queued if f.cancel()]
+        assert len(cancelled) >= JOBS - 2
         release.set()
         pool.close()
         assert pool.join(TIMEOUT)
         assert [f.result(timeout=0) for f in running] == [0, 1]
-        assert all(f.cancelled() for f in queued)
-        assert sorted(e.job_id or 0 for e in cancelled_events) == sorted(f.job_id for f in queued)
+        assert all(f.cancelled() for f in cancelled)
+        assert all(f.result(timeout=0) == i * i for i, f in enumerate(queued) if f not in cancelled)
+        assert sorted(e.job_id or 0 for e in cancelled_events) == sorted(
+            f.job_id for f in cancelled
+        )
     finally:
         pool.terminate()
 
