@@ -233,6 +233,7 @@ def test_no_segment_is_left_after_the_parent_is_killed(tmp_path: Path) -> None:
         cwd=ROOT,
         env=SCRIPT_ENV,
     )
+    tree: set[int] = set()
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -241,6 +242,13 @@ def test_no_segment_is_left_after_the_parent_is_killed(tmp_path: Path) -> None:
         held = _memfds(proc.pid) + sum(_memfds(p) for p in pids)
         assert held > 0, "the parent and its workers hold segments while the jobs run"
         children = [psutil.Process(p) for p in pids]
+        # The parent's whole tree (its template too): the processes that could hold its segments. Other
+        # programs on the machine (another test run, say) may hold segments of their own pools.
+        tree = {
+            proc.pid,
+            *pids,
+            *(c.pid for c in psutil.Process(proc.pid).children(recursive=True)),
+        }
         os.kill(proc.pid, signal.SIGKILL)
         assert proc.wait(TIMEOUT) == -signal.SIGKILL
         _gone, alive = psutil.wait_procs(children, timeout=TIMEOUT)
@@ -251,11 +259,7 @@ def test_no_segment_is_left_after_the_parent_is_killed(tmp_path: Path) -> None:
             proc.wait(TIMEOUT)
         if proc.stdout is not None:
             proc.stdout.close()
-    holders = [
-        pid
-        for pid in os.listdir("/proc")
-        if pid.isdigit() and int(pid) != os.getpid() and _memfds(pid)
-    ]
+    holders = [pid for pid in sorted(tree) if _memfds(pid)]
     assert holders == [], f"processes still hold taskpool's segments: {holders}"
     assert _dev_shm() == before_shm
 

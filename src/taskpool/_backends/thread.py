@@ -50,7 +50,10 @@ class ThreadBackend(SameProcessSharing):
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()  # guards _threads: caller threads start job threads on demand
-        self._idle = 0
+        # One token per job thread that waits for a job: a submit takes one, or starts a thread if none is
+        # left. A count read beside the queue's size raced with a thread that had taken a job and not yet
+        # counted itself busy: a burst could then be left to one thread (two jobs that must meet never did).
+        self._idle = threading.Semaphore(0)
         self._sink: Sink = lambda reports: None
         self._backlog: Backlog | None = None
         self._want_started = False
@@ -62,10 +65,8 @@ class ThreadBackend(SameProcessSharing):
 
     def submit(self, job: Job) -> None:
         self._queue.put(job)
-        # Start a thread while more jobs wait than threads are idle. An idle thread counts as idle until it
-        # has taken a job from the queue, so a burst that arrives before it wakes would otherwise all be left
-        # to that one thread.
-        if self._idle < self._queue.qsize() and len(self._threads) < self.workers:
+        # An idle thread takes this job; without one, start a thread (up to ``workers``).
+        if not self._idle.acquire(blocking=False) and len(self._threads) < self.workers:
             with self._lock:
                 if len(self._threads) < self.workers:
                     wid = len(self._threads) + 1
@@ -111,11 +112,10 @@ class ThreadBackend(SameProcessSharing):
             if backlog is not None and backlog.over():
                 # Handlers lag behind: wait for them rather than pile up outcomes (see Backlog).
                 backlog.wait_below()
-            self._idle += 1
             job = self._queue.get()
-            self._idle -= 1
             if job is None:
                 break
             run_attempt(job, wid, sink, self._want_started)
             del job  # hold nothing of a finished job while idle
+            self._idle.release()  # waiting for the next job: the next submit need not start a thread
         sink([(ReportKind.WORKER_DOWN, None, wid, None, 0, None)])
