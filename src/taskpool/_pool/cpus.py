@@ -1,4 +1,5 @@
-"""How many CPUs this process may use: the default number of workers of `TaskPool` and `Pool`.
+"""How many CPUs this process may use: the default number of workers of `TaskPool` and `Pool`, and the native
+threads each worker may run (`threads_per_worker`).
 
 ``os.cpu_count()`` counts the machine's CPUs, not the ones this process may run on: in a container limited to two
 CPUs, or under ``taskset -c 0``, a pool of one worker per machine CPU only makes workers wait for each other. So
@@ -14,7 +15,9 @@ import math
 import os
 from pathlib import Path
 
-__all__ = ["cgroup_cpu_limit", "usable_cpus"]
+from .common import check_whole
+
+__all__ = ["cgroup_cpu_limit", "threads_per_worker", "usable_cpus"]
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_CGROUP = Path("/proc/self/cgroup")
@@ -110,3 +113,17 @@ def _read_limit(directory: Path) -> int | None:
     if quota <= 0 or period <= 0:  # -1: no quota (v1)
         return None
     return max(1, math.ceil(quota / period))
+
+
+def threads_per_worker(limit_threads: bool | int, workers: int) -> int | None:
+    """The native threads each worker may run, from ``TaskPool(limit_threads=...)``: None for no cap.
+
+    Raises:
+        TypeError, ValueError: it is neither a bool nor a whole number of at least 1.
+    """
+    if limit_threads is True:
+        return max(1, usable_cpus() // workers)
+    if limit_threads is False:
+        return None
+    check_whole("limit_threads", limit_threads, 1, optional=False)
+    return limit_threads

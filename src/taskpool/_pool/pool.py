@@ -33,7 +33,7 @@ from .._core.reports import ReportKind
 from .._errors import TaskpoolError
 from .._runtime.seeding import MAP, SUBMIT
 from .common import check_preload, check_whole, unexpected_arguments
-from .cpus import usable_cpus
+from .cpus import threads_per_worker, usable_cpus
 from .lifetime import Lifecycle, track_pool
 from .sizes import parse_size
 from .submitter import Submitter
@@ -50,20 +50,6 @@ __all__ = ["TaskPool"]
 T = TypeVar("T")
 
 log = logging.getLogger("taskpool")
-
-
-def _thread_limit(limit_threads: bool | int, workers: int) -> int | None:
-    """The native threads each worker may run, from ``TaskPool(limit_threads=...)``: None for no cap.
-
-    Raises:
-        TypeError, ValueError: it is neither a bool nor a whole number of at least 1.
-    """
-    if limit_threads is True:
-        return max(1, usable_cpus() // workers)
-    if limit_threads is False:
-        return None
-    check_whole("limit_threads", limit_threads, 1, optional=False)
-    return limit_threads
 
 
 def _stop_future(ledger: Ledger, backend: Backend, future: JobFuture[Any]) -> bool:
@@ -150,7 +136,7 @@ class TaskPool(Submitter, Lifecycle):
         check_whole("max_tasks_per_worker", max_tasks_per_worker, 1, optional=True)
         check_whole("max_pending", max_pending, 1, optional=True)
         preload = check_preload(preload)
-        thread_limit = _thread_limit(limit_threads, workers)
+        thread_limit = threads_per_worker(limit_threads, workers)
         memory_limit = parse_size("max_memory_per_worker", max_memory_per_worker)
         check_whole("seed", seed, 0, optional=True)
         self.seed = seed
