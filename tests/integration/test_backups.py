@@ -20,6 +20,7 @@ import pytest
 from taskpool import Event, EventKind, Median, Retry, TaskPool
 
 from .. import _backup_jobs as bj
+from .. import _failure_jobs as fj
 from .. import jobs
 
 pytestmark = pytest.mark.timeout(60)
@@ -163,7 +164,10 @@ def test_a_copy_that_lost_while_queued_is_recalled_when_it_starts(
     assert busy_pid != started.pid
     # The lost copy starts there after the long job, and is recalled at once rather than run for 30 s.
     began = time.monotonic()
-    assert set(warm_pool.map(bj.sleep_for_pid, [0.3, 0.3], chunksize=1)) == {started.pid, busy_pid}
+    # Two jobs that can only finish together: one of them has to run on the busy worker, behind the lost copy.
+    barrier = warm_pool.shared.barrier(2)
+    meet = [warm_pool.submit(fj.barrier_wait, barrier) for _ in range(2)]
+    assert {f.result(timeout=TIMEOUT) for f in meet} == {started.pid, busy_pid}
     assert time.monotonic() - began < 5.0
     assert rec.kinds(future.job_id) == ["job_started", "job_succeeded"]
     assert [e for e in rec.events if e.kind == "worker_exited"] == []
