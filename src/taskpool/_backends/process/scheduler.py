@@ -19,9 +19,8 @@ thread touches worker state (`Workers`, the pending queue, the deadlines). It ne
 end of every jobs pipe is non-blocking, and results are reassembled from non-blocking reads.
 
 The inbox holds jobs and control requests, in the order they were made: `StopRequest`, `WithdrawRequest` and
-`QuitRequest`.
-A quit moves the scheduler from `Phase.RUNNING` to `Phase.DRAINING` (let workers finish and exit) or
-`Phase.KILLING` (end them now); either way it ends within `QUIT_GRACE` seconds.
+`QuitRequest`. A quit moves the scheduler from `Phase.RUNNING` to `Phase.DRAINING` (let workers finish and
+exit) or `Phase.KILLING` (end them now); either way it ends within `QUIT_GRACE` seconds.
 
 Deadlines: a job with a timeout is sent flagged FLAG_SYNC; the worker reports its start, the scheduler puts
 ``start + timeout`` in a `TimerHeap` and sleeps in ``select`` no longer than the nearest deadline. A job past
@@ -257,13 +256,13 @@ class Scheduler(Inbound):
         for it; make workers skip the jobs up to ``upto`` they hold and have not begun."""
         self._workers.withdraw(upto)
         pending = self._pending
-        kept = [job for job in pending if job.attempt != 1 or not job.future.cancelled()]
-        if len(kept) != len(pending):
-            for job in pending:
-                if job.attempt == 1 and job.future.cancelled():
-                    _skip(job, reports)
-            pending.clear()
-            pending.extend(kept)
+        # One pass, in order: a cancelled job is reported, the others go back.
+        for _ in range(len(pending)):
+            job = pending.popleft()
+            if job.attempt == 1 and job.future.cancelled():
+                _skip(job, reports)
+            else:
+                pending.append(job)
 
     # -- jobs out -----------------------------------------------------------------------------------------
     def _dispatch(self, reports: list[Report]) -> None:
@@ -385,13 +384,8 @@ def _skip_cancelled_head(pending: deque[Job], reports: list[Report]) -> None:
 
     Cheap: it stops at the first job that is not cancelled (`Worker.take_jobs` skips the others it meets).
     """
-    while pending:
-        job = pending[0]
-        future = job.future
-        if job.attempt != 1 or not future.cancelled():
-            return
-        pending.popleft()
-        _skip(job, reports)
+    while pending and pending[0].attempt == 1 and pending[0].future.cancelled():
+        _skip(pending.popleft(), reports)
 
 
 def _skip(job: Job, reports: list[Report]) -> None:
