@@ -178,18 +178,15 @@ class _Run:
     def _submit(self, chunk: Chunk) -> None:
         if self.ordered:
             self.waiting.append(chunk)
-        calls = [c for c in chunk.calls if isinstance(c, tuple)]
-        if not calls:  # every input of the chunk was malformed: nothing to run
+        taken = [
+            (i, c) for i, c in zip(chunk.indices, chunk.calls, strict=True) if isinstance(c, tuple)
+        ]
+        if not taken:  # every input of the chunk was malformed: nothing to run
             self._finish_chunk(chunk, [])
             return
-        seeds = None
-        if self.seed is not None:
-            # By the input's index, as item `index` of a first map call on TaskPool(seed=N) would get.
-            seeds = [
-                (self.seed, MAP, 0, index)
-                for index, c in zip(chunk.indices, chunk.calls, strict=True)
-                if isinstance(c, tuple)
-            ]
+        calls = [c for _, c in taken]
+        # By the input's index, as item `index` of a first map call on TaskPool(seed=N) would get.
+        seeds = None if self.seed is None else [(self.seed, MAP, 0, i) for i, _ in taken]
         future: JobFuture[Any]
         # Named after the function and the input, so that a crash or timeout message says which one failed.
         if self.chunksize == 1:
