@@ -48,10 +48,12 @@ def make_bar(progress: Progress, total: int | None, unit: str = "item") -> tqdm[
         kwargs["desc"] = progress
     elif isinstance(progress, Mapping):
         kwargs.update(progress)
-    bar = tqdm(**kwargs)
-    register(
-        bar
-    )  # forwarded prints and log records then write past it (see `taskpool._core.screen`)
+    # Made and registered under tqdm's write lock (reentrant), which writers past the bars take too: the bar
+    # is drawn as it is made, and a line forwarded from a worker in between would land on it. Registered,
+    # forwarded prints and log records write past it (see `taskpool._core.screen`).
+    with tqdm.get_lock():  # type: ignore[no-untyped-call]
+        bar = tqdm(**kwargs)
+        register(bar)
     return bar
 
 
