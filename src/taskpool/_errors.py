@@ -10,8 +10,6 @@ A job's *own* exception is never wrapped: it comes back as itself, with ``__caus
 
 from __future__ import annotations
 
-import signal as _signal
-
 __all__ = [
     "CheckpointError",
     "DaskConnectionError",
@@ -108,8 +106,10 @@ class SharedStateGoneError(TaskpoolError, ConnectionError):
 
 
 def _signal_name(signum: int) -> str:
+    import signal  # here: the signal module's enums cost every import of taskpool, and few errors need them
+
     try:
-        return _signal.Signals(signum).name
+        return signal.Signals(signum).name
     except ValueError:
         return f"signal {signum}"
 
@@ -144,7 +144,7 @@ class WorkerCrashedError(TaskpoolError):
             how = "was killed by the out-of-memory killer (SIGKILL): the job needs more memory than there is"
         elif self.signal is not None:
             how = f"was killed by {_signal_name(self.signal)}"
-            if self.signal == _signal.SIGKILL:
+            if self.signal == 9:  # SIGKILL, the same number on every platform that has it
                 how += " (the kernel's OOM killer sends SIGKILL when memory runs out)"
         elif exitcode is None:
             how = "was lost"

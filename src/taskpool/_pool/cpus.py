@@ -13,20 +13,22 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 
 from .common import check_whole
 
 __all__ = ["cgroup_cpu_limit", "threads_per_worker", "usable_cpus"]
 
-CGROUP_ROOT = Path("/sys/fs/cgroup")
-PROC_CGROUP = Path("/proc/self/cgroup")
+# Plain paths: pathlib's import would cost every program that imports taskpool more than these reads do.
+CGROUP_ROOT = "/sys/fs/cgroup"
+PROC_CGROUP = "/proc/self/cgroup"
+#: A path as the functions here take it.
+PathLike = str | os.PathLike[str]
 
 # Where cgroup v1 mounts the cpu controller, under the cgroup root (distributions differ).
 _V1_CPU_MOUNTS = ("cpu", "cpu,cpuacct", "cpuacct,cpu")
 
 
-def usable_cpus(root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> int:
+def usable_cpus(root: PathLike = CGROUP_ROOT, proc_cgroup: PathLike = PROC_CGROUP) -> int:
     """The number of CPUs this process may use: its affinity, limited by a cgroup CPU quota; at least 1.
 
     Args:
@@ -53,7 +55,9 @@ def _affinity_cpus() -> int:
     return count or 1
 
 
-def cgroup_cpu_limit(root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> int | None:
+def cgroup_cpu_limit(
+    root: PathLike = CGROUP_ROOT, proc_cgroup: PathLike = PROC_CGROUP
+) -> int | None:
     """The CPUs a cgroup CPU quota allows this process (quota / period, rounded up), or None without one.
 
     cgroup v2 writes the quota in ``cpu.max`` as ``"QUOTA PERIOD"`` (``"max PERIOD"``: no quota); v1 in
@@ -68,13 +72,10 @@ def cgroup_cpu_limit(root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) 
     return min(limits) if limits else None
 
 
-def _candidate_dirs(root: Path, proc_cgroup: Path) -> list[Path]:
+def _candidate_dirs(root: PathLike, proc_cgroup: PathLike) -> list[str]:
     """The cgroup directories whose quota binds this process: its own cgroup's and its ancestors'."""
     v2_path, v1_path = "", ""
-    try:
-        lines = proc_cgroup.read_text().splitlines()
-    except OSError:
-        lines = []
+    lines = (_read(proc_cgroup) or "").splitlines()
     for line in lines:  # "0::/path" for v2; "4:cpu,cpuacct:/path" for v1
         _, _, rest = line.partition(":")
         controllers, _, path = rest.partition(":")
@@ -82,37 +83,48 @@ def _candidate_dirs(root: Path, proc_cgroup: Path) -> list[Path]:
             v2_path = path
         elif "cpu" in controllers.split(","):
             v1_path = path
-    dirs: list[Path] = []
-    mounts = [root] + [root / name for name in _V1_CPU_MOUNTS]
-    for mount, path in [(root, v2_path)] + [(m, v1_path) for m in mounts[1:]]:
+    top = os.path.normpath(os.fspath(root))
+    dirs: list[str] = []
+    mounts = [(top, v2_path)] + [(os.path.join(top, name), v1_path) for name in _V1_CPU_MOUNTS]
+    for mount, path in mounts:
         # Inside a container the path may name the host's hierarchy, which is not mounted here: skip the
         # parts that do not exist and read the mount's root, which is the container's own cgroup.
-        current = mount / path.strip("/") if path.strip("/") else mount
+        current = os.path.join(mount, path.strip("/")) if path.strip("/") else mount
         while True:
-            if current.is_dir():
+            if os.path.isdir(current):
                 dirs.append(current)
             if current == mount:
                 break
-            current = current.parent
+            current = os.path.dirname(current)
     return dirs
 
 
-def _read_limit(directory: Path) -> int | None:
+def _read(path: PathLike) -> str | None:
+    """The text of a small file, or None where it cannot be read."""
     try:
-        quota_text, _, period_text = (directory / "cpu.max").read_text().strip().partition(" ")
-    except OSError:
-        try:
-            quota_text = (directory / "cpu.cfs_quota_us").read_text().strip()
-            period_text = (directory / "cpu.cfs_period_us").read_text().strip()
-        except OSError:
+        with open(path, encoding="utf-8") as file:
+            return file.read()
+    except (OSError, ValueError):
+        return None
+
+
+def _read_limit(directory: str) -> int | None:
+    text = _read(os.path.join(directory, "cpu.max"))
+    if text is not None:
+        quota_text, _, period_text = text.strip().partition(" ")
+    else:
+        quota = _read(os.path.join(directory, "cpu.cfs_quota_us"))
+        period = _read(os.path.join(directory, "cpu.cfs_period_us"))
+        if quota is None or period is None:
             return None
+        quota_text, period_text = quota.strip(), period.strip()
     try:
-        quota, period = int(quota_text), int(period_text)
+        quota_n, period_n = int(quota_text), int(period_text)
     except ValueError:  # "max": no quota
         return None
-    if quota <= 0 or period <= 0:  # -1: no quota (v1)
+    if quota_n <= 0 or period_n <= 0:  # -1: no quota (v1)
         return None
-    return max(1, math.ceil(quota / period))
+    return max(1, math.ceil(quota_n / period_n))
 
 
 def threads_per_worker(limit_threads: bool | int, workers: int) -> int | None:

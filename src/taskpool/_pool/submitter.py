@@ -11,7 +11,6 @@ from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from .._core.job import UNSET, JobKind, JobOptions, Unset
-from .checkpointed import CheckpointedIterator
 from .common import MAP_CHUNKS_PER_WORKER, check_chunksize, choose_chunksize, split_chunks
 from .imap import IMapIterator, check_map
 
@@ -22,6 +21,7 @@ if TYPE_CHECKING:
     from .._core.backup import Median
     from .._core.future import JobFuture
     from .._core.retry import Retry
+    from .checkpointed import CheckpointedIterator
     from .pool import TaskPool
 
 __all__ = ["PoolView", "Submitter"]
@@ -183,6 +183,9 @@ class Submitter:
             return IMapIterator(
                 self._core, fn, iterable, chunksize, JobKind.CHUNK, ordered, progress, self._opts
             )
+        # Imported here: only a checkpointed call pays for its import.
+        from .checkpointed import CheckpointedIterator
+
         return CheckpointedIterator(
             self._core,
             fn,
@@ -297,6 +300,8 @@ def _map(
         items = list(iterable)
         if chunksize is None:
             chunksize = choose_chunksize(len(items), core.workers * MAP_CHUNKS_PER_WORKER)
+        from .checkpointed import CheckpointedIterator
+
         ordered: CheckpointedIterator[Any] = CheckpointedIterator(
             core, fn, items, chunksize, kind, True, progress, opts, checkpoint
         )

@@ -19,12 +19,12 @@ alone.
 from __future__ import annotations
 
 import contextvars
-import random
 import sys
-from hashlib import blake2b
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 if TYPE_CHECKING:
+    import random
+
     import numpy
 
 __all__ = ["MAP", "SUBMIT", "SeedKey", "item_seed", "job_rng", "job_seed", "leave", "seeded_enter"]
@@ -46,10 +46,21 @@ _running: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
 )
 
 
+# hashlib.blake2b, imported on first use: a pool without a seed never pays for hashlib's import (it loads
+# OpenSSL), in the pool's process or in a worker.
+_blake2b: Any = None
+
+
 def _digest(key: SeedKey, offset: int) -> bytes:
+    global _blake2b
+    if _blake2b is None:
+        from hashlib import blake2b
+
+        _blake2b = blake2b
     root, stream, number, first = key
     data = b"taskpool-seed:%d:%d:%d:%d" % (root, stream, number, first + offset)
-    return blake2b(data, digest_size=20).digest()
+    digest: bytes = _blake2b(data, digest_size=20).digest()
+    return digest
 
 
 def item_seed(key: SeedKey, offset: int = 0) -> int:
@@ -61,6 +72,9 @@ def seeded_enter(key: SeedKey, offset: int) -> contextvars.Token[list[Any] | Non
     """Make the item's seed current and reseed the global generators from it; `leave` undoes the first."""
     digest = _digest(key, offset)
     token = _running.set([int.from_bytes(digest[:8], "little"), None, None])
+    # Imported here (after the first time, a lookup): importing taskpool need not import random.
+    import random
+
     random.seed(int.from_bytes(digest[8:16], "little"))
     np = sys.modules.get("numpy")
     if np is not None:  # seeded only where the program imported numpy: never imported here
@@ -126,6 +140,8 @@ def job_rng(kind: str = "random") -> Any:
     state = _state()
     if kind == "random":
         if state[1] is None:
+            import random
+
             state[1] = random.Random(state[0])
         return state[1]
     if state[2] is None:
