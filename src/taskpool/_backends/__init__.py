@@ -70,6 +70,10 @@ def make_backend(
         )
     if name == "process":
         _refuse_inside_a_worker()
+        from .process.templates import start_early
+
+        # The template imports its modules while this process imports the backend.
+        start_early(start_method, preload)
         from .process.backend import ProcessBackend
 
         return ProcessBackend(

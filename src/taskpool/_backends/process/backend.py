@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from ..._core.job import Job
     from ..._core.reports import Sink
 
-__all__ = ["ProcessBackend", "default_start_method"]
+__all__ = ["ProcessBackend"]
 
 T = TypeVar("T")
 
@@ -52,11 +52,6 @@ _NO_ARGUMENTS = pickle.dumps(((), {}), protocol=5)
 _SCAN_CHUNK = 64
 # Bound once: compared per job on the hot path.
 _CALL = JobKind.CALL
-
-
-def default_start_method() -> str:
-    """forkserver where the platform has it (fork after threads start is unsafe), spawn elsewhere."""
-    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
 # Larger than any buffer: writable buffers go in band (copied into the pickle), as without shared memory.
@@ -147,9 +142,9 @@ class ProcessBackend:
     ) -> None:
         refuse_while_main_is_imported()
         self.workers = workers
-        self.start_method: str | None = start_method or default_start_method()
+        self.start_method: str | None = start_method or templates.default_start_method()
         # forkserver's safety at fork's speed: workers are forked from a template process (see `templates`).
-        template = self.start_method == "forkserver" and templates.available()
+        template = templates.uses_template(self.start_method)
         if template:
             # Started now, while the pool finishes its own start; with preload, waited for, so that a module
             # that fails to import is an error here, before any job runs.

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .capture import Capture
+from .forked import TemplateProcess
 from .handle import Worker
 from .lineage import lifeline, watch_death
 from .memory import oom_kills
 from .protocol import FrameReader, FrameWriter, enlarge_pipe
 from .ring import new_ring
 from .segments import Link, socket_pair
-from .templates import TemplateProcess, acquire
+from .templates import acquire
 from .worker import worker_main
 
 if TYPE_CHECKING:

@@ -36,19 +36,31 @@ import os
 import select
 import signal
 import threading
-from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["lead_own_group", "lifeline", "reap", "signal_worker", "watch_death", "watch_lifeline"]
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
+__all__ = [
+    "lead_own_group",
+    "lifeline",
+    "lifeline_fd",
+    "reap",
+    "signal_worker",
+    "watch_death",
+    "watch_lifeline",
+]
 
 _lock = threading.Lock()
-# This process's lifeline: (the write end, a Connection on the read end), made by `lifeline`.
-_lifeline: tuple[int, Connection] | None = None
+# This process's lifeline: [the write end, the read end, a Connection on the read end or None], made by
+# `lifeline_fd`; the Connection by `lifeline`, on first use (a template needs only the descriptor, and is
+# started before multiprocessing.connection is imported).
+_lifeline: list[Any] | None = None
 _fork_hook_registered = False
 
 
-def lifeline() -> Connection:
-    """The read end of this process's lifeline, made on first use: pass it to each worker (scheduler thread).
+def lifeline_fd() -> int:
+    """The read end of this process's lifeline, made on first use (any thread of the pool's process).
 
     The write end stays in this process only, for as long as it lives.
     """
@@ -56,11 +68,25 @@ def lifeline() -> Connection:
     with _lock:
         if _lifeline is None:
             r, w = os.pipe()  # both non-inheritable: a subprocess never gets the write end
-            _lifeline = (w, Connection(r, writable=False))
+            _lifeline = [w, r, None]
             if not _fork_hook_registered and hasattr(os, "register_at_fork"):
                 os.register_at_fork(after_in_child=_forget_lifeline)
                 _fork_hook_registered = True
-        return _lifeline[1]
+        fd: int = _lifeline[1]
+        return fd
+
+
+def lifeline() -> Connection:
+    """The read end of this process's lifeline as a Connection: pass it to each worker (scheduler thread)."""
+    from multiprocessing.connection import Connection
+
+    fd = lifeline_fd()
+    with _lock:
+        assert _lifeline is not None
+        if _lifeline[2] is None:
+            _lifeline[2] = Connection(fd, writable=False)
+        conn: Connection = _lifeline[2]
+        return conn
 
 
 def _forget_lifeline() -> None:

@@ -8,8 +8,9 @@ multiprocessing's forkserver, yet a worker costs one ``fork`` instead of a new i
 Its life:
 
 1. It imports what every worker needs (the worker's modules, what unpickling a worker's process object
-   imports, cloudpickle) and the pool's ``preload`` modules, then tells the pool's process that it is ready,
-   or why a preload module failed (then it exits).
+   imports) and the pool's ``preload`` modules, or says why a preload module failed (then it exits); then
+   the main module of the pool's process, as multiprocessing's forkserver does (see `_import_main`), and
+   tells the pool's process that it is ready. cloudpickle and the like follow once it is idle (`_warm_ups`).
 2. It waits in one ``select`` on three things: the control socket, the pool's process's lifeline and its own
    SIGCHLD wake-up pipe.
 
@@ -55,6 +56,9 @@ MAX_FDS = 256
 _SIGNED = struct.Struct("q")
 # PR_SET_PDEATHSIG from <linux/prctl.h>.
 _PR_SET_PDEATHSIG = 1
+# How long the template waits without a fork request before each warm-up step: the first workers are asked
+# for just after it is ready, and a step under way (an import) would make them wait.
+_IDLE = 0.05
 
 # What every worker imports before its first job: imported here once, so that no worker pays for it.
 _WORKER_MODULES = (
@@ -62,9 +66,8 @@ _WORKER_MODULES = (
     "multiprocessing.heap",
     "multiprocessing.sharedctypes",
     "multiprocessing.popen_forkserver",
-    "pkgutil",  # runpy imports it to import the main module again, in each worker
     "taskpool._backends.process.worker",
-    "taskpool._backends.process.templates",
+    "taskpool._backends.process.forked",  # the class of each worker's pickled process object
 )
 
 
@@ -118,20 +121,19 @@ def main(
     preload: list[str],
     sys_path: list[str],
     pdeathsig: bool,
-    exports: list[str] = [],  # noqa: B006 - read only
+    main_module: dict[str, Any],
 ) -> None:
     """The template process's whole life (see the module docstring).
 
-    ``exports`` are the names of the ``taskpool`` package that the pool's process had used when it started
-    the template, where its main module holds some: each worker imports the main module again, whose
-    ``from taskpool import TaskPool`` then costs nothing.
+    ``main_module`` is what multiprocessing's preparation data says of the pool's process's main module and
+    ``sys.argv`` (see `_import_main`).
     """
     if pdeathsig:
         _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to decide, as for workers
     sys.path[:] = sys_path
     control = socket.socket(fileno=control_fd)
-    failure = _import_all(preload, exports)
+    failure = _import_all(preload)
     if failure is not None:
         text = failure.encode("utf-8", "replace")
         with contextlib.suppress(OSError):  # the pool's process may be done with it already
@@ -140,6 +142,7 @@ def main(
     with contextlib.suppress(OSError):  # like a worker, the template reads nothing from a terminal
         os.close(0)
         os.open(os.devnull, os.O_RDONLY)
+    _import_main(main_module)
     _Server(control, lifeline_fd).serve(_warm_ups())
 
 
@@ -154,15 +157,10 @@ def _die_with_parent() -> None:
             os._exit(1)
 
 
-def _import_all(preload: list[str], exports: list[str]) -> str | None:
-    """Import the worker's modules, ``exports`` and ``preload``: None, or what failed as text for the
-    pool's error."""
+def _import_all(preload: list[str]) -> str | None:
+    """Import the worker's modules and ``preload``: None, or what failed as text for the pool's error."""
     for name in _WORKER_MODULES:
         importlib.import_module(name)
-    package = sys.modules["taskpool"]
-    for name in exports:
-        with contextlib.suppress(Exception):  # a worker imports it itself, and says what fails
-            getattr(package, name)
     for name in preload:
         try:
             importlib.import_module(name)
@@ -174,6 +172,34 @@ def _import_all(preload: list[str], exports: list[str]) -> str | None:
                 f"preload module {name!r} failed to import: {type(exc).__name__}: {exc}\n{detail}"
             )
     return None
+
+
+def _import_main(data: dict[str, Any]) -> None:
+    """Import the pool's process's main module as ``__mp_main__``, as each worker would, and as
+    multiprocessing's forkserver does: a worker forked after it finds it imported, and its preparation skips
+    it (multiprocessing's ``spawn.prepare`` imports a main module only where it is not the one imported).
+
+    A main module that fails here (it raises, exits, or makes a pool outside an ``if __name__ ==
+    "__main__":`` block, which is refused while it is imported so) is left out: each worker then imports it
+    itself, and the pool says what fails, as before.
+    """
+    if not data:
+        return  # an interactive session, or ``python -c``: no main module to import
+    from multiprocessing import process, spawn
+
+    current: Any = process.current_process()
+    before = sys.modules.get("__main__")
+    current._inheriting = (
+        True  # what the main module's guards look for while it is imported to start
+    )
+    try:
+        spawn.prepare(data)
+    except BaseException:
+        if before is not None:
+            sys.modules["__main__"] = before
+        sys.modules.pop("__mp_main__", None)
+    finally:
+        del current._inheriting
 
 
 def _warm_ups() -> list[Callable[[], object]]:
@@ -219,7 +245,7 @@ class _Server:
             selector.register(self.lifeline_fd, selectors.EVENT_READ)
             selector.register(self.sig_r, selectors.EVENT_READ)
             while True:
-                events = selector.select(0 if warm_ups else None)
+                events = selector.select(_IDLE if warm_ups else None)
                 if not events and warm_ups:
                     with contextlib.suppress(
                         Exception

@@ -1,15 +1,17 @@
 """The pool's side of the worker template (see `template`): start it, share it, fork workers from it, end it.
 
-Runs in the pool's process: `acquire` in the thread that makes a pool (it starts a template without waiting
-for it) and in the scheduler thread (before each worker starts); `Template.fork` and `TemplateProcess.start`
-in scheduler threads, one at a time per template (its lock); the fork hook in the child of any fork of this
+Runs in the pool's process: `start_early` and `acquire` in the thread that makes a pool (they start a
+template without waiting for it, before the pool's backend is imported) and `acquire` in the scheduler thread
+(before each worker starts); `Template.fork` in scheduler threads, one at a time per template (its lock); the fork hook in the child of any fork of this
 process; the exit hook at interpreter exit.
 
 **Sharing.** One template per ``preload`` list, shared by every pool of this process that asks for the same
 list, and kept until the process exits, so that a later pool starts its workers as fast as the first pool's
 replacements: a fork, plus the worker's own start. Its environment is this process's when it started (as
 multiprocessing's forkserver's is); each worker still gets this process's sys.path, working directory and main
-module when it starts, through multiprocessing's preparation data.
+module when it starts, through multiprocessing's preparation data. The template imports that main module
+once, as multiprocessing's forkserver does (see `template`): a worker then finds it imported, and a
+replacement starts without running it again. The worker itself is a `forked.TemplateProcess`.
 
 **Lifetime.** The template ends when this process closes its end of the control socket (the exit hook, or
 the process's death) and, however this process ends, at the end of file of its lifeline (`lineage`). A fork
@@ -22,24 +24,29 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import io
+import multiprocessing
 import os
 import signal
 import socket
 import sys
 import threading
 import time
-from multiprocessing import reduction, resource_tracker, spawn, util
-from multiprocessing.connection import wait
-from multiprocessing.context import ForkServerProcess, set_spawning_popen
-from multiprocessing.popen_forkserver import Popen as ForkServerPopen
+from multiprocessing import process, reduction, spawn, util
 from typing import Any
 
 from ..._errors import RemoteTraceback
-from .lineage import lifeline
+from .lineage import lifeline_fd
 from .template import READY, read_status, recv_exactly, recv_status
 
-__all__ = ["READY_TIMEOUT", "Template", "TemplateProcess", "acquire", "available"]
+__all__ = [
+    "READY_TIMEOUT",
+    "Template",
+    "acquire",
+    "available",
+    "default_start_method",
+    "start_early",
+    "uses_template",
+]
 
 #: How long starting a worker waits for a new template to import its modules before it gives up (the
 #: scheduler then retries). Long enough for a slow machine; a template that takes longer is stuck.
@@ -49,7 +56,7 @@ _EXIT_GRACE = 1.0
 _COMMAND = (
     "import sys; sys.path[:] = {path!r}; "
     "from taskpool._backends.process.template import main; "
-    "main({control}, {lifeline}, {preload!r}, {path!r}, {pdeathsig!r}, {exports!r})"
+    "main({control}, {lifeline}, {preload!r}, {path!r}, {pdeathsig!r}, {main!r})"
 )
 
 _lock = threading.Lock()
@@ -60,6 +67,31 @@ _hooks_registered = False
 def available() -> bool:
     """Whether this platform can pass file descriptors to a template (Unix sockets with SCM_RIGHTS)."""
     return bool(reduction.HAVE_SEND_HANDLE) and hasattr(socket, "AF_UNIX")
+
+
+def default_start_method() -> str:
+    """forkserver where the platform has it (fork after threads start is unsafe), spawn elsewhere."""
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+def uses_template(start_method: str) -> bool:
+    """Whether a pool with ``start_method`` forks its workers from a template: forkserver's safety at
+    fork's speed."""
+    return start_method == "forkserver" and available()
+
+
+def start_early(start_method: str | None, preload: tuple[str, ...]) -> None:
+    """Start the template a new process pool will fork its workers from, if it uses one (the thread that
+    makes the pool, before the pool's backend is imported).
+
+    A new template spends most of its start importing; started here, it does so while this process imports
+    the rest of the backend, not after. Nothing is started in a process still importing its main module to
+    start (the backend's constructor refuses the pool there).
+    """
+    if getattr(process.current_process(), "_inheriting", False):
+        return
+    if uses_template(start_method or default_start_method()):
+        acquire(preload)
 
 
 def acquire(preload: tuple[str, ...]) -> Template:
@@ -94,7 +126,7 @@ class Template:
         self._exitcode: int | None = None
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            watched = lifeline().fileno()
+            watched = lifeline_fd()
             command = _COMMAND.format(
                 path=list(sys.path),
                 control=theirs.fileno(),
@@ -102,7 +134,7 @@ class Template:
                 preload=list(preload),
                 # Linux ties the signal to the starting thread's end: ask only where that is the process's.
                 pdeathsig=threading.current_thread() is threading.main_thread(),
-                exports=_used_exports(),
+                main=_main_module(),
             )
             exe = spawn.get_executable()
             args = [exe, *util._args_from_interpreter_flags(), "-c", command]  # type: ignore[attr-defined]
@@ -177,6 +209,8 @@ class Template:
             OSError: the template is gone (``EAGAIN``: a new one starts on the next attempt).
             ImportError: a preload module failed to import in the template.
         """
+        from multiprocessing import resource_tracker  # here: not needed to start the template
+
         # Workers share this process's resource tracker, as under forkserver.
         tracker: int = resource_tracker.getfd()  # type: ignore[assignment]
         with self._lock:
@@ -236,26 +270,12 @@ class Template:
             self._sock.close()
 
 
-def _used_exports() -> list[str]:
-    """The public names of ``taskpool`` this process has used (the lazy exports it resolved), if the main
-    module holds any of taskpool's objects: then each worker's re-import of the main module imports them
-    again, and the template had better import them once. Otherwise none, to keep the template light."""
-    package = sys.modules.get("taskpool")
-    main = sys.modules.get("__main__")
-    if package is None or main is None:
-        return []
-    if not any(_is_taskpools(value) for value in vars(main).values()):
-        return []
-    names: tuple[str, ...] = getattr(package, "__all__", ())
-    return [name for name in names if name in vars(package)]
-
-
-def _is_taskpools(value: object) -> bool:
-    name = getattr(value, "__name__", "") if isinstance(value, type(sys)) else ""
-    module = getattr(value, "__module__", None)
-    return name.startswith("taskpool") or (
-        isinstance(module, str) and module.startswith("taskpool")
-    )
+def _main_module() -> dict[str, Any]:
+    """What a worker's preparation data says of this process's main module (its path or name) and of
+    ``sys.argv``: the template imports the main module once, as each worker would (see `template`)."""
+    data = spawn.get_preparation_data("template")
+    keys = ("sys_argv", "init_main_from_path", "init_main_from_name")
+    return {key: data[key] for key in keys if key in data}
 
 
 def _close_all() -> None:
@@ -274,68 +294,3 @@ def _forget_all() -> None:
     for template in _templates.values():
         template.forget()
     _templates.clear()
-
-
-class _TemplatePopen(ForkServerPopen):
-    """Starts a process by a fork of a template, the way multiprocessing's forkserver Popen does it from
-    its server: the same pickled preparation data and process object, so the child runs the same code."""
-
-    _fds: list[int]  # what duplicate_for_child collected while the process object was pickled
-    #: The template ended before it wrote how the worker ended: the worker may live on, and nothing tells
-    #: when it ends (the caller kills it, with its group, before it forgets it).
-    template_lost = False
-
-    def __init__(self, process_obj: Any, template: Template) -> None:
-        self._template = template
-        super().__init__(process_obj)
-
-    def _launch(self, process_obj: Any) -> None:
-        prep_data = spawn.get_preparation_data(process_obj._name)
-        buf = io.BytesIO()
-        set_spawning_popen(self)  # the pickled descriptors land in self._fds (duplicate_for_child)
-        try:
-            reduction.dump(prep_data, buf)
-            reduction.dump(process_obj, buf)
-        finally:
-            set_spawning_popen(None)
-        status_r, data_w = self._template.fork(self._fds)
-        # The worker's parent sentinel (multiprocessing.parent_process()): open while this Popen lives.
-        parent_w = os.dup(data_w)
-        self.sentinel = status_r
-        self.finalizer = util.Finalize(self, util.close_fds, (parent_w, status_r))  # type: ignore[attr-defined]
-        with open(data_w, "wb", closefd=True) as f:
-            f.write(buf.getbuffer())
-        self.pid = self._template.read_pid(status_r)
-
-    def poll(self, flag: int = os.WNOHANG) -> int | None:
-        """The worker's exit code from its status pipe, as forkserver's Popen reads it (255 if the template
-        ended first, as there, with `template_lost` set)."""
-        if self.returncode is None:
-            if not wait([self.sentinel], 0 if flag == os.WNOHANG else None):
-                return None
-            try:
-                self.returncode = read_status(self.sentinel)
-            except (OSError, EOFError):
-                self.template_lost = True
-                self.returncode = 255
-        code: int | None = self.returncode
-        return code
-
-
-class TemplateProcess(ForkServerProcess):
-    """A worker process forked from ``template``: otherwise a forkserver process in every way."""
-
-    def __init__(self, template: Template, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._template = template
-
-    @property
-    def template_lost(self) -> bool:
-        """Whether its template ended before it could say how this worker ended (see `_TemplatePopen`)."""
-        return bool(getattr(getattr(self, "_popen", None), "template_lost", False))
-
-    @staticmethod
-    def _Popen(process_obj: Any) -> Any:
-        # Taken off the object before it is pickled for the child, which has no use for it.
-        template = process_obj.__dict__.pop("_template")
-        return _TemplatePopen(process_obj, template)
