@@ -55,6 +55,16 @@ def flaky_once(path: str) -> str:
     return "ok"
 
 
+def stall_once(path: str | None) -> str:
+    """Stalls for ten minutes the first time it is called for ``path`` (which it then creates); returns at
+    once after, and for None."""
+    if path is not None and not os.path.exists(path):
+        with open(path, "w") as f:
+            f.write("seen")
+        time.sleep(600)
+    return "ok"
+
+
 _GATE = threading.Event()
 
 

@@ -45,6 +45,20 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _backup_after(text: str) -> object:
+    """``--backup-after``: seconds (``2.5``), or a multiple of the median duration (``3x``: `Median(3.0)`)."""
+    if text.lower().endswith("x"):
+        from .._core.backup import Median
+
+        try:
+            return Median(float(text[:-1]))
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(
+                f"expected a positive multiple of the median such as 3x, not {text!r}"
+            ) from None
+    return _seconds(text)
+
+
 def _integer(text: str) -> int:
     """Any whole number, negative too (the bounds of ``--range``)."""
     try:
@@ -161,6 +175,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="run a failing input up to N more times: Retry(attempts=N+1) that also covers a worker "
         "crash (on_crash) and a timeout (on_timeout); a result JSON cannot encode is not retried",
+    )
+    run.add_argument(
+        "--backup-after",
+        type=_backup_after,
+        default=None,
+        metavar="SECONDS|Nx",
+        help="run a second copy of a job still running after SECONDS (or N times the median duration of "
+        "the run's jobs, e.g. 3x) on an idle worker; the first copy to finish is kept, the other stopped "
+        "(process backend)",
     )
     run.add_argument(
         "--chunksize",

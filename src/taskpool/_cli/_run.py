@@ -129,7 +129,8 @@ class _Run:
                     )
                 else:  # call_chunk retries each input's own exceptions itself
                     retry = Retry(attempts=self.attempts, on=(), on_crash=True, on_timeout=True)
-            self.view = self.pool.options(timeout=args.timeout, retry=retry)
+            backup = args.backup_after
+            self.view = self.pool.options(timeout=args.timeout, retry=retry, backup_after=backup)
         except BaseException:
             self.pool.terminate()
             raise
