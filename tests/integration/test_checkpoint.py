@@ -6,6 +6,7 @@ records are read here by a parser of its own, written from the format's descript
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -274,3 +275,31 @@ def test_imap_goes_on_after_a_failed_item_and_the_input_s_own_error_comes_last(
     assert again == squares
     # Items 3 and 4 shared the failed job with 5: they ran, were not recorded, and ran again.
     assert sj.executions(str(markers)) == {x: 2 if x in (3, 4, 5) else 1 for x in range(20)}
+
+
+def test_amap_replays_what_was_recorded_in_its_place_and_runs_only_the_rest(
+    tmp_path: Path, markers: Path
+) -> None:
+    path = tmp_path / "run.ckpt"
+
+    async def collect(pool: TaskPool) -> list[int]:
+        results = pool.amap(sj.fail_on, items(markers), chunksize=1, checkpoint=path)
+        return [value async for value in results]
+
+    submitted: list[object] = []
+    with TaskPool(2) as pool:
+        with pytest.raises(ValueError, match="item 30 fails"):
+            pool.map(sj.fail_on, items(markers, block_from=30), checkpoint=path, chunksize=1)
+        recorded = {first for first, _ in records(path)}
+        assert 30 not in recorded
+        results = asyncio.run(asyncio.wait_for(collect(pool), 30))
+        pool.on("job_submitted", submitted.append)
+        again = asyncio.run(asyncio.wait_for(collect(pool), 30))  # all recorded now
+    squares = [x * x for x in range(N)]
+    assert results == squares
+    assert again == squares
+    assert submitted == []
+    ran = sj.executions(str(markers))
+    assert all(ran[x] == 1 for x in recorded)
+    assert ran[30] == 2
+    assert sum(c for _, c in records(path)) == N

@@ -43,13 +43,21 @@ async def _refill(results: IMapIterator[R]) -> None:
 async def amap_results(results: IMapIterator[R]) -> AsyncGenerator[R, None]:
     """Yield the results of ``results``' chunk jobs in input order (the loop's thread).
 
+    With a checkpoint, the recorded chunks are yielded where they belong, between the chunks that run.
     Cancelling the task while it waits here stops every job in flight (`JobFuture.stop`). When the iteration
     ends early in any other way (``break`` and closing, a job's exception, the input's), the jobs not started
     are cancelled and running ones finish.
     """
     try:
         await _refill(results)
-        while results._futures:
+        while True:
+            replayed = results._take_replay()
+            if replayed is not None:
+                for value in replayed:
+                    yield value
+                continue
+            if not results._futures:
+                break
             future = results._futures[0]
             try:
                 chunk = await future
@@ -57,6 +65,7 @@ async def amap_results(results: IMapIterator[R]) -> AsyncGenerator[R, None]:
                 stop_all(list(results._futures))
                 raise
             results._futures.popleft()
+            results._chunk_taken()
             await _refill(results)
             for value in chunk:
                 yield value
@@ -64,4 +73,4 @@ async def amap_results(results: IMapIterator[R]) -> AsyncGenerator[R, None]:
             error, results._input_error = results._input_error, None
             raise error
     finally:
-        results._cancel_pending()
+        results._stop()

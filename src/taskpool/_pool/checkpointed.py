@@ -98,6 +98,7 @@ class CheckpointedIterator(IMapIterator[R]):
         progress: bool | str | Mapping[str, Any],
         opts: JobOptions | None,
         checkpoint: str | os.PathLike[str],
+        fill: bool = True,
     ) -> None:
         check_map(pool, fn, chunksize)  # before the file is made
         call = "starmap" if kind == JobKind.STARCHUNK else "map"
@@ -127,7 +128,8 @@ class CheckpointedIterator(IMapIterator[R]):
         try:
             if self._bar is not None:
                 self._bar.advance(len(ckpt.covered))
-            self._fill()
+            if fill:  # `amap` fills it from the event loop instead, without waiting for room
+                self._fill()
         except BaseException:
             self.close()
             raise
@@ -177,6 +179,23 @@ class CheckpointedIterator(IMapIterator[R]):
             if self._ordered:
                 plan.popleft()
             return value
+
+    def _take_replay(self) -> list[R] | None:
+        """The recorded results of the next chunk, if a recorded chunk comes next in input order (`amap`)."""
+        if self._ckpt.error is not None:
+            raise self._ckpt.error
+        plan = self._plan
+        if not plan or plan[0][0] != _REPLAY:
+            return None
+        _, first, count = plan.popleft()
+        replayed: list[R] = self._ckpt.replay(first)[:count]
+        return replayed
+
+    def _chunk_taken(self) -> None:
+        self._plan.popleft()  # its chunk was submitted, so the head of the plan is its
+
+    def _stop(self) -> None:
+        self.close()
 
     def _items(self) -> Iterator[R]:
         try:

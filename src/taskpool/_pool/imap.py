@@ -205,6 +205,18 @@ class IMapIterator(Generic[R]):
             self._close_bar()
             raise
 
+    # -- the steps `amap` takes besides awaiting the head future (the event loop's thread) -------------------
+    def _take_replay(self) -> list[R] | None:
+        """The results of the next chunk in input order if they are known already (a checkpoint's), or None."""
+        return None
+
+    def _chunk_taken(self) -> None:
+        """The head future's chunk was taken."""
+
+    def _stop(self) -> None:
+        """The iteration ended, early or not: cancel the jobs not started."""
+        self._cancel_pending()
+
     def _cancel_pending(self) -> None:
         """Cancel the jobs in flight that have not started (the caller's thread; running ones finish)."""
         for future in self._futures:

@@ -178,28 +178,28 @@ class Submitter:
         ordered: bool,
         progress: bool | str | Mapping[str, Any],
         checkpoint: str | os.PathLike[str] | None,
+        fill: bool = True,
     ) -> IMapIterator[R]:
+        """The iterator of an imap-like call; ``fill=False`` submits nothing yet (`amap` fills it)."""
+        core, kind, opts = self._core, JobKind.CHUNK, self._opts
         if checkpoint is None:
             return IMapIterator(
-                self._core, fn, iterable, chunksize, JobKind.CHUNK, ordered, progress, self._opts
+                core, fn, iterable, chunksize, kind, ordered, progress, opts, fill=fill
             )
         # Imported here: only a checkpointed call pays for its import.
         from .checkpointed import CheckpointedIterator
 
         return CheckpointedIterator(
-            self._core,
-            fn,
-            iterable,
-            chunksize,
-            JobKind.CHUNK,
-            ordered,
-            progress,
-            self._opts,
-            checkpoint,
+            core, fn, iterable, chunksize, kind, ordered, progress, opts, checkpoint, fill=fill
         )
 
     def amap(
-        self, fn: Callable[[T], R], iterable: Iterable[T], chunksize: int = 1
+        self,
+        fn: Callable[[T], R],
+        iterable: Iterable[T],
+        chunksize: int = 1,
+        *,
+        checkpoint: str | os.PathLike[str] | None = None,
     ) -> AsyncGenerator[R, None]:
         """Apply ``fn`` for a coroutine: ``async for result in pool.amap(fn, items)``, results in input order.
 
@@ -210,18 +210,18 @@ class Submitter:
         Cancelling the task while it waits for a result stops every job of this map in flight (`JobFuture.stop`:
         the workers of running jobs are killed on the process backend; jobs not started are cancelled).
         Leaving the loop early otherwise cancels the jobs not started once the iterator is closed (at once
-        with ``contextlib.aclosing``); running ones finish.
+        with ``contextlib.aclosing``); running ones finish. ``checkpoint``: as for `imap`, a file where results
+        are recorded as they arrive; the same call made again yields the recorded results without running
+        their items (the file is read, and written, in the loop's thread and the pool's event thread).
 
         Raises:
             PoolClosedError: the pool is closed or terminated.
             ValueError: ``chunksize`` is not a whole number >= 1.
+            CheckpointError: ``checkpoint`` is not a checkpoint of this function, or is damaged.
         """
         from .amap import amap_results
 
-        results: IMapIterator[R] = IMapIterator(
-            self._core, fn, iterable, chunksize, JobKind.CHUNK, True, False, self._opts, fill=False
-        )
-        return amap_results(results)
+        return amap_results(self._imap(fn, iterable, chunksize, True, False, checkpoint, False))
 
     def options(
         self,
