@@ -79,6 +79,20 @@ def test_the_in_process_backends_draw_what_the_process_backend_draws(backend: st
     assert mine == [m for m, _ in _map_draws(1, 50)]
 
 
+def test_the_multiprocessing_drop_in_draws_what_taskpool_draws() -> None:
+    """``taskpool.Pool(seed=...)``: its map family and its single calls number their jobs as TaskPool's."""
+    with taskpool.Pool(2, seed=42) as pool:
+        mapped = pool.map(sj.draws, range(N), chunksize=9)
+        imapped = list(pool.imap(sj.draws, range(40), chunksize=4))
+        single = pool.apply_async(sj.draws, (0,)).get(TIMEOUT)
+    with TaskPool(2, seed=42) as tp:
+        assert mapped == tp.map(sj.draws, range(N), chunksize=50)
+        assert imapped == tp.map(sj.draws, range(40))
+        assert single == tp.submit(sj.draws, 0).result(TIMEOUT)
+    with taskpool.Pool(2) as unseeded:
+        assert "need a pool made with a seed" in unseeded.apply(sj.seed_or_error, (0,))
+
+
 def test_a_retry_draws_what_the_first_attempt_would_have(tmp_path: Path) -> None:
     marker = str(tmp_path / "marker")
     with TaskPool(2, seed=5, retry=Retry(attempts=2, on=(ConnectionError,))) as pool:

@@ -65,6 +65,8 @@ class Pool:
         maxtasksperchild: replace a worker after it has run this many jobs (map chunks count as one each).
         context: a `multiprocessing` context; its start method is used. None: taskpool's default
             (forkserver where the platform has it, spawn elsewhere).
+        seed: taskpool's own, keyword only: jobs get reproducible seeds (`taskpool.job_seed`,
+            `taskpool.job_rng`; `random` is seeded before each job), as with ``TaskPool(seed=...)``.
 
     Used as a context manager, the pool is terminated on exit, as the stdlib's is; use `close` and `join`
     inside the block to let the jobs finish.
@@ -77,6 +79,8 @@ class Pool:
         initargs: Iterable[Any] = (),
         maxtasksperchild: int | None = None,
         context: BaseContext | None = None,
+        *,
+        seed: int | None = None,
     ) -> None:
         processes = _check_processes(processes)
         if initializer is not None and not callable(initializer):
@@ -98,6 +102,7 @@ class Pool:
             initializer=initializer,
             initargs=initargs,
             max_tasks_per_worker=maxtasksperchild,
+            seed=seed,
         )
 
     def __repr__(self) -> str:
@@ -236,6 +241,10 @@ class Pool:
             result._succeeded([])
             result._future.set_result([])
             return result
+        call = (
+            self._core._map_call()
+        )  # with a seed, the items draw what TaskPool's map would give them
+        first = 0
         for index, chunk in enumerate(chunks):
             # The core's chunk jobs send ``func`` to each worker once, by key, and run it over the chunk.
             future = self._core._submit(
@@ -246,8 +255,10 @@ class Pool:
                 callback=functools.partial(result._chunk_ok, index),
                 error_callback=result._chunk_failed,
                 size=len(chunk),
+                seed_at=(call, first),
             )
             future.add_done_callback(result._chunk_done)
+            first += len(chunk)
         return result
 
     def _blocking(self, result: AsyncResult[R]) -> R:
