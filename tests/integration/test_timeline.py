@@ -14,7 +14,7 @@ import pytest
 
 from taskpool import JobFuture, Retry, TaskPool, Timeline
 
-from .. import jobs
+from .. import _backup_jobs, jobs
 from .._timeline_page import PNG_SIGNATURE, parse
 from .test_cli import JOBS, run_captured, taskpool
 
@@ -75,6 +75,25 @@ def test_a_process_pool_draws_failures_retries_crashes_and_timeouts(start_method
     }
     assert all(a.start <= a.end <= timeline.duration for a in timeline.attempts)
     assert 0 < timeline.overall_utilisation <= 1
+
+
+def test_a_backup_copy_is_drawn_on_its_own_worker_and_wins(tmp_path: Path) -> None:
+    marker = str(tmp_path / "stalled")
+    with TaskPool(2, timeline=True) as pool:
+        pool.map(jobs.square, range(4))  # both workers up: the copy finds one idle
+        stalled = pool.options(backup_after=0.2).submit(_backup_jobs.stall_marked, (marker, 7))
+        assert stalled.result(timeout=TIMEOUT) == 7
+        timeline = pool.timeline()
+    bars = [a for a in timeline.attempts if a.job_id == stalled.job_id]
+    assert sorted((a.backup, a.outcome) for a in bars) == [
+        (False, "cancelled"),
+        (True, "succeeded"),
+    ]
+    first, copy = sorted(bars, key=lambda a: a.backup)
+    assert first.worker != copy.worker
+    assert first.start < copy.start
+    assert timeline.counts()["backups"] == 1
+    assert "backup copy" in timeline.to_html()
 
 
 @pytest.mark.parametrize("backend", ["thread", "inline"])

@@ -5,36 +5,13 @@ from __future__ import annotations
 import struct
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
+from tests._timeline_events import T0, ended, started, worker
 from tests._timeline_page import PNG_SIGNATURE, parse
 
 from taskpool import Event, JobTimeoutError, Timeline, WorkerCrashedError
 from taskpool._timeline.look import short_name
-
-T0 = 1_000_000.0
-
-
-def started(t: float, job: int, worker: int, attempt: int = 1, name: str | None = None) -> Event:
-    return Event("job_started", T0 + t, job, name or f"job{job}", attempt, worker, 100 + worker)
-
-
-def ended(
-    kind: Any,
-    t: float,
-    job: int,
-    worker: int | None,
-    attempt: int = 1,
-    error: BaseException | None = None,
-    name: str | None = None,
-) -> Event:
-    pid = None if worker is None else 100 + worker
-    return Event(kind, T0 + t, job, name or f"job{job}", attempt, worker, pid, exception=error)
-
-
-def worker(kind: Any, t: float, wid: int, exitcode: int | None = None) -> Event:
-    return Event(kind, T0 + t, worker=wid, pid=100 + wid, exitcode=exitcode)
 
 
 def a_run() -> list[Event]:
@@ -95,6 +72,7 @@ def test_attempts_outcomes_lanes_and_utilisation() -> None:
         "jobs": 5,
         "attempts": 6,
         "retried": 1,
+        "backups": 0,
         "succeeded": 3,
         "failed": 1,
         "timed out": 1,

@@ -15,12 +15,15 @@ from html import escape
 from typing import TYPE_CHECKING
 
 from .look import (
+    BACKUP_EDGE,
+    BACKUP_TEXT,
     COLOURS,
     EXIT_COLOUR,
     EXIT_TEXT,
     LIFE_TEXT,
     RETRIED_TEXT,
     WORKER_LIFE,
+    any_backup,
     any_retried,
     describe_attempt,
     ended_badly,
@@ -54,7 +57,8 @@ MIN_WIDTH = 1.5  # the narrowest bar of a success, so that a job of a millisecon
 MIN_BAD_WIDTH = 5.0  # the narrowest bar of an attempt that went wrong, so that it is never missed
 TABLE_ROWS = 500  # the most attempts the table of failures lists
 
-_CSS = """
+_CSS = (
+    """
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#222;background:#fff}
 h1{font-size:20px;margin:0 0 4px}
 .summary{color:#444;margin:0 0 12px}
@@ -70,11 +74,15 @@ svg{width:100%;height:auto;font:11px system-ui,-apple-system,"Segoe UI",sans-ser
 .attempt rect.fill{stroke:#fff;stroke-width:.5}
 .attempt text{fill:#fff;pointer-events:none}
 .attempt.hl rect.fill{stroke:#111;stroke-width:2}
+.attempt.backup rect.fill{stroke:EDGE;stroke-width:1.2;stroke-dasharray:4 2}
 .exit{fill:EXIT;font-size:14px;font-weight:bold}
 table{border-collapse:collapse;margin-top:18px;font-size:13px}
 th,td{border-bottom:1px solid #e3e6ea;padding:3px 10px;text-align:left;vertical-align:top;white-space:nowrap}
 td.err{font-family:ui-monospace,monospace;white-space:pre-wrap;min-width:30em}
-""".replace("LIFE", WORKER_LIFE).replace("EXIT", EXIT_COLOUR)
+""".replace("LIFE", WORKER_LIFE)
+    .replace("EXIT", EXIT_COLOUR)
+    .replace("EDGE", BACKUP_EDGE)
+)
 
 # Hovering an attempt highlights all the attempts of its job (its retries, on whichever worker).
 _SCRIPT = """
@@ -106,6 +114,11 @@ def render_html(timeline: Timeline, title: str | None = None) -> str:
         items.append(
             '<span><i style="background:repeating-linear-gradient(45deg,#d55e00 0 3px,#eaae8f 3px 6px)">'
             f"</i>{escape(RETRIED_TEXT)}</span>"
+        )
+    if any_backup(timeline):
+        items.append(
+            f'<span><i style="border:1.5px dashed {BACKUP_EDGE};box-sizing:border-box"></i>'
+            f"{escape(BACKUP_TEXT)}</span>"
         )
     items.append(f'<span><i style="background:{WORKER_LIFE}"></i>{escape(LIFE_TEXT)}</span>')
     if ended_badly(timeline):
@@ -204,6 +217,7 @@ def _attempt(attempt: TimelineAttempt, x0: float, x1: float, y: float) -> str:
     width = max(x1 - x0, least)
     top = y + (ROW - BAR) / 2
     classes = f"attempt {css_class(attempt.outcome)}" + (" retried" if attempt.retried else "")
+    classes += " backup" if attempt.backup else ""
     parts = [
         f'<g class="{classes}" data-job="{attempt.job_id}">',
         f"<title>{escape(describe_attempt(attempt))}</title>",
@@ -229,7 +243,8 @@ def _table(attempts: tuple[TimelineAttempt, ...]) -> str:
     lines = [
         f'<tr class="{css_class(a.outcome)}{" retried" * a.retried}" data-job="{a.job_id}">'
         f"<td>{escape(a.name)}</td><td>{a.job_id}</td><td>{a.attempt}</td>"
-        f"<td>{escape(a.outcome)}{', retried' * a.retried}</td><td>{escape(worker_text(a))}</td>"
+        f"<td>{escape(a.outcome)}{', retried' * a.retried}{', backup copy' * a.backup}</td>"
+        f"<td>{escape(worker_text(a))}</td>"
         f"<td>{a.start:.3f} s</td><td>{a.duration:.3f} s</td>"
         f'<td class="err">{escape(a.error or "")}</td></tr>'
         for a in bad[:TABLE_ROWS]

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 __all__ = [
     "COLOURS",
     "LEGEND",
+    "any_backup",
     "any_retried",
     "describe_attempt",
     "ended_badly",
@@ -57,6 +58,8 @@ LEGEND: tuple[tuple[Outcome, str], ...] = (
 WORKER_LIFE = "#e6eaf0"  # the band behind a row while its worker is alive
 EXIT_COLOUR = "#c0392b"  # the cross where a worker ended badly
 RETRIED_TEXT = "retried (hatched)"
+BACKUP_TEXT = "backup copy (dashed outline)"
+BACKUP_EDGE = "#111111"  # the outline of a backup copy's bar
 LIFE_TEXT = "worker alive"
 EXIT_TEXT = "worker killed or exit code ≠ 0"
 
@@ -78,6 +81,11 @@ def legend(timeline: Timeline) -> list[tuple[Outcome, str]]:
 def any_retried(timeline: Timeline) -> bool:
     """Whether some attempt was retried (the legend explains the hatching then)."""
     return any(a.retried for a in timeline.attempts)
+
+
+def any_backup(timeline: Timeline) -> bool:
+    """Whether some bar is a backup copy (the legend explains the dashed outline then)."""
+    return any(a.backup for a in timeline.attempts)
 
 
 def ended_badly(timeline: Timeline) -> bool:
@@ -161,8 +169,9 @@ def exit_text(worker: TimelineWorker) -> str | None:
 def describe_attempt(attempt: TimelineAttempt) -> str:
     """The lines a tooltip shows for ``attempt``."""
     how = attempt.outcome + (", retried" if attempt.retried else "")
+    copy = ", backup copy" if attempt.backup else ""
     lines = [
-        f"{attempt.name} (job {attempt.job_id}, attempt {attempt.attempt})",
+        f"{attempt.name} (job {attempt.job_id}, attempt {attempt.attempt}{copy})",
         f"{how} on {worker_text(attempt)}",
         f"{_seconds(attempt.start)} to {_seconds(attempt.end)} ({_seconds(attempt.duration)})",
     ]
@@ -177,8 +186,11 @@ def summary(timeline: Timeline) -> str:
     jobs, attempts, retried = counts["jobs"], counts["attempts"], counts["retried"]
     ends = ", ".join(f"{counts[o]} {o}" for o, _ in LEGEND if counts.get(o))
     parts = [f"{jobs} job{'s' * (jobs != 1)}" + (f": {ends}" if ends else "")]
+    backups = counts["backups"]
     parts.append(
-        f"{attempts} attempt{'s' * (attempts != 1)}" + (f", {retried} retried" if retried else "")
+        f"{attempts} attempt{'s' * (attempts != 1)}"
+        + (f", {retried} retried" if retried else "")
+        + (f", {backups} backup cop{'ies' if backups != 1 else 'y'}" if backups else "")
     )
     parts.append(f"{timeline.size} worker{'s' * (timeline.size != 1)} ({timeline.backend})")
     parts.append(_seconds(timeline.duration))

@@ -11,6 +11,9 @@ How events become bars:
   `JobTimeoutError` a timeout, anything else a failure. ``job_retrying`` marks the attempt as retried.
 - An attempt still open when its worker exits lost its outcome with the worker (it runs again): it ends there,
   as a crash. One still open at the end of the record is running.
+- ``job_backup_started`` opens a backup copy of the running attempt on its worker (``backup_after``). The
+  attempt's end closes both copies: the one on the worker the outcome came from has it, and if that is a
+  success the other was stopped. A copy whose worker exits is a crash of that copy alone: the other runs on.
 - ``worker_started`` and ``worker_exited`` bound each worker's life. A worker seen only through its jobs lived
   from the start of the record. Workers are packed into lanes (rows): a worker that replaces one that exited
   takes its lane, so a pool that replaced workers after crashes or ``max_tasks_per_worker`` still draws as
@@ -64,6 +67,7 @@ class TimelineAttempt:
             while it ran) or ``"running"`` (not finished when the timeline was taken).
         retried: the attempt failed and the job ran again.
         error: the exception's type and message, for an attempt that did not succeed.
+        backup: a backup copy of the attempt (``backup_after``), which ran beside it on another worker.
     """
 
     job_id: int
@@ -77,6 +81,7 @@ class TimelineAttempt:
     outcome: Outcome
     retried: bool = False
     error: str | None = None
+    backup: bool = False
 
     @property
     def duration(self) -> float:
@@ -132,13 +137,16 @@ class _Life:
 class _Open:
     """An attempt that started and has not ended yet."""
 
-    __slots__ = ("attempt", "life", "name", "start")
+    __slots__ = ("attempt", "backup", "life", "name", "start")
 
-    def __init__(self, name: str, attempt: int, life: _Life | None, start: float) -> None:
+    def __init__(
+        self, name: str, attempt: int, life: _Life | None, start: float, backup: bool = False
+    ) -> None:
         self.name = name
         self.attempt = attempt
         self.life = life
         self.start = start
+        self.backup = backup
 
 
 _ENDS = {"job_succeeded", "job_failed", "job_retrying", "job_cancelled"}
@@ -162,6 +170,7 @@ def build(
     lives: list[_Life] = []
     alive: dict[int | str, _Life] = {}
     running: dict[int, _Open] = {}
+    copies: dict[int, _Open] = {}  # the backup copies running beside an attempt in ``running``
     closed: list[tuple[_Open, int, float, Outcome, bool, str | None]] = []
 
     def life_of(worker: int | str | None, pid: int | None) -> _Life | None:
@@ -175,9 +184,28 @@ def build(
             life.pid = pid
         return life
 
-    def close(job_id: int, at: float, outcome: Outcome, retried: bool, error: str | None) -> None:
+    def close(
+        job_id: int,
+        at: float,
+        outcome: Outcome,
+        retried: bool,
+        error: str | None,
+        worker: int | str | None = None,
+    ) -> None:
         attempt = running.pop(job_id)
-        closed.append((attempt, job_id, at, outcome, retried, error))
+        copy = copies.pop(job_id, None)
+        if copy is None:
+            closed.append((attempt, job_id, at, outcome, retried, error))
+            return
+        # Two copies ran: the one on ``worker`` has the outcome; after a success the other was stopped.
+        won, other = (copy, attempt) if _on(copy, worker) else (attempt, copy)
+        closed.append((won, job_id, at, outcome, retried, error))
+        if outcome == "succeeded":
+            closed.append(
+                (other, job_id, at, "cancelled", False, "stopped: the other copy finished first")
+            )
+        else:
+            closed.append((other, job_id, at, outcome, retried, error))
 
     last = origin
     for kind, at, job_id, name, number, worker, pid, outcome, detail in marks:
@@ -193,10 +221,17 @@ def build(
                 continue
             ended.end, ended.exited = at, True
             ended.exitcode = detail if isinstance(detail, int) else None
-            lost = [j for j, o in running.items() if o.life is ended]
-            for j in lost:
-                why = f"its worker exited (code {ended.exitcode}) before it sent the outcome; it runs again"
-                close(j, at, "crashed", True, why)
+            why = f"its worker exited (code {ended.exitcode}) before it sent the outcome"
+            for j in [j for j, o in copies.items() if o.life is ended]:
+                closed.append(
+                    (copies.pop(j), j, at, "crashed", False, why)
+                )  # the other copy runs on
+            for j in [j for j, o in running.items() if o.life is ended]:
+                if j in copies:  # the backup copy runs on, as the attempt
+                    closed.append((running[j], j, at, "crashed", False, why))
+                    running[j] = copies.pop(j)
+                else:
+                    close(j, at, "crashed", True, why + "; it runs again")
         elif job_id is None:
             continue
         elif kind == "job_started":
@@ -205,6 +240,9 @@ def build(
             ):  # it runs again although its last run never ended: that run was lost
                 close(job_id, at, "crashed", True, "its outcome was lost; it ran again")
             running[job_id] = _Open(name or "", number or 1, life_of(worker, pid), at)
+        elif kind == "job_backup_started":
+            if job_id in running and job_id not in copies:
+                copies[job_id] = _Open(name or "", number or 1, life_of(worker, pid), at, True)
         elif kind in _ENDS:
             if job_id not in running:
                 if kind == "job_cancelled":
@@ -212,15 +250,15 @@ def build(
                 # Ended with no start seen: it ran on no worker, or started before the record began.
                 running[job_id] = _Open(name or "", number or 1, life_of(worker, pid), at)
             if kind == "job_succeeded":
-                close(job_id, at, "succeeded", False, None)
+                close(job_id, at, "succeeded", False, None, worker)
             elif kind == "job_cancelled":
-                close(job_id, at, "cancelled", False, None)
+                close(job_id, at, "cancelled", False, None, worker)
             else:
                 error = detail if isinstance(detail, str) else None
                 how: Outcome = "crashed" if outcome == "crashed" else "failed"
                 if outcome == "timed out":
                     how = "timed out"
-                close(job_id, at, how, kind == "job_retrying", error)
+                close(job_id, at, how, kind == "job_retrying", error, worker)
     until = max(now, last) if halted else now if running else last
     for job_id in list(running):
         close(job_id, until, "cancelled" if halted else "running", False, None)
@@ -245,6 +283,7 @@ def build(
                 outcome=outcome,
                 retried=retried,
                 error=error,
+                backup=attempt.backup,
             )
         )
     attempts.sort(key=lambda a: (a.start, a.job_id))
@@ -262,6 +301,11 @@ def build(
         for life in lives
     ]
     return attempts, workers, until - origin
+
+
+def _on(copy: _Open, worker: int | str | None) -> bool:
+    """Whether ``copy`` ran on ``worker`` (the worker an outcome came from)."""
+    return worker is not None and copy.life is not None and copy.life.worker == worker
 
 
 def _lanes(lives: Sequence[_Life]) -> dict[int, int]:

@@ -12,12 +12,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .look import (
+    BACKUP_EDGE,
+    BACKUP_TEXT,
     COLOURS,
     EXIT_COLOUR,
     EXIT_TEXT,
     LIFE_TEXT,
     RETRIED_TEXT,
     WORKER_LIFE,
+    any_backup,
     any_retried,
     ended_badly,
     exit_text,
@@ -117,8 +120,12 @@ def render_png(
     # A job of a millisecond still shows; an attempt that went wrong shows wider, so it is never missed.
     min_width = {o: (MIN_PX if o == "succeeded" else MIN_BAD_PX) / px_per_second for o in COLOURS}
     for outcome, colour in COLOURS.items():
-        for retried in (False, True):
-            chosen = [a for a in timeline.attempts if a.outcome == outcome and a.retried == retried]
+        for retried, backup in ((False, False), (True, False), (False, True), (True, True)):
+            chosen = [
+                a
+                for a in timeline.attempts
+                if a.outcome == outcome and a.retried == retried and a.backup == backup
+            ]
             for row in {row_of[a.lane] for a in chosen}:
                 spans = [
                     _span(a.start, a.end, min_width[outcome])
@@ -129,8 +136,9 @@ def render_png(
                     spans,
                     (row - BAR / 2, BAR),
                     facecolors=colour,
-                    edgecolors="white",
-                    linewidth=0.4,
+                    edgecolors=BACKUP_EDGE if backup else "white",
+                    linewidth=1.0 if backup else 0.4,
+                    linestyles="--" if backup else "-",
                     hatch="////" if retried else None,
                     zorder=2,
                 )
@@ -192,6 +200,10 @@ def render_png(
             patch_class(
                 facecolor=COLOURS["failed"], edgecolor="white", hatch="////", label=RETRIED_TEXT
             )
+        )
+    if any_backup(timeline):
+        handles.append(
+            patch_class(facecolor="white", edgecolor=BACKUP_EDGE, linestyle="--", label=BACKUP_TEXT)
         )
     handles.append(patch_class(facecolor=WORKER_LIFE, label=LIFE_TEXT))
     if ended_badly(timeline):

@@ -117,15 +117,31 @@ class Timeline:
         """How many jobs and attempts, how many attempts were retried, and how many jobs ended each way.
 
         The keys: ``jobs``, ``attempts``, ``retried``, and each outcome of a job's last attempt
-        (``succeeded``, ``failed``, ``crashed``, ...), present when some job ended that way.
+        (``succeeded``, ``failed``, ``crashed``, ...), present when some job ended that way. A backup copy is
+        not an attempt; ``backups`` counts them.
         """
         last: dict[int, TimelineAttempt] = {}
+        # By start time: a later attempt, or a backup copy, comes later. The copy tells how its attempt ended
+        # only where the first copy did not: it was stopped (the backup won), or its worker died and the
+        # backup ran on.
         for attempt in self.attempts:
-            last[attempt.job_id] = attempt  # by start time: a later attempt comes later
+            known = last.get(attempt.job_id)
+            if (
+                attempt.backup
+                and known is not None
+                and known.attempt == attempt.attempt
+                and not (
+                    known.outcome == "cancelled"
+                    or (known.outcome == "crashed" and not known.retried)
+                )
+            ):
+                continue
+            last[attempt.job_id] = attempt
         counts = {
             "jobs": len(last),
-            "attempts": len(self.attempts),
-            "retried": sum(a.retried for a in self.attempts),
+            "attempts": sum(not a.backup for a in self.attempts),
+            "retried": sum(a.retried for a in self.attempts if not a.backup),
+            "backups": sum(a.backup for a in self.attempts),
         }
         for attempt in last.values():
             counts[attempt.outcome] = counts.get(attempt.outcome, 0) + 1
