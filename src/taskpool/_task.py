@@ -18,7 +18,6 @@ the creation and replacement of the default pool.
 
 from __future__ import annotations
 
-import atexit
 import functools
 import os
 import sys
@@ -26,6 +25,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from ._core.job import UNSET, JobOptions, Unset
+from ._runtime.hooks import register_once
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -46,7 +46,6 @@ _default_pid = (
     0  # the process that made _default_pool: a forked child must not use its parent's pool
 )
 _default_lock = threading.Lock()
-_default_hook_registered = False
 
 
 def active_pool() -> TaskPool:
@@ -58,7 +57,7 @@ def active_pool() -> TaskPool:
 
 
 def _get_default_pool() -> TaskPool:
-    global _default_pool, _default_pid, _default_hook_registered
+    global _default_pool, _default_pid
     pool = _default_pool
     if pool is not None and _default_pid == os.getpid() and pool.state.value == "running":
         return pool
@@ -69,10 +68,8 @@ def _get_default_pool() -> TaskPool:
 
             pool = TaskPool()
             _default_pool, _default_pid = pool, os.getpid()
-            if not _default_hook_registered:
-                # Registered after the pool's own exit hook, so it runs first (atexit is last-in first-out).
-                atexit.register(shutdown_default_pool, False)
-                _default_hook_registered = True
+            # Registered after the pool's own exit hook, so it runs first (atexit is last-in first-out).
+            register_once("default pool", at_exit=functools.partial(shutdown_default_pool, False))
     return pool
 
 

@@ -11,16 +11,14 @@ the parent's pools there, so that exit hooks act only in the process that made t
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
 import multiprocessing.process
-import os
-import threading
 import weakref
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .._core.ledger import Ledger, PoolState
+from .._runtime.hooks import register_once
 from .active import enter_pool, exit_pool
 
 if TYPE_CHECKING:
@@ -36,8 +34,6 @@ __all__ = ["Lifecycle", "forget_pool", "track_pool"]
 log = logging.getLogger("taskpool")
 
 _live_pools: weakref.WeakSet[TaskPool] = weakref.WeakSet()
-_exit_hook_lock = threading.Lock()
-_exit_hook_registered = False
 
 
 def _terminate_live_pools() -> None:
@@ -49,20 +45,10 @@ def _terminate_live_pools() -> None:
             log.debug("error while stopping a pool at exit", exc_info=True)
 
 
-def _register_exit_hook() -> None:
-    global _exit_hook_registered
-    with _exit_hook_lock:
-        if not _exit_hook_registered:
-            atexit.register(_terminate_live_pools)
-            if hasattr(os, "register_at_fork"):
-                os.register_at_fork(after_in_child=_after_fork_in_child)
-            _exit_hook_registered = True
-
-
 def track_pool(pool: TaskPool) -> None:
     """Remember an open pool, to stop it at exit if nobody else does (the pool's constructor)."""
     _live_pools.add(pool)
-    _register_exit_hook()
+    register_once("pools", at_exit=_terminate_live_pools, after_fork_in_child=_after_fork_in_child)
 
 
 def _after_fork_in_child() -> None:

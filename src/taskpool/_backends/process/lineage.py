@@ -38,6 +38,8 @@ import signal
 import threading
 from typing import TYPE_CHECKING, Any
 
+from ..._runtime.hooks import register_once
+
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
@@ -56,7 +58,6 @@ _lock = threading.Lock()
 # `lifeline_fd`; the Connection by `lifeline`, on first use (a template needs only the descriptor, and is
 # started before multiprocessing.connection is imported).
 _lifeline: list[Any] | None = None
-_fork_hook_registered = False
 
 
 def lifeline_fd() -> int:
@@ -64,14 +65,12 @@ def lifeline_fd() -> int:
 
     The write end stays in this process only, for as long as it lives.
     """
-    global _lifeline, _fork_hook_registered
+    global _lifeline
+    register_once("lifeline", after_fork_in_child=_forget_lifeline)
     with _lock:
         if _lifeline is None:
             r, w = os.pipe()  # both non-inheritable: a subprocess never gets the write end
             _lifeline = [w, r, None]
-            if not _fork_hook_registered and hasattr(os, "register_at_fork"):
-                os.register_at_fork(after_in_child=_forget_lifeline)
-                _fork_hook_registered = True
         fd: int = _lifeline[1]
         return fd
 

@@ -35,6 +35,7 @@ from multiprocessing import process, reduction, spawn, util
 from typing import Any
 
 from ..._errors import RemoteTraceback
+from ..._runtime.hooks import register_once
 from .lineage import lifeline_fd
 from .template import READY, read_status, recv_exactly, recv_status
 
@@ -61,7 +62,6 @@ _COMMAND = (
 
 _lock = threading.Lock()
 _templates: dict[tuple[str, ...], Template] = {}
-_hooks_registered = False
 
 
 def available() -> bool:
@@ -96,15 +96,8 @@ def start_early(start_method: str | None, preload: tuple[str, ...]) -> None:
 
 def acquire(preload: tuple[str, ...]) -> Template:
     """The running template for ``preload``, started now (not waited for) if there is none or it died."""
-    global _hooks_registered
+    register_once("worker templates", at_exit=_close_all, after_fork_in_child=_forget_all)
     with _lock:
-        if not _hooks_registered:
-            import atexit
-
-            atexit.register(_close_all)
-            if hasattr(os, "register_at_fork"):
-                os.register_at_fork(after_in_child=_forget_all)
-            _hooks_registered = True
         template = _templates.get(preload)
         if template is None or not template.alive():
             if template is not None:
