@@ -108,3 +108,69 @@ def test_a_main_module_that_fails_in_the_template_fails_the_pool_as_it_did_befor
     assert "WorkerStartError" in done.stderr or "InitializerError" in done.stderr, done.stderr
     copies = [line for line in imports if line[1] == "__mp_main__"]
     assert len({line[0] for line in copies}) >= 2  # the template, and at least one worker after it
+
+
+# A main module that is slow to import anywhere but as the program: it says so in a file, then sleeps.
+_SLOW_MAIN = textwrap.dedent(
+    """
+    import os, sys, time
+    from taskpool import TaskPool
+    from taskpool._backends.process import templates
+
+    if __name__ != "__main__":
+        open(os.environ["SLOW_MARK"], "w").close()
+        time.sleep(float(os.environ["SLOW_FOR"]))
+
+    if __name__ == "__main__":
+        if sys.argv[1] == "short-deadline":
+            templates.READY_TIMEOUT = 1.0  # for the worker's modules; the main module has no deadline
+            with TaskPool(1) as pool:
+                print(pool.submit(abs, -7).result(timeout=60), flush=True)
+        else:
+            pool = TaskPool(1)
+            pool.submit(abs, -7)
+            deadline = time.monotonic() + 30
+            while not os.path.exists(os.environ["SLOW_MARK"]):  # another process's file: no event to wait on
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            began = time.monotonic()
+            pool.terminate()
+            print(f"{time.monotonic() - began:.3f}", flush=True)
+    """
+)
+
+
+def _run_slow(tmp_path: Path, mode: str, slow_for: float) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "slow_main.py"
+    script.write_text(_SLOW_MAIN)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "src"),
+        "SLOW_MARK": str(tmp_path / "importing"),
+        "SLOW_FOR": str(slow_for),
+    }
+    return subprocess.run(
+        [sys.executable, str(script), mode],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=env,
+        check=False,
+    )
+
+
+def test_a_main_module_slower_to_import_than_the_templates_deadline_still_gets_its_workers(
+    tmp_path: Path,
+) -> None:
+    done = _run_slow(tmp_path, "short-deadline", 2.5)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["7"]
+
+
+def test_terminating_a_pool_does_not_wait_for_its_template_to_import_the_main_module(
+    tmp_path: Path,
+) -> None:
+    # The template, still importing, is killed at the program's exit: the run is short all the same.
+    done = _run_slow(tmp_path, "terminate", 25.0)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout) < 5.0  # not the 25 s the import takes

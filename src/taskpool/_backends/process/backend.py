@@ -150,7 +150,7 @@ class ProcessBackend:
             # that fails to import is an error here, before any job runs.
             started = templates.acquire(preload)
             if preload:
-                started.wait_ready(templates.READY_TIMEOUT)
+                started.wait_imported()
         else:
             check_importable(preload)
         self._functions = FunctionCache()
@@ -248,6 +248,8 @@ class ProcessBackend:
 
     def shutdown(self, wait: bool) -> None:
         """Stop the workers and the scheduler thread (caller thread; bounded in time)."""
+        if not wait:
+            self._scheduler.terminating.set()
         self._inbox.append(QuitRequest(wait))
         self._wakeup.wake()
         thread = self._thread

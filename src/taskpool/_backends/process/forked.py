@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from multiprocessing import reduction, spawn, util
 from multiprocessing.connection import wait
 from multiprocessing.context import ForkServerProcess, set_spawning_popen
@@ -30,8 +31,11 @@ class _TemplatePopen(ForkServerPopen):
     #: when it ends (the caller kills it, with its group, before it forgets it).
     template_lost = False
 
-    def __init__(self, process_obj: Any, template: Template) -> None:
+    def __init__(
+        self, process_obj: Any, template: Template, abandon: Callable[[], bool] | None
+    ) -> None:
         self._template = template
+        self._abandon = abandon
         super().__init__(process_obj)
 
     def _launch(self, process_obj: Any) -> None:
@@ -43,7 +47,7 @@ class _TemplatePopen(ForkServerPopen):
             reduction.dump(process_obj, buf)
         finally:
             set_spawning_popen(None)
-        status_r, data_w = self._template.fork(self._fds)
+        status_r, data_w = self._template.fork(self._fds, self._abandon)
         # The worker's parent sentinel (multiprocessing.parent_process()): open while this Popen lives.
         parent_w = os.dup(data_w)
         self.sentinel = status_r
@@ -68,11 +72,17 @@ class _TemplatePopen(ForkServerPopen):
 
 
 class TemplateProcess(ForkServerProcess):
-    """A worker process forked from ``template``: otherwise a forkserver process in every way."""
+    """A worker process forked from ``template``: otherwise a forkserver process in every way.
 
-    def __init__(self, template: Template, **kwargs: Any) -> None:
+    ``abandon``: asked while a template still starting is waited for; true, `start` gives up with ``EAGAIN``.
+    """
+
+    def __init__(
+        self, template: Template, abandon: Callable[[], bool] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self._template = template
+        self._abandon = abandon
 
     @property
     def template_lost(self) -> bool:
@@ -81,6 +91,7 @@ class TemplateProcess(ForkServerProcess):
 
     @staticmethod
     def _Popen(process_obj: Any) -> Any:
-        # Taken off the object before it is pickled for the child, which has no use for it.
+        # Taken off the object before it is pickled for the child, which has no use for them.
         template = process_obj.__dict__.pop("_template")
-        return _TemplatePopen(process_obj, template)
+        abandon = process_obj.__dict__.pop("_abandon")
+        return _TemplatePopen(process_obj, template, abandon)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -55,6 +56,8 @@ class Recipe:
     #: The files that count the OOM kills of the workers' cgroup (none off Linux).
     oom_paths: list[str]
     start_method: str
+    #: Set when the pool is being terminated: a worker start still waiting for its template gives up.
+    terminating: threading.Event
 
 
 def launch(spec: Recipe, wid: int) -> Worker:
@@ -112,7 +115,8 @@ def launch(spec: Recipe, wid: int) -> Worker:
     }
     try:
         if spec.template:
-            process: Any = TemplateProcess(acquire(spec.preload), **options)
+            template = acquire(spec.preload)
+            process: Any = TemplateProcess(template, spec.terminating.is_set, **options)
         else:
             process = ctx.Process(**options)  # type: ignore[attr-defined]
         process.start()

@@ -22,6 +22,7 @@ import ctypes
 import itertools
 import selectors
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +64,7 @@ class Workers:
         template: bool = False,
         memory_limit: int | None = None,
         segments: SegmentPool | None = None,
+        terminating: threading.Event | None = None,
     ) -> None:
         #: The segments large arguments travel in, lent to every worker; None: they go through the pipes.
         self.segments = segments
@@ -87,6 +89,7 @@ class Workers:
             self._withdrawn,
             oom_events_paths(),  # found once
             ctx.get_start_method(),
+            terminating if terminating is not None else threading.Event(),
         )
         #: The live workers by id; the scheduler reads it, only this class adds and removes.
         self.by_id: dict[int, Worker] = {}

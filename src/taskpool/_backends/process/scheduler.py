@@ -127,6 +127,9 @@ class Scheduler(Inbound):
         self.backlog: Backlog | None = None
         #: Set when the thread has ended and every worker is reaped.
         self.done = threading.Event()
+        #: Set by a caller thread terminating the pool, before it asks the thread to quit: a worker start
+        #: still waiting for its template gives up, so that the quit request is read at once.
+        self.terminating = threading.Event()
         # Keys of functions the parent's cache dropped: caller threads append, this thread tells workers.
         self._dropped_functions = dropped_functions
         # Scheduler thread only.
@@ -146,6 +149,7 @@ class Scheduler(Inbound):
             template=template,
             memory_limit=memory_limit,
             segments=segments,
+            terminating=self.terminating,
         )
         self._initializer_name = job_name(initializer) if initializer is not None else None
         self._backoff = SpawnBackoff()

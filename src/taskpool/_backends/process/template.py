@@ -46,10 +46,21 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["READY", "main", "read_status", "recv_exactly", "recv_status", "write_status"]
+__all__ = [
+    "MAIN_NEXT",
+    "READY",
+    "main",
+    "read_status",
+    "recv_exactly",
+    "recv_status",
+    "write_status",
+]
 
-#: The status word the template sends once it is ready (any other word is the length of an error text).
+#: The status word the template sends once it is ready (a positive word is the length of an error text).
 READY = 0
+#: The status word it sends once the worker's modules and the preload modules are imported, before it
+#: imports the main module, which may take as long as the program's own import of it did.
+MAIN_NEXT = -1
 # The most descriptors one fork request may carry (multiprocessing's forkserver allows as many).
 MAX_FDS = 256
 # A pid or an exit code on a status pipe, and a status word on the control socket.
@@ -142,7 +153,12 @@ def main(
     with contextlib.suppress(OSError):  # like a worker, the template reads nothing from a terminal
         os.close(0)
         os.open(os.devnull, os.O_RDONLY)
-    _import_main(main_module)
+    if main_module:
+        try:
+            control.sendall(_SIGNED.pack(MAIN_NEXT))
+        except OSError:
+            return  # the pool's process was done with this template before it was ready (or is gone)
+        _import_main(main_module)
     _Server(control, lifeline_fd).serve(_warm_ups())
 
 

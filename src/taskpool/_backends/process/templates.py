@@ -26,18 +26,20 @@ import contextlib
 import errno
 import multiprocessing
 import os
+import select
 import signal
 import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing import process, reduction, spawn, util
 from typing import Any
 
 from ..._errors import RemoteTraceback
 from ..._runtime.hooks import register_once
 from .lineage import lifeline_fd
-from .template import READY, read_status, recv_exactly, recv_status
+from .template import MAIN_NEXT, READY, read_status, recv_exactly, recv_status
 
 __all__ = [
     "READY_TIMEOUT",
@@ -49,9 +51,14 @@ __all__ = [
     "uses_template",
 ]
 
-#: How long starting a worker waits for a new template to import its modules before it gives up (the
-#: scheduler then retries). Long enough for a slow machine; a template that takes longer is stuck.
+#: How long a new template may take to import the worker's and the ``preload`` modules before it is taken
+#: for stuck (the scheduler then retries with a new one). Long enough for a slow machine. The main module's
+#: import, which comes after, has no deadline: it takes what it takes in each worker under spawn too.
 READY_TIMEOUT = 60.0
+# How long one wait for the template's status lasts before the waiter checks whether to give up.
+_SLICE = 0.05
+# How far a template has come (`Template._stage`).
+_STARTING, _IMPORTED, _READY = 0, 1, 2
 # How long the exit hook waits for a template to exit on end of file before it kills it.
 _EXIT_GRACE = 1.0
 _COMMAND = (
@@ -111,9 +118,11 @@ class Template:
 
     def __init__(self, preload: tuple[str, ...]) -> None:
         self.preload = preload
-        # Held while a fork request is sent, and while the first readiness is awaited.
+        # Held while a fork request is sent, and while status words are read.
         self._lock = threading.Lock()
-        self._ready = False
+        #: How far the template has come: `_STARTING`, `_IMPORTED` (the main module is next) or `_READY`.
+        self._stage = _STARTING
+        self._started = time.monotonic()
         #: Why the template cannot serve (it died, or a preload module failed), once known.
         self.failure: BaseException | None = None
         self._exitcode: int | None = None
@@ -151,63 +160,83 @@ class Template:
             self._exitcode = os.waitstatus_to_exitcode(status)
         return False
 
-    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
-        """Wait until the template has imported its modules (any thread).
+    def wait_imported(self) -> None:
+        """Wait until the template has imported the worker's and the ``preload`` modules (any thread).
 
         Raises:
             ImportError: a preload module failed to import there (its traceback as the cause).
-            OSError: the template ended, or did not become ready within ``timeout`` (``EAGAIN``: try again).
+            OSError: the template ended, or had not imported them `READY_TIMEOUT` seconds after it started
+                (``EAGAIN``: try again).
         """
-        if not self._lock.acquire(timeout=timeout):
-            raise OSError(errno.EAGAIN, "the worker template is busy")
-        try:
-            self._wait_ready(timeout)
-        finally:
-            self._lock.release()
+        self._await(_IMPORTED, None)
 
-    def _wait_ready(self, timeout: float) -> None:
-        if self._ready:
-            return
-        if self.failure is not None:
-            raise self.failure
+    def _await(self, stage: int, abandon: Callable[[], bool] | None) -> None:
+        """Wait until the template has reached ``stage``, reading its status words (any thread).
+
+        Several threads may wait at once: each waits for the socket in slices, outside the lock, and reads
+        under it whatever words have come. The main module may take as long to import as it took the
+        program (there is no deadline once the template says it is next); ``abandon`` is asked between
+        slices, so that a pool being terminated does not wait for that.
+        """
+        while True:
+            with self._lock:
+                self._read_words()
+                if self.failure is not None:
+                    raise self.failure
+                if self._stage >= stage:
+                    return
+                if self._stage < _IMPORTED and time.monotonic() > self._started + READY_TIMEOUT:
+                    self.failure = OSError(
+                        errno.EAGAIN, "the worker template hung before it had imported its modules"
+                    )
+                    raise self.failure
+            if abandon is not None and abandon():
+                raise OSError(errno.EAGAIN, "the pool is being terminated: no worker starts")
+            select.select([self._sock], [], [], _SLICE)
+
+    def _read_words(self) -> None:
+        """Read the status words that have come, and move `_stage` on (with the lock held)."""
         sock = self._sock
-        sock.settimeout(timeout)
-        try:
-            word = recv_status(sock)
-            if word != READY:
-                text = recv_exactly(sock, word).decode("utf-8", "replace")
-                first, _, detail = text.partition("\n")
-                error = ImportError(f"{first} (in the worker template, before any worker started)")
-                error.__cause__ = RemoteTraceback(detail)
-                self.failure = error
-                raise error
-        except (OSError, EOFError) as exc:
-            self.failure = OSError(
-                errno.EAGAIN,
-                f"the worker template process ended or hung before it was ready ({exc!r})",
-            )
-            raise self.failure from exc
-        finally:
-            if self.failure is None:
-                sock.settimeout(None)
-        self._ready = True
+        while self._stage < _READY and self.failure is None:
+            if not select.select([sock], [], [], 0)[0]:
+                return
+            try:
+                word = recv_status(sock)  # sent whole: once it begins to come, it comes
+                if word == MAIN_NEXT:
+                    self._stage = _IMPORTED
+                elif word == READY:
+                    self._stage = _READY
+                else:
+                    text = recv_exactly(sock, word).decode("utf-8", "replace")
+                    first, _, detail = text.partition("\n")
+                    error = ImportError(
+                        f"{first} (in the worker template, before any worker started)"
+                    )
+                    error.__cause__ = RemoteTraceback(detail)
+                    self.failure = error
+            except (OSError, EOFError) as exc:
+                self.failure = OSError(
+                    errno.EAGAIN, f"the worker template process ended before it was ready ({exc!r})"
+                )
 
-    def fork(self, fds: list[int]) -> tuple[int, int]:
+    def fork(self, fds: list[int], abandon: Callable[[], bool] | None = None) -> tuple[int, int]:
         """Ask the template for a worker that inherits ``fds``: ``(status_r, data_w)`` (scheduler thread).
 
         The caller writes the worker's pickled preparation data and process object to ``data_w`` and reads
-        its pid, then its exit code, from ``status_r`` (see `template`).
+        its pid, then its exit code, from ``status_r`` (see `template`). A template still starting is waited
+        for first, until ``abandon()`` is true.
 
         Raises:
-            OSError: the template is gone (``EAGAIN``: a new one starts on the next attempt).
+            OSError: the template is gone (``EAGAIN``: a new one starts on the next attempt), or the wait
+                was abandoned (``EAGAIN`` too).
             ImportError: a preload module failed to import in the template.
         """
         from multiprocessing import resource_tracker  # here: not needed to start the template
 
         # Workers share this process's resource tracker, as under forkserver.
         tracker: int = resource_tracker.getfd()  # type: ignore[assignment]
+        self._await(_READY, abandon)
         with self._lock:
-            self._wait_ready(READY_TIMEOUT)
             data_r, data_w = os.pipe()
             status_r, status_w = os.pipe()
             try:
