@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from typing import Any
@@ -22,3 +23,8 @@ def thread_settings() -> dict[str, Any]:
         "env": {name: os.environ.get(name) for name in names},
         "pools": {info["user_api"]: info["num_threads"] for info in threadpool_info()},
     }
+
+
+def frozen_objects() -> int:
+    """How many objects this worker holds out of the cyclic collector's sight (``gc.freeze``)."""
+    return gc.get_freeze_count()

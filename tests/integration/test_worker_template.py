@@ -67,6 +67,17 @@ def test_a_preload_module_is_imported_once_in_the_template_and_never_in_a_worker
     assert log.read_text().split() == [str(templates.pop())]  # imported by the template, once
 
 
+@pytest.mark.parametrize("method", [None, "spawn"])
+def test_a_worker_forked_from_the_template_starts_with_its_objects_frozen(
+    method: str | None,
+) -> None:
+    """The template freezes what it imported before it forks: a worker's collections leave those objects
+    (and the memory pages it shares with the template) alone. A spawned worker has nothing frozen."""
+    with TaskPool(1, start_method=method) as pool:
+        frozen = pool.submit(tj.frozen_objects).result(timeout=TIMEOUT)
+    assert frozen > 1000 if method is None else frozen == 0
+
+
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_preload_modules_are_imported_in_each_worker_under_fork_and_spawn(method: str) -> None:
     with TaskPool(1, start_method=method, preload=["tests._preload_probe"]) as pool:

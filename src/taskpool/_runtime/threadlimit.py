@@ -18,8 +18,9 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from typing import Any
 
-__all__ = ["NATIVE_MODULES", "THREAD_VARIABLES", "limit_threads"]
+__all__ = ["NATIVE_MODULES", "THREAD_VARIABLES", "limit_threads", "prepare"]
 
 #: The variables that size native thread pools, with the kind threadpoolctl calls each library's API.
 THREAD_VARIABLES = {
@@ -64,14 +65,32 @@ def limit_threads(limit: int) -> list[str]:
     return chosen
 
 
+# A threadpoolctl controller of the libraries loaded in a worker template (`prepare`), which every worker
+# forked from it has loaded too: finding and opening them is most of what limiting them costs.
+_controller: Any = None
+
+
+def prepare() -> None:
+    """Import threadpoolctl and find the native thread pools loaded now (in a worker template, before it
+    forks any worker), so that each worker forked from it limits them without looking for them again."""
+    global _controller
+    with contextlib.suppress(Exception):  # not installed, or a library it cannot handle
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+
+
 def _limit_loaded(limit: int, kinds: set[str]) -> None:
     """Limit the thread pools of libraries loaded already, of ``kinds`` (``"blas"``, ``"openmp"``)."""
     with contextlib.suppress(Exception):  # not installed, or a library it cannot handle
-        from threadpoolctl import threadpool_limits
+        controller = _controller
+        if controller is None:
+            from threadpoolctl import ThreadpoolController
 
+            controller = ThreadpoolController()
         # Not used as a context manager: the limits stay for the worker's life.
         if kinds >= {"blas", "openmp"}:
-            threadpool_limits(limits=limit)
+            controller.limit(limits=limit)
         else:
             for kind in kinds:
-                threadpool_limits(limits=limit, user_api=kind)
+                controller.limit(limits=limit, user_api=kind)

@@ -10,7 +10,9 @@ Its life:
 1. It imports what every worker needs (the worker's modules, what unpickling a worker's process object
    imports) and the pool's ``preload`` modules, or says why a preload module failed (then it exits); then
    the main module of the pool's process, as multiprocessing's forkserver does (see `_import_main`), and
-   tells the pool's process that it is ready. cloudpickle and the like follow once it is idle (`_warm_ups`).
+   threadpoolctl where a native thread pool is loaded by then; it freezes what it has (``gc.freeze``: the
+   workers' collections leave those objects alone, and the pages they share) and tells the pool's process
+   that it is ready. cloudpickle follows once it is idle (`_warm_ups`).
 2. It waits in one ``select`` on three things: the control socket, the pool's process's lifeline and its own
    SIGCHLD wake-up pipe.
 
@@ -35,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import gc
 import importlib
 import os
 import selectors
@@ -159,6 +162,7 @@ def main(
         except OSError:
             return  # the pool's process was done with this template before it was ready (or is gone)
         _import_main(main_module)
+    _import_thread_control()
     _Server(control, lifeline_fd).serve(_warm_ups())
 
 
@@ -221,15 +225,21 @@ def _import_main(data: dict[str, Any]) -> None:
 def _warm_ups() -> list[Callable[[], object]]:
     """What workers may need but need not wait for: imported while the template has no fork to serve.
 
-    cloudpickle (functions defined in the main module travel by value), and threadpoolctl where a native
-    thread pool is loaded already (a worker then limits it, see `taskpool._runtime.threadlimit`).
+    cloudpickle: functions defined in the main module travel by value, but those of other modules do not.
     """
+    return [functools.partial(importlib.import_module, "cloudpickle")]
+
+
+def _import_thread_control() -> None:
+    """Import threadpoolctl now if a native thread pool is loaded (by a preload or the main module): every
+    worker would import it before it is ready, to limit that pool (see `taskpool._runtime.threadlimit`)."""
     from taskpool._runtime.threadlimit import NATIVE_MODULES
 
-    steps: list[Callable[[], object]] = [functools.partial(importlib.import_module, "cloudpickle")]
     if any(name in sys.modules for name in NATIVE_MODULES):
-        steps.append(functools.partial(importlib.import_module, "threadpoolctl"))
-    return steps
+        with contextlib.suppress(
+            Exception
+        ):  # a worker imports it itself, and limits nothing if it fails
+            importlib.import_module("threadpoolctl")
 
 
 class _Server:
@@ -251,6 +261,10 @@ class _Server:
         """Serve until the pool's process is gone or done; run ``warm_ups`` one by one while idle."""
         from multiprocessing import reduction
 
+        # Everything imported so far lives as long as the template, and in each worker: out of the cyclic
+        # collector's sight, a worker's collections never touch (and so never copy) the pages it shares
+        # with the template, and have less to walk.
+        gc.freeze()
         control = self.control
         try:
             control.sendall(_SIGNED.pack(READY))
@@ -267,6 +281,7 @@ class _Server:
                         Exception
                     ):  # a worker imports it itself, and says what fails
                         warm_ups.pop(0)()
+                    gc.freeze()
                     continue
                 ready = {key.fileobj for key, _ in events}
                 if self.sig_r in ready:
