@@ -25,6 +25,7 @@ def thread_settings() -> dict[str, Any]:
     }
 
 
-def frozen_objects() -> int:
-    """How many objects this worker holds out of the cyclic collector's sight (``gc.freeze``)."""
-    return gc.get_freeze_count()
+def frozen_objects() -> tuple[int, bool]:
+    """How many objects this worker holds out of the cyclic collector's sight (``gc.freeze``), and whether
+    the collector runs here."""
+    return gc.get_freeze_count(), gc.isenabled()

@@ -10,9 +10,9 @@ Its life:
 1. It imports what every worker needs (the worker's modules, what unpickling a worker's process object
    imports) and the pool's ``preload`` modules, or says why a preload module failed (then it exits); then
    the main module of the pool's process, as multiprocessing's forkserver does (see `_import_main`), and
-   threadpoolctl where a native thread pool is loaded by then; it freezes what it has (``gc.freeze``: the
-   workers' collections leave those objects alone, and the pages they share) and tells the pool's process
-   that it is ready. cloudpickle follows once it is idle (`_warm_ups`).
+   threadpoolctl where a native thread pool is loaded by then, all with the cyclic collector off; it freezes
+   what it has (``gc.freeze``: the workers' collections leave those objects alone, and the pages they share),
+   turns the collector back on and tells the pool's process that it is ready. cloudpickle follows once it is idle (`_warm_ups`).
 2. It waits in one ``select`` on three things: the control socket, the pool's process's lifeline and its own
    SIGCHLD wake-up pipe.
 
@@ -142,6 +142,10 @@ def main(
     ``main_module`` is what multiprocessing's preparation data says of the pool's process's main module and
     ``sys.argv`` (see `_import_main`).
     """
+    # No cyclic collection while it imports: the modules' objects live as long as the template, and the
+    # collections that hundreds of imports would set off (each walking all it has so far) only cost time.
+    # `_Server.serve` freezes what was imported and turns the collector back on before any worker is forked.
+    gc.disable()
     if pdeathsig:
         _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to decide, as for workers
@@ -263,8 +267,9 @@ class _Server:
 
         # Everything imported so far lives as long as the template, and in each worker: out of the cyclic
         # collector's sight, a worker's collections never touch (and so never copy) the pages it shares
-        # with the template, and have less to walk.
+        # with the template, and have less to walk. Workers inherit the collector on.
         gc.freeze()
+        gc.enable()
         control = self.control
         try:
             control.sendall(_SIGNED.pack(READY))
@@ -277,11 +282,12 @@ class _Server:
             while True:
                 events = selector.select(_IDLE if warm_ups else None)
                 if not events and warm_ups:
-                    with contextlib.suppress(
-                        Exception
-                    ):  # a worker imports it itself, and says what fails
+                    gc.disable()
+                    # A worker imports it itself, and says what fails.
+                    with contextlib.suppress(Exception):
                         warm_ups.pop(0)()
                     gc.freeze()
+                    gc.enable()
                     continue
                 ready = {key.fileobj for key, _ in events}
                 if self.sig_r in ready:
