@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from tqdm import tqdm
 
-from .screen import register
+from .screen import new_bar, register
 
 if TYPE_CHECKING:
     from .future import JobFuture
@@ -48,10 +48,10 @@ def make_bar(progress: Progress, total: int | None, unit: str = "item") -> tqdm[
         kwargs["desc"] = progress
     elif isinstance(progress, Mapping):
         kwargs.update(progress)
-    # Made and registered under tqdm's write lock (reentrant), which writers past the bars take too: the bar
-    # is drawn as it is made, and a line forwarded from a worker in between would land on it. Registered,
-    # forwarded prints and log records write past it (see `taskpool._core.screen`).
-    with tqdm.get_lock():  # type: ignore[no-untyped-call]
+    # Made and registered with writers past the bars held back: the bar is drawn as it is made, and a line
+    # forwarded from a worker in between would land on it. Registered, forwarded prints and log records
+    # write past it (see `taskpool._core.screen`).
+    with new_bar():
         bar = tqdm(**kwargs)
         register(bar)
     return bar
